@@ -1,0 +1,99 @@
+"""Topic administration: create c360's topics and refuse to run on mismatched ones.
+
+A topic with a different partition count than the settings would send keys to
+the wrong partitions without any error, so a worker checks every declared topic
+before it starts (:func:`ensure_topics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from stream import topics
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic's partition count differs from the settings."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    name: str
+    partitions: int | None  # None: the topic does not exist
+
+
+async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
+    """Partition counts of the named topics (None for those that do not exist)."""
+    existing = set(await admin.list_topics())
+    present = [n for n in names if n in existing]
+    out = {n: TopicState(n, None) for n in names}
+    if present:
+        for t in await admin.describe_topics(present):
+            out[t["topic"]] = TopicState(t["topic"], len(t["partitions"]))
+    return out
+
+
+async def ensure_topics(
+    settings: Settings, specs: tuple[topics.TopicSpec, ...] = topics.ALL, *, timeout: float = 30.0
+) -> list[str]:
+    """Create the declared topics that are missing; raise on a partition mismatch.
+
+    Returns the names of the topics it created.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000)
+    )
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        wanted = {s.name(settings): s for s in specs}
+        state = await describe(admin, list(wanted))
+        expected = {name: spec.partition_count(settings) for name, spec in wanted.items()}
+        wrong = [
+            f"{name} has {st.partitions} partitions, settings say {expected[name]}"
+            for name, st in state.items()
+            if st.partitions is not None and st.partitions != expected[name]
+        ]
+        if wrong:
+            raise TopicMismatch(
+                "refusing to start: " + "; ".join(wrong) + ". Keys would be routed to the wrong "
+                "partitions. Set C360_PARTITIONS to match, or recreate the topics."
+            )
+        missing = [wanted[n] for n, st in state.items() if st.partitions is None]
+        if missing:
+            new = [
+                NewTopic(
+                    s.name(settings),
+                    s.partition_count(settings),
+                    settings.replication,
+                    topic_configs=s.configs(),
+                )
+                for s in missing
+            ]
+            response = await admin.create_topics(new)
+            for name, code, *_ in response.topic_errors:
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise KafkaError(f"could not create topic {name}: error code {code}")
+            log.info("created topics: %s", ", ".join(s.name(settings) for s in missing))
+        return [s.name(settings) for s in missing]
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete topics (tests and tools only)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()

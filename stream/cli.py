@@ -1,0 +1,90 @@
+"""The ``c360`` command: the single CLI entry of the project."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from stream.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="c360", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("worker", help="run a stream worker (Faust) until interrupted")
+    sub.add_parser("demo", help="start a worker and show c360 at work (see `make demo`)")
+    p_topics = sub.add_parser("topics", help="create the declared topics; check partition counts")
+    p_topics.add_argument("--list", action="store_true", help="print the topics table and exit")
+    p_set = sub.add_parser("settings", help="print the effective settings")
+    p_set.add_argument("--markdown", action="store_true", help="print docs/settings.md")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"c360: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "worker":
+        return run_worker(settings)
+    if args.command == "demo":
+        from stream import demo
+
+        return demo.run(settings)
+    if args.command == "topics":
+        return cmd_topics(settings, args.list)
+    if args.command == "settings":
+        if args.markdown:
+            sys.stdout.write(Settings.markdown())
+        else:
+            for name in Settings.__dataclass_fields__:
+                print(f"{name} = {getattr(settings, name)!r}")
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def cmd_topics(settings: Settings, list_only: bool) -> int:
+    from stream import admin, topics
+
+    if list_only:
+        print(topics.markdown_table(settings))
+        return 0
+    try:
+        created = asyncio.run(admin.ensure_topics(settings))
+    except admin.TopicMismatch as exc:
+        print(f"c360: {exc}", file=sys.stderr)
+        return 1
+    print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    """Check the topics, then run a Faust worker in this process until it is stopped."""
+    from faust.worker import Worker
+
+    from stream import admin
+    from stream.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(admin.ensure_topics(settings))
+    except admin.TopicMismatch as exc:
+        print(f"c360: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    c360 = create_app(settings)
+    worker = Worker(c360.app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""c360's settings: one typed, frozen object read from the environment.
+
+Every setting has an environment variable (``C360_*``), a type, a default and a
+line of documentation; ``docs/settings.md`` is generated from this module
+(``c360 settings --markdown``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class SettingsError(ValueError):
+    """A setting's environment value is malformed or out of range."""
+
+
+def _setting(env: str, default: Any, doc: str, *, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc, "minimum": minimum})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a c360 worker, connector and tool. Build with :meth:`from_env`."""
+
+    # --- Kafka -------------------------------------------------------------
+    kafka_bootstrap: str = _setting(
+        "C360_KAFKA_BOOTSTRAP", "127.0.0.1:19092", "Kafka bootstrap servers, host:port[,host:port]."
+    )
+    app_id: str = _setting(
+        "C360_APP_ID", "c360", "Faust application id: consumer group and changelog topic prefix."
+    )
+    topic_prefix: str = _setting(
+        "C360_TOPIC_PREFIX", "c360.", "Prefix of every c360 topic name (isolates deployments)."
+    )
+    partitions: int = _setting(
+        "C360_PARTITIONS",
+        4,
+        "Partitions of every keyed topic. A worker refuses to start when an existing "
+        "topic has a different count.",
+        minimum=1,
+    )
+    replication: int = _setting(
+        "C360_REPLICATION", 1, "Replication factor of the topics c360 creates.", minimum=1
+    )
+    batch_max_events: int = _setting(
+        "C360_BATCH_MAX_EVENTS",
+        500,
+        "Most events one Kafka record (a batch) may carry; larger batches are dead-lettered.",
+        minimum=1,
+    )
+    record_max_bytes: int = _setting(
+        "C360_RECORD_MAX_BYTES",
+        1_000_000,
+        "Largest input record accepted; an oversize record is dead-lettered with a prefix.",
+        minimum=1024,
+    )
+    # --- Faust worker --------------------------------------------------------
+    data_dir: Path = _setting(
+        "C360_DATA_DIR", Path(".c360/data"), "Where a worker keeps its RocksDB state."
+    )
+    web_host: str = _setting(
+        "C360_WEB_HOST", "127.0.0.1", "Interface the worker's web server binds to (loopback)."
+    )
+    web_port: int = _setting("C360_WEB_PORT", 6066, "Port of the worker's web server.", minimum=1)
+    api_key: str = _setting(
+        "C360_API_KEY",
+        "",
+        "Key required by the /v1 API (header 'Authorization: Bearer KEY' or 'X-API-Key'). "
+        "Empty: the API answers 401 to everyone.",
+    )
+    session_timeout: float = _setting(
+        "C360_SESSION_TIMEOUT",
+        6.0,
+        "Consumer group session timeout in seconds (faust's default of 60 s slows every start).",
+        minimum=1,
+    )
+    heartbeat_interval: float = _setting(
+        "C360_HEARTBEAT_INTERVAL", 0.5, "Consumer group heartbeat interval in seconds.", minimum=0.1
+    )
+    rebalance_timeout: float = _setting(
+        "C360_REBALANCE_TIMEOUT", 6.0, "Consumer group rebalance timeout in seconds.", minimum=1
+    )
+    standby_replicas: int = _setting(
+        "C360_STANDBY_REPLICAS", 0, "Standby replicas of every table (0 on one worker)."
+    )
+    log_level: str = _setting("C360_LOG_LEVEL", "info", "Worker log level.")
+    # --- RocksDB (per partition database) -------------------------------------
+    rocksdb_block_cache_mb: int = _setting(
+        "C360_ROCKSDB_BLOCK_CACHE_MB",
+        16,
+        "Block cache of each partition database, MiB (faust's default is 2 GiB each).",
+        minimum=1,
+    )
+    rocksdb_write_buffer_mb: int = _setting(
+        "C360_ROCKSDB_WRITE_BUFFER_MB",
+        8,
+        "Memtable size of each partition database, MiB.",
+        minimum=1,
+    )
+    rocksdb_max_write_buffers: int = _setting(
+        "C360_ROCKSDB_MAX_WRITE_BUFFERS", 2, "Memtables per partition database.", minimum=1
+    )
+    rocksdb_max_open_files: int = _setting(
+        "C360_ROCKSDB_MAX_OPEN_FILES", 256, "Open files per partition database.", minimum=16
+    )
+    # --- Identity and profiles -------------------------------------------------
+    rules_file: Path | None = _setting(
+        "C360_RULES_FILE",
+        None,
+        "Identity rules file (JSON); empty: the built-in defaults (docs/identity.md).",
+    )
+    tick_interval: float = _setting(
+        "C360_TICK_INTERVAL",
+        60.0,
+        "Seconds between the ticks that carry 'now' to every profile partition.",
+        minimum=0.05,
+    )
+
+    # ------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from ``environ`` (default: ``os.environ``); overrides win."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _parse(f, hints[f.name], raw.strip())
+        values.update(overrides)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            minimum = f.metadata.get("minimum")
+            value = getattr(self, f.name)
+            if minimum is not None and value < minimum:
+                raise SettingsError(f"{f.metadata['env']}={value} is below its minimum {minimum}")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise SettingsError(f"C360_LOG_LEVEL={self.log_level!r} is not a log level")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables (for a subprocess)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.metadata["env"]] = "" if value is None else str(value)
+        return out
+
+    @property
+    def web_url(self) -> str:
+        """Where this worker's web server answers."""
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @classmethod
+    def markdown(cls) -> str:
+        """The settings table for docs/settings.md."""
+        hints = get_type_hints(cls)
+        lines = [
+            "# Settings",
+            "",
+            "Generated from `stream/settings.py` by `c360 settings --markdown`; "
+            "do not edit by hand.",
+            "Every worker, connector and tool reads these environment variables.",
+            "",
+            "| Variable | Type | Default | Meaning |",
+            "| --- | --- | --- | --- |",
+        ]
+        for f in dataclasses.fields(cls):
+            default = f.default
+            shown = "(empty)" if default in ("", None) else f"`{default}`"
+            type_name = getattr(hints[f.name], "__name__", str(hints[f.name]))
+            type_name = type_name.replace("pathlib.", "").replace(" | None", "")
+            lines.append(f"| `{f.metadata['env']}` | {type_name} | {shown} | {f.metadata['doc']} |")
+        return "\n".join(lines) + "\n"
+
+
+def _parse(f: dataclasses.Field, hint: Any, raw: str) -> Any:
+    env = f.metadata["env"]
+    base = next((t for t in getattr(hint, "__args__", (hint,)) if t is not type(None)), hint)
+    try:
+        if base is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true or false")
+        if base is int:
+            return int(raw)
+        if base is float:
+            return float(raw)
+        if base is Path:
+            return Path(raw)
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{env}={raw!r}: {exc}") from None

@@ -1,0 +1,55 @@
+"""Shared fixtures. Integration tests get the real broker through ``kafka``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from stream.settings import Settings
+from tests.support import kafka as kafka_support
+from tests.support.worker import WorkerProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    """The bootstrap address of the real broker. In CI a missing broker fails; locally it skips."""
+    address = kafka_support.bootstrap()
+    if not kafka_support.reachable(address):
+        message = f"no Kafka broker at {address} (run `make kafka-up`, or `make test`)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return address
+
+
+@pytest.fixture
+def settings(kafka: str, tmp_path) -> Settings:
+    """Settings isolated to this test: own topic prefix, app id, data dir and web port."""
+    tag = uuid.uuid4().hex[:10]
+    return Settings.from_env(
+        {},
+        kafka_bootstrap=kafka,
+        app_id=f"c360-test-{tag}",
+        topic_prefix=f"t{tag}.",
+        partitions=2,
+        data_dir=tmp_path / "data",
+        web_port=free_port(),
+        api_key="test-key",
+    )
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """Start ``c360 worker`` subprocesses; all are stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, name: str = "worker") -> WorkerProcess:
+        w = WorkerProcess(settings, tmp_path / f"{name}-{len(started)}.log").start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()

@@ -1,0 +1,67 @@
+"""A real ``c360 worker`` process on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from stream import topics
+from tests.support.kafka import produce, read_until
+from tests.support.worker import BIN, http_get
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_consumes_a_record_and_produces_a_derived_one(settings, start_worker):
+    worker = start_worker(settings)
+    worker.wait_ready()
+    event = {
+        "type": "page",
+        "messageId": "m-1",
+        "anonymousId": "device-1",
+        "timestamp": "2026-11-28T10:00:00Z",
+    }
+    web = topics.WEB_EVENTS.name(settings)
+    asyncio.run(produce(settings.kafka_bootstrap, web, [(b"device-1", orjson.dumps(event))]))
+
+    records = asyncio.run(
+        read_until(settings.kafka_bootstrap, topics.ROUTE.name(settings), lambda rs: len(rs) >= 1)
+    )
+    derived = orjson.loads(records[0].value)
+    assert "m-1" in orjson.dumps(derived).decode()
+
+
+def test_worker_refuses_a_topic_with_another_partition_count(settings, tmp_path):
+    name = topics.PROFILE.name(settings)
+
+    async def create_wrong() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, settings.partitions + 1, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create_wrong())
+    env = {**os.environ, **settings.to_env()}
+    done = subprocess.run(
+        [str(BIN / "c360"), "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert f"{name} has {settings.partitions + 1} partitions" in done.stderr
+    assert "refusing to start" in done.stderr
+
+
+def test_web_server_is_loopback_without_debug_endpoints(settings, start_worker):
+    worker = start_worker(settings)
+    worker.wait_ready()
+    for path in ("/table/", "/router/", "/graph/", "/stats/"):
+        status, _ = http_get(settings.web_url + path)
+        assert status == 404, path
+    status, body = http_get(settings.web_url + "/metrics")
+    assert status == 200 and b"c360_events_in" in body

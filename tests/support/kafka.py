@@ -1,0 +1,93 @@
+"""Real-broker helpers for integration tests: reachability, produce, wait-for-records."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def bootstrap() -> str:
+    return os.environ.get("C360_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def reachable(address: str, timeout: float = 1.0) -> bool:
+    host, _, port = address.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+async def produce(
+    address: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    partition: int | None = None,
+) -> None:
+    """Produce (key, value) records and wait until the broker has them."""
+    producer = AIOKafkaProducer(bootstrap_servers=address, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value=value, key=key, partition=partition)
+            for key, value in records
+        ]
+        await producer.flush()
+        for f in futures:
+            await f
+    finally:
+        await producer.stop()
+
+
+async def read_until(
+    address: str,
+    topic: str,
+    done: Callable[[list], bool],
+    timeout: float = 30.0,
+) -> list:
+    """Read a topic from the beginning until ``done(records)`` holds; fail after ``timeout``.
+
+    Returns the aiokafka ConsumerRecords read so far.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=address,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    records: list = []
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + 10
+        while not parts:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topic {topic} does not exist")
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while not done(records):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"timed out after {timeout}s reading {topic}: {len(records)} records so far"
+                )
+            batch = await consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            for tp_records in batch.values():
+                records.extend(tp_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def run(coro):
+    return asyncio.run(coro)

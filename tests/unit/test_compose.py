@@ -1,0 +1,35 @@
+"""docker-compose.yml cannot run here (no Docker engine): check what can be checked."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+
+
+def load():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_stack_has_kafka_a_worker_prometheus_and_grafana():
+    services = load()["services"]
+    assert {"kafka", "worker", "prometheus", "grafana"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:4.1")
+    assert services["worker"]["build"] == "."
+    assert (ROOT / "Dockerfile").is_file()
+
+
+def test_every_mounted_file_exists_in_the_repo():
+    missing = []
+    for name, service in load()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                if not (ROOT / source).exists():
+                    missing.append(f"{name}: {source}")
+    assert not missing
+
+
+def test_worker_talks_to_the_compose_kafka():
+    worker = load()["services"]["worker"]
+    assert worker["environment"]["C360_KAFKA_BOOTSTRAP"] == "kafka:9092"
