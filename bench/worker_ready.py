@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from stream.settings import Settings  # noqa: E402
-from tests.support.worker import WorkerProcess, free_port  # noqa: E402
+from stream.settings import Settings
+from tests.support.worker import WorkerProcess, free_port
 
 
 def main() -> int:

@@ -5,11 +5,13 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kafka=$here/kafka/kafka.sh
 started=0
-if ! "$kafka" status >/dev/null 2>&1; then
+if "$kafka" ping; then
+  # A broker already answers on the port (ours, or one from another checkout): use it.
+  bootstrap=127.0.0.1:${C360_KAFKA_PORT:-19092}
+  echo "kafka: using the broker already running on $bootstrap" >&2
+else
   bootstrap=$("$kafka" up | tail -n 1) || { echo "could not start Kafka" >&2; exit 1; }
   started=1
-else
-  bootstrap=$("$kafka" up 2>/dev/null | tail -n 1)
 fi
 cleanup() { if [ "$started" = 1 ]; then "$kafka" down; fi; }
 trap cleanup EXIT

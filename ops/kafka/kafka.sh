@@ -5,6 +5,7 @@
 #   ops/kafka/kafka.sh up      resolve jars, format storage once, start, wait; last line: 127.0.0.1:PORT
 #   ops/kafka/kafka.sh down    stop it; no java process of ours is left behind
 #   ops/kafka/kafka.sh status  exit 0 when our broker is running and accepting connections
+#   ops/kafka/kafka.sh ping    exit 0 when any broker accepts connections on the port
 #   ops/kafka/kafka.sh logs    the broker's log
 #   ops/kafka/kafka.sh reset   stop it and wipe its data
 #
@@ -145,6 +146,7 @@ case "${1:-}" in
   down) down ;;
   status)
     if pid=$(our_pid) && port_open "$port"; then echo "running (pid $pid) on 127.0.0.1:$port"; else echo "not running"; exit 1; fi ;;
+  ping) port_open "$port" ;;
   logs) [ -f "$log" ] && cat "$log" || say "no log yet ($log)" ;;
   reset) down; rm -rf "$data" "$log"; say "data wiped" ;;
   *) echo "usage: $0 up|down|status|logs|reset" >&2; exit 2 ;;

@@ -24,9 +24,8 @@ def test_every_mounted_file_exists_in_the_repo():
     for name, service in load()["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("."):
-                if not (ROOT / source).exists():
-                    missing.append(f"{name}: {source}")
+            if source.startswith(".") and not (ROOT / source).exists():
+                missing.append(f"{name}: {source}")
     assert not missing
 
 
