@@ -14,6 +14,7 @@ import faust
 from faust.web import Request, Response, View, Web
 
 from stream import topics
+from stream.core import rules as rules_mod
 from stream.settings import Settings
 from stream.shell.metrics import METRICS
 
@@ -26,6 +27,7 @@ class C360:
 
     settings: Settings
     app: faust.App
+    rules: rules_mod.Compiled
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
 
     def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
@@ -80,10 +82,16 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings) -> C360:
-    """Build the Faust app with its topics, agents and web views."""
+def create_app(settings: Settings, rules: rules_mod.Rules | None = None) -> C360:
+    """Build the Faust app with its topics, agents and web views.
+
+    ``rules`` default to the settings' rules file (validated here: a bad file
+    raises :class:`stream.core.rules.RulesError`).
+    """
+    if rules is None:
+        rules = rules_mod.load(settings.rules_file)
     app = faust.App(settings.app_id, **faust_options(settings))
-    c360 = C360(settings, app)
+    c360 = C360(settings, app, rules_mod.Compiled(rules))
     for spec in topics.ALL:
         c360.topics[spec.suffix] = app.topic(
             spec.name(settings),

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="start a worker and show c360 at work (see `make demo`)")
     p_topics = sub.add_parser("topics", help="create the declared topics; check partition counts")
     p_topics.add_argument("--list", action="store_true", help="print the topics table and exit")
+    p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
+    p_schemas.add_argument("--write", action="store_true", help="rewrite schemas/*.json")
     p_set = sub.add_parser("settings", help="print the effective settings")
     p_set.add_argument("--markdown", action="store_true", help="print docs/settings.md")
 
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo.run(settings)
     if args.command == "topics":
         return cmd_topics(settings, args.list)
+    if args.command == "schemas":
+        return cmd_schemas(args.write)
     if args.command == "settings":
         if args.markdown:
             sys.stdout.write(Settings.markdown())
@@ -61,13 +65,39 @@ def cmd_topics(settings: Settings, list_only: bool) -> int:
     return 0
 
 
+def cmd_schemas(write: bool) -> int:
+    from stream import contract
+
+    if write:
+        for path in contract.write_all():
+            print(f"wrote {path}")
+        return 0
+    stale = [
+        s.filename
+        for s in contract.SCHEMAS
+        if not (contract.SCHEMA_DIR / s.filename).is_file()
+        or (contract.SCHEMA_DIR / s.filename).read_text() != contract.render(s)
+    ]
+    if stale:
+        print(f"stale schemas (run `make schemas`): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    print(f"{len(contract.SCHEMAS)} schemas are up to date")
+    return 0
+
+
 def run_worker(settings: Settings) -> int:
     """Check the topics, then run a Faust worker in this process until it is stopped."""
     from faust.worker import Worker
 
     from stream import admin
     from stream.app import create_app
+    from stream.core.rules import RulesError, load
 
+    try:
+        rules = load(settings.rules_file)
+    except RulesError as exc:
+        print(f"c360: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -80,7 +110,7 @@ def run_worker(settings: Settings) -> int:
         print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    c360 = create_app(settings)
+    c360 = create_app(settings, rules)
     worker = Worker(c360.app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
     return 0

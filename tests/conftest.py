@@ -40,9 +40,16 @@ def settings(kafka: str, tmp_path) -> Settings:
     )
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def start_worker(tmp_path):
-    """Start ``c360 worker`` subprocesses; all are stopped at teardown."""
+def start_worker(tmp_path, request):
+    """Start ``c360 worker`` subprocesses; all are stopped at teardown (logs shown on failure)."""
     started: list[WorkerProcess] = []
 
     def start(settings: Settings, name: str = "worker") -> WorkerProcess:
@@ -53,3 +60,7 @@ def start_worker(tmp_path):
     yield start
     for w in started:
         w.stop()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for w in started:
+            print(f"\n----- {w.log_path.name} -----\n{w.log()}")

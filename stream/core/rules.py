@@ -1,0 +1,185 @@
+"""Identity and profile rules: evidence strengths, guards and thresholds.
+
+The defaults follow DESIGN.md and what CDPs ship, tuned for Web3. A rules file
+(JSON, ``C360_RULES_FILE`` or ``c360 replay --rules``) overrides any part; the
+worker validates it at start and refuses unknown keys and bad values with a
+clear error. ``docs/identity.md`` documents every rule.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from stream.core.identifiers import TYPES, IdentifierError, parse
+
+Strength = Literal["verified", "observed", "asserted"]
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used."""
+
+
+# Evidence kinds produced at ingest, and their default strength.
+DEFAULT_EVIDENCE: dict[str, Strength] = {
+    "siwe": "verified",  # Sign-In With Ethereum checked by the collector
+    "social_verified": "verified",  # OAuth / signed proof of a social account
+    "identify_server": "verified",  # identify sent with the server key
+    "alias_server": "verified",
+    "ids_server": "verified",  # userId + anonymousId on a server-side event
+    "wallet_connect": "observed",  # wallet connected / tx sent from a browser session
+    "identify_browser": "observed",
+    "alias_browser": "observed",
+    "ids_browser": "observed",  # userId + anonymousId on a browser event
+    "siwe_unverified": "asserted",
+    "social_unverified": "asserted",
+    "identify_trait": "asserted",  # an email trait typed in a browser
+    "form_field": "asserted",
+    "support_requester": "asserted",
+}
+
+
+class Blocked(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Identifiers that never link: exact values and regular expressions over ``type:value``."""
+
+    exact: list[str] = []
+    patterns: list[str] = field(
+        default_factory=lambda: [
+            r"^email:.*@(example|test)\.(com|org|net)$",
+            r"^email:(test|noreply|no-reply|admin|info|support)@",
+        ]
+    )
+
+
+class Lifecycle(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Lifecycle stage thresholds, in days (Formo's definitions by default)."""
+
+    new_days: PositiveInt = 7
+    at_risk_days: PositiveInt = 14
+    churn_days: PositiveInt = 30
+    power_active_days: PositiveInt = 5
+    power_window_days: PositiveInt = 30
+    resurrected_days: PositiveInt = 30
+
+
+class VipTier(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A VIP tier: reached when any threshold (USD) is met."""
+
+    name: str
+    net_worth_usd: float | None = None
+    volume_usd: float | None = None
+    fees_usd: float | None = None
+
+
+DEFAULT_VIP = [
+    VipTier("whale", net_worth_usd=1_000_000, volume_usd=10_000_000, fees_usd=50_000),
+    VipTier("gold", net_worth_usd=100_000, volume_usd=1_000_000, fees_usd=5_000),
+    VipTier("silver", net_worth_usd=10_000, volume_usd=100_000, fees_usd=500),
+]
+
+
+class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Every identity and profile rule, with the documented defaults."""
+
+    evidence: dict[str, Strength] = {}
+    merge: dict[Strength, bool] = field(
+        default_factory=lambda: {"verified": True, "observed": True, "asserted": False}
+    )
+    limits: dict[str, PositiveInt] = field(
+        default_factory=lambda: {
+            "user": 1,
+            "email": 5,
+            "anon": 100,
+            "wallet": 50,
+            "x": 1,
+            "discord": 1,
+            "telegram": 1,
+            "github": 1,
+            "farcaster": 1,
+        }
+    )
+    max_joins: dict[str, PositiveInt] = field(
+        default_factory=lambda: {"anon": 20, "wallet": 20, "email": 10, "user": 50}
+    )
+    blocked: Blocked = field(default_factory=Blocked)
+    blocked_label_categories: list[str] = field(
+        default_factory=lambda: ["exchange", "contract", "bridge", "router"]
+    )
+    dedupe_days: PositiveInt = 7
+    reorg_window_blocks: PositiveInt = 256
+    known_links_cache: PositiveInt = 64
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    vip: list[VipTier] = field(default_factory=lambda: list(DEFAULT_VIP))
+
+    def __post_init__(self) -> None:
+        unknown = set(self.evidence) - set(DEFAULT_EVIDENCE)
+        if unknown:
+            raise RulesError(f"unknown evidence kinds: {sorted(unknown)}")
+        for section in ("limits", "max_joins"):
+            bad = set(getattr(self, section)) - set(TYPES)
+            if bad:
+                raise RulesError(f"{section}: unknown identifier types {sorted(bad)}")
+        for pattern in self.blocked.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise RulesError(f"blocked.patterns: {pattern!r} is not a regex: {exc}") from None
+        for value in self.blocked.exact:
+            try:
+                parse(value)
+            except IdentifierError as exc:
+                raise RulesError(f"blocked.exact: {value!r}: {exc}") from None
+        names = [t.name for t in self.vip]
+        if len(set(names)) != len(names):
+            raise RulesError("vip: tier names must be unique")
+
+    # --- derived lookups ------------------------------------------------------
+    def strength(self, evidence: str) -> Strength:
+        return self.evidence.get(evidence) or DEFAULT_EVIDENCE[evidence]
+
+    def merges(self, evidence: str) -> bool:
+        """Does evidence of this kind merge persons (else: recorded as associations)?"""
+        return self.merge.get(self.strength(evidence), False)
+
+
+class Compiled:
+    """Rules with their lookups precomputed (built once per worker)."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.merging = {kind: rules.merges(kind) for kind in DEFAULT_EVIDENCE}
+        self.strengths = {kind: rules.strength(kind) for kind in DEFAULT_EVIDENCE}
+        self.blocked_exact = frozenset(parse(v) for v in rules.blocked.exact)
+        self.blocked_re = (
+            re.compile("|".join(f"(?:{p})" for p in rules.blocked.patterns))
+            if rules.blocked.patterns
+            else None
+        )
+        self.label_categories = frozenset(rules.blocked_label_categories)
+
+    def blocked(self, identifier: str) -> bool:
+        return identifier in self.blocked_exact or bool(
+            self.blocked_re and self.blocked_re.search(identifier)
+        )
+
+
+DEFAULT = Rules()
+
+
+def load(path: Path | str | None) -> Rules:
+    """Read and validate a rules file; ``None`` gives the defaults."""
+    if path is None or str(path) == "":
+        return DEFAULT
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise RulesError(f"cannot read rules file {path}: {exc}") from None
+    try:
+        return msgspec.json.decode(data, type=Rules)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise RulesError(f"rules file {path}: {exc}") from None

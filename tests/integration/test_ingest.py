@@ -1,0 +1,82 @@
+"""Ingest on the real broker: bad records and bad events in batches are dead-lettered
+with their reasons, while the valid events flow on, in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import orjson
+import pytest
+
+from stream import topics
+from stream.contract.outputs import DeadLetter
+from stream.core.facts import Fact
+from tests.support.kafka import produce, read_until
+from tests.support.worker import http_get
+
+pytestmark = pytest.mark.integration
+
+
+def page(message_id: str, device: str = "device-7", **extra) -> dict:
+    return {
+        "type": "page",
+        "messageId": message_id,
+        "anonymousId": device,
+        "timestamp": "2026-11-02T09:00:00Z",
+        **extra,
+    }
+
+
+def test_dead_letters_with_reasons_while_valid_events_flow_on_in_order(settings, start_worker):
+    worker = start_worker(settings)
+    worker.wait_ready()
+    web = topics.WEB_EVENTS.name(settings)
+    records = [
+        (b"device-7", orjson.dumps(page("v1"))),
+        (b"device-7", b"{this is not json"),
+        (b"device-7", orjson.dumps([page("v2"), page("bad", userId=42), page("v3")])),
+        (b"device-7", b"\xff\xfe\x00garbage"),
+        (b"device-7", orjson.dumps(page("junk-id", device="undefined"))),
+        (b"device-7", orjson.dumps(page("v4"))),
+    ]
+    asyncio.run(produce(settings.kafka_bootstrap, web, records, partition=0))
+
+    route = asyncio.run(
+        read_until(
+            settings.kafka_bootstrap,
+            topics.ROUTE.name(settings),
+            lambda rs: sum(len(orjson.loads(r.value)) for r in rs) >= 4,
+        )
+    )
+    facts = [f for r in route for f in msgspec.json.decode(r.value, type=list[Fact])]
+    assert [f.id for f in facts] == ["v1", "v2", "v3", "v4"]
+    assert {f.ident for f in facts} == {"anon:device-7"}
+
+    dead = asyncio.run(
+        read_until(
+            settings.kafka_bootstrap, topics.DEAD_LETTERS.name(settings), lambda rs: len(rs) >= 4
+        )
+    )
+    letters = sorted(
+        (msgspec.json.decode(r.value, type=DeadLetter) for r in dead),
+        key=lambda d: (d.source.offset, d.index or 0),
+    )
+    assert [(d.source.offset, d.index, d.reason) for d in letters] == [
+        (1, None, "not_json"),
+        (2, 1, "invalid_field"),
+        (3, None, "not_utf8"),
+        (4, None, "bad_identifier"),
+    ]
+    assert all(d.source.topic == web and d.source.partition == 0 for d in letters)
+    assert letters[0].original == "{this is not json"
+    assert "$.userId" in letters[1].message
+    assert orjson.loads(letters[1].original)["messageId"] == "bad"
+    assert letters[2].original_encoding == "base64"
+    assert all(r.key == web.encode() for r in dead)
+
+    status, body = http_get(settings.web_url + "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert 'c360_dead_letters_total{reason="not_json",source="web.events"} 1.0' in text
+    assert 'c360_events_in_total{source="web.events",type="page"} 4.0' in text
