@@ -16,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("worker", help="run a stream worker (Faust) until interrupted")
     sub.add_parser("demo", help="start a worker and show c360 at work (see `make demo`)")
+    from connectors import cli as connectors_cli
+
+    p_connect = sub.add_parser("connect", help="run a connector (chain, web, support)")
+    connectors_cli.add_parsers(p_connect)
     p_topics = sub.add_parser("topics", help="create the declared topics; check partition counts")
     p_topics.add_argument("--list", action="store_true", help="print the topics table and exit")
     p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
@@ -31,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "worker":
         return run_worker(settings)
+    if args.command == "connect":
+        return connectors_cli.run(args, settings)
     if args.command == "demo":
         from stream import demo
 

@@ -1,0 +1,111 @@
+"""Batched production for connectors: many events per Kafka record.
+
+Faust pays ~75 µs to dispatch each record whatever it holds, so connectors group
+the events of one flush by destination partition (the producer's own murmur2
+partitioner over each event's key) and send one record per partition: a JSON
+array of up to ``settings.batch_max_events`` events, under the record size limit.
+``flush()`` returns only when the broker has acknowledged everything (acks=all,
+idempotent producer), so a connector may advance its checkpoint after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaProducer
+
+from stream import topics
+from stream.core.partitioner import partition_for
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+
+
+class BatchProducer:
+    """Buffers events per (topic, partition) and sends them as batched records."""
+
+    def __init__(self, settings: Settings, *, client_id: str = "c360-connector") -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: dict[tuple[str, int], list[bytes]] = {}
+        self.sent_events = 0
+        self.sent_records = 0
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_request_size=4_000_000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush what is buffered, then close."""
+        if self._producer is None:
+            return
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()
+            self._producer = None
+
+    def add(self, spec: topics.TopicSpec, key: str, event: Any) -> None:
+        """Buffer one event (a struct or a JSON-able value) for the partition of ``key``."""
+        n = spec.partition_count(self.settings)
+        partition = 0 if n == 1 else partition_for(key, n)
+        group = (spec.name(self.settings), partition)
+        data = event if isinstance(event, bytes) else _encode(event)
+        self._pending.setdefault(group, []).append(data)
+
+    def extend(self, spec: topics.TopicSpec, keyed: Iterable[tuple[str, Any]]) -> None:
+        for key, event in keyed:
+            self.add(spec, key, event)
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(v) for v in self._pending.values())
+
+    async def flush(self) -> int:
+        """Send every buffered event and wait for the broker's acknowledgements.
+
+        Returns the number of events sent. Raises if any record was not delivered
+        (the caller must not advance its checkpoint then).
+        """
+        if self._producer is None:
+            raise RuntimeError("the producer is not started")
+        pending, self._pending = self._pending, {}
+        futures = []
+        events = 0
+        for (topic, partition), items in pending.items():
+            for record in self._records(items):
+                futures.append(await self._producer.send(topic, record, partition=partition))
+                self.sent_records += 1
+            events += len(items)
+        if futures:
+            await asyncio.gather(*futures)
+        self.sent_events += events
+        return events
+
+    def _records(self, items: list[bytes]) -> Iterable[bytes]:
+        """Split items into JSON arrays within the count and size limits."""
+        limit_n = self.settings.batch_max_events
+        limit_bytes = self.settings.record_max_bytes - 2
+        batch: list[bytes] = []
+        size = 0
+        for item in items:
+            if batch and (len(batch) >= limit_n or size + len(item) + 1 > limit_bytes):
+                yield b"[" + b",".join(batch) + b"]"
+                batch, size = [], 0
+            batch.append(item)
+            size += len(item) + 1
+        if batch:
+            yield b"[" + b",".join(batch) + b"]"
