@@ -1,0 +1,356 @@
+"""The link stage: the identity graph, its guards, merges and splits (one partition).
+
+State (one writer, so the guards are exact):
+
+- ``n:{ident}`` node: ``p`` person, ``e`` edges ``{other: [evidence, event ms, event id]}``,
+  ``j`` joins (how many unions its links caused), ``b`` why it is blocked (absent: not);
+- ``c:{person}`` component: ``m`` members, ``t`` members by identifier type;
+- ``l:{wallet}`` labels ``{chain: [categories]}``;
+- ``seq``: the last sequence number. Every recorded decision (merge, refusal,
+  split) takes the next one; assignments carry it so that later beats earlier.
+
+An identifier that is not yet a node is the singleton person ``f(ident)``.
+
+A link ``a — b`` (evidence from one fact) is, in this order:
+
+1. refused if either identifier is blocked: a rule's blocked value
+   (``blocked_value``), a wallet labelled exchange/contract/bridge/router
+   (``blocked_label``), or a detected hub (``hub``);
+2. recorded as an edge when both are already in one person;
+3. refused when the merged person would exceed a per-type limit (``limit:{type}``);
+4. refused when it would make ``a`` or ``b`` join more persons than ``max_joins``
+   allows for its type: that identifier is a **hub** (a shared device, an exchange
+   wallet in many users' sign-ins). It is blocked and every merge it caused is
+   undone: its edges are removed and its person is split into the connected
+   components that remain (``hub:{type}``);
+5. otherwise a union: the survivor is the smaller person id (so the final id of
+   a person is the smallest ``f(i)`` of its founding identifiers, whatever the
+   order), the other is absorbed.
+
+A label that blocks a wallet already linked splits its person the same way
+(``label:{category}``), so it does not matter whether the label arrives before or
+after the links. A split keeps the person id for its largest component (ties:
+the one holding the smallest identifier) and gives the others new ids that were
+never used.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from stream import topics
+from stream.contract.outputs import Evidence, IdentityConflict, IdentityMerge
+from stream.core.facts import Fact
+from stream.core.identifiers import kind_of
+from stream.core.messages import (
+    Absorb,
+    Assign,
+    Event,
+    Label,
+    Members,
+    Split,
+    person_of,
+    split_person,
+)
+from stream.core.rules import Compiled
+from stream.core.state import Emit, State
+
+
+class LinkStage:
+    """See the module doc."""
+
+    def __init__(self, rules: Compiled) -> None:
+        self.rules = rules
+        self.limits = rules.rules.limits
+        self.max_joins = rules.rules.max_joins
+        self.stats = {"links": 0, "merges": 0, "refused": 0, "splits": 0, "known": 0}
+        self.log: list[tuple] | None = None  # set to a list to record decisions (tests)
+
+    def process(self, state: State, messages: list[Any], emit: Emit) -> None:
+        for message in messages:
+            if type(message) is Fact:
+                self.fact(state, message, emit)
+            elif type(message) is Label:
+                self.label(state, message, emit)
+
+    # --- state helpers ----------------------------------------------------------------
+    def _node(self, state: State, ident: str) -> dict:
+        node = state.get("n:" + ident)
+        if node is None:
+            node = {"p": person_of(ident), "e": {}, "j": 0}
+        return node
+
+    def _component(self, state: State, person: str, ident: str | None = None) -> dict:
+        comp = state.get("c:" + person)
+        if comp is None:
+            members = [ident] if ident is not None else []
+            comp = {"m": members, "t": _types(members)}
+        return comp
+
+    def _next_seq(self, state: State) -> int:
+        seq = (state.get("seq") or 0) + 1
+        state.put("seq", seq)
+        return seq
+
+    def _blocked(self, state: State, ident: str, node: dict) -> str | None:
+        if "b" in node:
+            return node["b"]
+        if self.rules.blocked(ident):
+            return "blocked_value"
+        if ident.startswith("wallet:"):
+            labels = state.get("l:" + ident)
+            if labels and self._label_block(labels):
+                return "blocked_label"
+        return None
+
+    def _label_block(self, labels: dict) -> str | None:
+        blocking = self.rules.label_categories
+        for categories in labels.values():
+            for category in categories:
+                if category in blocking:
+                    return category
+        return None
+
+    # --- facts (link evidence) ----------------------------------------------------------------
+    def fact(self, state: State, fact: Fact, emit: Emit) -> None:
+        a = fact.ident
+        known: list[str] = []
+        refused: list[str] = []
+        for b, evidence in fact.links:
+            outcome = self.link(state, a, b, evidence, fact, emit)
+            (known if outcome else refused).append(b)
+        node = self._node(state, a)
+        person = node["p"]
+        seq = state.get("seq") or 0
+        emit.internal(topics.ROUTE, a, Assign(a, person, seq, known, refused))
+        emit.internal(topics.PROFILE, person, Event(person, seq, fact))
+
+    def link(self, state: State, a: str, b: str, evidence: str, fact: Fact, emit: Emit) -> bool:
+        """Apply one link; True when a and b end up in one person."""
+        self.stats["links"] += 1
+        if a == b:
+            return True
+        na, nb = self._node(state, a), self._node(state, b)
+        for ident, node in ((a, na), (b, nb)):
+            why = self._blocked(state, ident, node)
+            if why is not None:
+                self._refuse(
+                    state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
+                )
+                return False
+        pa, pb = na["p"], nb["p"]
+        if pa == pb:
+            self._add_edge(state, a, b, na, nb, evidence, fact)
+            self.stats["known"] += 1
+            if self.log is not None:
+                self.log.append(("edge", a, b))
+            return True
+        ca, cb = self._component(state, pa, a), self._component(state, pb, b)
+        for kind in set(ca["t"]) | set(cb["t"]):
+            limit = self.limits.get(kind)
+            total = ca["t"].get(kind, 0) + cb["t"].get(kind, 0)
+            if limit is not None and total > limit:
+                detail = (
+                    f"a person may hold at most {limit} {kind} identifiers; "
+                    f"the merge would give {total}"
+                )
+                self._refuse(state, a, b, na, nb, f"limit:{kind}", detail, evidence, fact, emit)
+                return False
+        for ident, node in ((a, na), (b, nb)):
+            kind = kind_of(ident)
+            cap = self.max_joins.get(kind)
+            if cap is not None and node["j"] + 1 > cap:
+                detail = f"{ident} would join more than {cap} persons: a hub (shared {kind})"
+                self._refuse(state, a, b, na, nb, f"hub:{kind}", detail, evidence, fact, emit)
+                self.block(state, ident, "hub", f"hub:{kind}", emit)
+                return False
+        self._union(state, a, b, na, nb, ca, cb, evidence, fact, emit)
+        return True
+
+    def _add_edge(self, state, a, b, na, nb, evidence, fact) -> None:
+        if b not in na["e"]:
+            edge = [evidence, fact.ts, fact.id]
+            na["e"][b] = edge
+            nb["e"][a] = edge
+            state.put("n:" + a, na)
+            state.put("n:" + b, nb)
+
+    def _union(self, state, a, b, na, nb, ca, cb, evidence, fact, emit) -> None:
+        pa, pb = na["p"], nb["p"]
+        survivor, absorbed = (pa, pb) if pa < pb else (pb, pa)
+        keep, gone = (ca, cb) if survivor == pa else (cb, ca)
+        seq = self._next_seq(state)
+        na["j"] += 1
+        nb["j"] += 1
+        edge = [evidence, fact.ts, fact.id]
+        na["e"][b] = edge
+        nb["e"][a] = edge
+        state.put("n:" + a, na)
+        state.put("n:" + b, nb)
+        for ident in gone["m"]:
+            node = na if ident == a else nb if ident == b else self._node(state, ident)
+            node["p"] = survivor
+            state.put("n:" + ident, node)
+            emit.internal(topics.ROUTE, ident, Assign(ident, survivor, seq))
+        keep["m"] = keep["m"] + gone["m"]
+        for kind, n in gone["t"].items():
+            keep["t"][kind] = keep["t"].get(kind, 0) + n
+        state.put("c:" + survivor, keep)
+        state.delete("c:" + absorbed)
+        self.stats["merges"] += 1
+        if self.log is not None:
+            self.log.append(("merge", a, b, absorbed, survivor, seq))
+        emit.internal(topics.PROFILE, absorbed, Absorb(absorbed, survivor, seq))
+        emit.internal(topics.PROFILE, survivor, Members(survivor, seq, sorted(keep["m"])))
+        strength = self.rules.strengths[evidence]
+        rule = f"merge:{strength}"
+        emit.record(
+            topics.IDENTITY_MERGES,
+            absorbed,
+            IdentityMerge(absorbed, survivor, _evidence(evidence, strength, a, b, fact), rule, seq),
+        )
+
+    def _refuse(self, state, a, b, na, nb, rule, detail, evidence, fact, emit) -> None:
+        seq = self._next_seq(state)
+        self.stats["refused"] += 1
+        if self.log is not None:
+            self.log.append(("refuse", a, b, rule, seq))
+        emit.record(
+            topics.IDENTITY_CONFLICTS,
+            a,
+            IdentityConflict(
+                kind="refused",
+                rule=rule,
+                detail=detail,
+                identifiers=[a, b],
+                persons=[na["p"], nb["p"]],
+                seq=seq,
+                evidence=_evidence(evidence, self.rules.strengths[evidence], a, b, fact),
+            ),
+        )
+
+    # --- blocking and splits -------------------------------------------------------------------
+    def label(self, state: State, label: Label, emit: Emit) -> None:
+        key = "l:" + label.wallet
+        labels = state.get(key) or {}
+        chain = str(label.chain)
+        if label.categories:
+            labels[chain] = sorted(set(label.categories))
+        else:
+            labels.pop(chain, None)
+        if labels:
+            state.put(key, labels)
+        else:
+            state.delete(key)
+        if self.log is not None:
+            self.log.append(("label", label.wallet, label.chain, tuple(label.categories)))
+        category = self._label_block(labels) if labels else None
+        node = state.get("n:" + label.wallet)
+        if category is not None:
+            if node is not None and node.get("b") != "hub":
+                self.block(state, label.wallet, "blocked_label", f"label:{category}", emit)
+        elif node is not None and node.get("b") == "blocked_label":
+            del node["b"]  # unblocked: future links may merge it again
+            state.put("n:" + label.wallet, node)
+
+    def block(self, state: State, ident: str, why: str, rule: str, emit: Emit) -> None:
+        """Block an identifier and undo every merge its links caused."""
+        node = self._node(state, ident)
+        already = node.get("b")
+        node["b"] = why
+        edges = node["e"]
+        node["e"] = {}
+        state.put("n:" + ident, node)
+        if self.log is not None:
+            self.log.append(("block", ident, why))
+        if already is not None or not edges:
+            return
+        for other in edges:
+            neighbour = self._node(state, other)
+            neighbour["e"].pop(ident, None)
+            state.put("n:" + other, neighbour)
+        self._split(state, node["p"], ident, rule, emit)
+
+    def _split(self, state: State, person: str, cause: str, rule: str, emit: Emit) -> None:
+        comp = self._component(state, person, cause)
+        members = comp["m"]
+        nodes = {m: self._node(state, m) for m in members}
+        parts = _components(members, nodes)
+        if len(parts) == 1:
+            return
+        seq = self._next_seq(state)
+        parts.sort(key=lambda p: (-len(p), min(p)))
+        keep, *others = parts
+        comp = {"m": sorted(keep), "t": _types(keep)}
+        state.put("c:" + person, comp)
+        moves: dict[str, str] = {}
+        created = []
+        for part in others:
+            new = split_person(min(part), seq)
+            created.append(new)
+            state.put("c:" + new, {"m": sorted(part), "t": _types(part)})
+            for ident in part:
+                moves[ident] = new
+                nodes[ident]["p"] = new
+                state.put("n:" + ident, nodes[ident])
+                emit.internal(topics.ROUTE, ident, Assign(ident, new, seq))
+            emit.internal(topics.PROFILE, new, Members(new, seq, sorted(part)))
+        self.stats["splits"] += 1
+        if self.log is not None:
+            self.log.append(("split", person, tuple(sorted(moves.items())), seq))
+        emit.internal(topics.PROFILE, person, Split(person, seq, moves))
+        emit.internal(topics.PROFILE, person, Members(person, seq, sorted(keep)))
+        emit.record(
+            topics.IDENTITY_CONFLICTS,
+            cause,
+            IdentityConflict(
+                kind="split",
+                rule=rule,
+                detail=f"{cause} was blocked ({rule}); the merges it caused were undone",
+                identifiers=[cause],
+                persons=[person],
+                seq=seq,
+                created=created,
+            ),
+        )
+
+
+def _types(members) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in members:
+        kind = kind_of(m)
+        out[kind] = out.get(kind, 0) + 1
+    return out
+
+
+def _components(members: list[str], nodes: dict[str, dict]) -> list[list[str]]:
+    """Connected components of ``members`` over the nodes' edges."""
+    seen: set[str] = set()
+    parts = []
+    for start in sorted(members):
+        if start in seen:
+            continue
+        part = []
+        queue = deque([start])
+        seen.add(start)
+        while queue:
+            ident = queue.popleft()
+            part.append(ident)
+            for other in nodes[ident]["e"]:
+                if other in nodes and other not in seen:
+                    seen.add(other)
+                    queue.append(other)
+        parts.append(part)
+    return parts
+
+
+def _evidence(kind: str, strength: str, a: str, b: str, fact: Fact) -> Evidence:
+    return Evidence(
+        kind=kind,
+        strength=strength,  # type: ignore[arg-type]
+        identifiers=[a, b],
+        event_id=fact.id,
+        source=fact.src,
+        at=fact.ts,
+    )

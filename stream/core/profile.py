@@ -1,0 +1,312 @@
+"""The profile stage: one row per person, fragments per identifier, merges and splits.
+
+Keyed by person. State:
+
+- ``p:{person}`` person row: ``v`` version (grows by one per change event),
+  ``m`` members ``{ident: seq}`` (from the link stage's member lists and from
+  events), ``ms`` the seq of the last member list, ``mi`` merged into (absorbed
+  persons keep a tombstone), ``ab`` persons it absorbed (a repeated absorb is a
+  no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
+  profile aggregate, ``w`` the last published view (to diff against);
+- ``f:{person}:{ident}`` the aggregate of one identifier's facts (a fragment). The
+  person's aggregate is the combine of its fragments: merges move fragments,
+  splits move them back out, so a person can be split exactly.
+
+Routing of a message about identifier ``i`` reaching person ``P`` with the
+sender's assignment seq ``h``: if ``i`` was split away from ``P`` at a seq above
+``h``, it goes to where it went; else if ``P`` was absorbed, to its survivor;
+else it applies at ``P``. Everything that reaches a person is combined with an
+associative, commutative ``combine``, so arrival order does not change the
+result.
+
+At the end of each input batch every touched person gets at most one
+``profile.changes`` event (the fields that changed, old and new).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream import topics
+from stream.contract.outputs import Cause, FieldChange, ProfileChange
+from stream.core.aggregate import Aggregator, Context
+from stream.core.messages import (
+    Absorb,
+    Event,
+    Members,
+    MergeIn,
+    Split,
+    SplitIn,
+    Tick,
+)
+from stream.core.state import Emit, State
+
+MAX_CAUSE_IDS = 10
+
+
+class _Touched:
+    """What one batch did to one person (for its change event)."""
+
+    __slots__ = ("event_ids", "events", "kind", "persons")
+
+    def __init__(self) -> None:
+        self.kind = "events"
+        self.events = 0
+        self.event_ids: list[str] = []
+        self.persons: list[str] = []
+
+
+class ProfileStage:
+    """See the module doc."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.agg = aggregator
+        self.stats = {"applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0}
+
+    # --- entry ---------------------------------------------------------------------------
+    def process(self, state: State, messages: list[Any], emit: Emit) -> None:
+        touched: dict[str, _Touched] = {}
+        ctx = self.agg.context(state)
+        for message in messages:
+            kind = type(message)
+            if kind is Event:
+                self.event(state, message, touched, emit)
+            elif kind is Absorb:
+                self.absorb(state, message, touched, emit)
+            elif kind is MergeIn:
+                self.merge_in(state, message, touched, emit)
+            elif kind is Split:
+                self.split(state, message, touched, emit)
+            elif kind is SplitIn:
+                self.split_in(state, message, touched, emit)
+            elif kind is Members:
+                self.members(state, message, touched, emit)
+            elif kind is Tick:
+                self.tick(state, message, touched, ctx)
+        for person, t in touched.items():
+            self.publish(state, person, t, ctx, emit)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _row(self, state: State, person: str) -> dict:
+        row = state.get("p:" + person)
+        if row is None:
+            row = {"v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": self.agg.empty(), "w": {}}
+        return row
+
+    @staticmethod
+    def _touch(touched: dict[str, _Touched], person: str, kind: str | None = None) -> _Touched:
+        t = touched.get(person)
+        if t is None:
+            t = touched[person] = _Touched()
+        if kind is not None and t.kind == "events":
+            t.kind = kind
+        return t
+
+    def _route(self, row: dict, ident: str, seq: int) -> str | None:
+        """Where a message about ``ident`` must go instead of here (None: apply here)."""
+        moved = row["mv"].get(ident)
+        if moved is not None and moved[1] > seq:
+            return moved[0]
+        return row.get("mi")
+
+    # --- events ------------------------------------------------------------------------------
+    def event(self, state: State, e: Event, touched: dict, emit: Emit) -> None:
+        row = self._row(state, e.person)
+        fact = e.fact
+        elsewhere = self._route(row, fact.ident, e.seq)
+        if elsewhere is not None:
+            self.stats["forwarded"] += 1
+            moved = row["mv"].get(fact.ident)
+            seq = max(e.seq, moved[1]) if moved is not None and moved[0] == elsewhere else e.seq
+            emit.internal(topics.PROFILE, elsewhere, Event(elsewhere, seq, fact))
+            return
+        key = f"f:{e.person}:{fact.ident}"
+        fragment = state.get(key) or self.agg.empty()
+        self.agg.apply(fragment, fact)
+        state.put(key, fragment)
+        self.agg.apply(row["a"], fact)
+        if fact.ident not in row["m"]:
+            row["m"][fact.ident] = e.seq
+        state.put("p:" + e.person, row)
+        self.stats["applied"] += 1
+        t = self._touch(touched, e.person)
+        t.events += 1
+        if len(t.event_ids) < MAX_CAUSE_IDS:
+            t.event_ids.append(fact.id)
+
+    # --- merges ---------------------------------------------------------------------------------
+    def absorb(self, state: State, a: Absorb, touched: dict, emit: Emit) -> None:
+        row = self._row(state, a.absorbed)
+        if row.get("mi") is not None:
+            return  # already absorbed: a repeated absorb is a no-op
+        fragments = {}
+        for ident in list(row["m"]):
+            key = f"f:{a.absorbed}:{ident}"
+            fragment = state.get(key)
+            if fragment is not None:
+                fragments[ident] = fragment
+                state.delete(key)
+        emit.internal(
+            topics.PROFILE,
+            a.survivor,
+            MergeIn(a.absorbed, a.survivor, a.seq, fragments, [a.absorbed, *row["ab"]]),
+        )
+        row["mi"] = a.survivor
+        row["a"] = self.agg.empty()
+        row["m"] = {}
+        state.put("p:" + a.absorbed, row)
+        self.stats["merges"] += 1
+        if row["v"] > 0:
+            t = self._touch(touched, a.absorbed, "merge")
+            t.persons.append(a.survivor)
+
+    def merge_in(self, state: State, m: MergeIn, touched: dict, emit: Emit) -> None:
+        row = self._row(state, m.target)
+        merged_into = row.get("mi")
+        if merged_into is None and m.source in row["ab"]:
+            return  # this absorb was already combined: exactly once
+        rest = self._receive(state, m.target, row, m.fragments, m.seq, emit)
+        if merged_into is not None:
+            # absorbed meanwhile: what was not split away since goes on to the survivor
+            emit.internal(
+                topics.PROFILE, merged_into, MergeIn(m.source, merged_into, m.seq, rest, m.absorbed)
+            )
+            return
+        row["ab"] = sorted(set(row["ab"]) | set(m.absorbed))
+        state.put("p:" + m.target, row)
+        t = self._touch(touched, m.target, "merge")
+        t.persons.append(m.source)
+
+    def _receive(
+        self, state: State, person: str, row: dict, fragments: dict, seq: int, emit: Emit
+    ) -> dict[str, Any]:
+        """Route incoming fragments one by one: to where an identifier was split away
+        since ``seq``, else here (combined) — or, if this person was absorbed, they are
+        returned for its survivor."""
+        onward: dict[str, dict[str, Any]] = {}
+        rest: dict[str, Any] = {}
+        merged_into = row.get("mi")
+        for ident, fragment in fragments.items():
+            moved = row["mv"].get(ident)
+            if moved is not None and moved[1] > seq:
+                onward.setdefault(moved[0], {})[ident] = fragment
+            elif merged_into is not None:
+                rest[ident] = fragment
+            else:
+                key = f"f:{person}:{ident}"
+                current = state.get(key)
+                state.put(key, fragment if current is None else self.agg.combine(current, fragment))
+                row["a"] = self.agg.combine(row["a"], fragment)
+                if ident not in row["m"]:
+                    row["m"][ident] = seq
+        for target, moved_fragments in onward.items():
+            seq_out = max(row["mv"][i][1] for i in moved_fragments)
+            emit.internal(topics.PROFILE, target, SplitIn(person, target, seq_out, moved_fragments))
+        return rest
+
+    # --- splits ------------------------------------------------------------------------------------
+    def split(self, state: State, s: Split, touched: dict, emit: Emit) -> None:
+        row = self._row(state, s.person)
+        outgoing: dict[str, dict[str, Any]] = {}
+        for ident, target in s.moves.items():
+            key = f"f:{s.person}:{ident}"
+            fragment = state.get(key)
+            if fragment is not None:
+                outgoing.setdefault(target, {})[ident] = fragment
+                state.delete(key)
+            row["mv"][ident] = [target, s.seq]
+            row["m"].pop(ident, None)
+        for target, fragments in outgoing.items():
+            emit.internal(topics.PROFILE, target, SplitIn(s.person, target, s.seq, fragments))
+        # the person's aggregate is the combine of what remains
+        aggregate = self.agg.empty()
+        for ident in row["m"]:
+            fragment = state.get(f"f:{s.person}:{ident}")
+            if fragment is not None:
+                aggregate = self.agg.combine(aggregate, fragment)
+        row["a"] = aggregate
+        state.put("p:" + s.person, row)
+        self.stats["splits"] += 1
+        t = self._touch(touched, s.person, "split")
+        t.persons.extend(sorted(set(s.moves.values())))
+
+    def split_in(self, state: State, s: SplitIn, touched: dict, emit: Emit) -> None:
+        row = self._row(state, s.target)
+        rest = self._receive(state, s.target, row, s.fragments, s.seq, emit)
+        merged_into = row.get("mi")
+        if merged_into is not None:
+            if rest:
+                emit.internal(
+                    topics.PROFILE, merged_into, SplitIn(s.source, merged_into, s.seq, rest)
+                )
+            return
+        state.put("p:" + s.target, row)
+        t = self._touch(touched, s.target, "split")
+        t.persons.append(s.source)
+
+    def members(self, state: State, m: Members, touched: dict, emit: Emit) -> None:
+        row = self._row(state, m.person)
+        if row.get("mi") is not None:
+            return  # absorbed since: its survivor gets its own member list
+        if m.seq < row["ms"]:
+            return
+        row["ms"] = m.seq
+        members = {ident: row["m"].get(ident, m.seq) for ident in m.members}
+        # identifiers seen in events but unknown to this list stay until moved away
+        for ident, seq in row["m"].items():
+            if ident not in members and ident not in row["mv"]:
+                members[ident] = seq
+        row["m"] = members
+        for ident in m.members:
+            moved = row["mv"].get(ident)
+            if moved is not None and moved[1] < m.seq:
+                del row["mv"][ident]  # it came back
+        state.put("p:" + m.person, row)
+        self._touch(touched, m.person, "merge")
+
+    # --- time ------------------------------------------------------------------------------------
+    def tick(self, state: State, t: Tick, touched: dict, ctx: Context) -> None:
+        for person in self.agg.tick(state, t.now, ctx):
+            self._touch(touched, person, "tick")
+
+    # --- change events ------------------------------------------------------------------------------
+    def publish(self, state: State, person: str, t: _Touched, ctx: Context, emit: Emit) -> None:
+        row = state.get("p:" + person)
+        if row is None:
+            return
+        if row.get("mi") is not None:
+            view = {"merged_into": row["mi"]}
+        else:
+            view = self.agg.view(person, row, ctx)
+        old = row["w"]
+        changes = {k: FieldChange(old.get(k), v) for k, v in view.items() if old.get(k) != v}
+        for k in old:
+            if k not in view:
+                changes[k] = FieldChange(old[k], None)
+        if not changes:
+            return
+        row["v"] += 1
+        row["w"] = view
+        self.agg.after_publish(state, person, row, ctx, emit)
+        state.put("p:" + person, row)
+        self.stats["changes"] += 1
+        emit.record(
+            topics.PROFILE_CHANGES,
+            person,
+            ProfileChange(
+                person_id=person,
+                version=row["v"],
+                changes=changes,
+                cause=Cause(
+                    kind=t.kind,  # type: ignore[arg-type]
+                    events=t.events,
+                    event_ids=t.event_ids,
+                    persons=sorted(set(t.persons)),
+                ),
+                at=ctx.now(state),
+                merged_into=row.get("mi"),
+            ),
+        )
+
+
+__all__ = ["ProfileStage"]

@@ -1,0 +1,116 @@
+"""The route stage: identifier -> person, duplicates and retractions, and the skip rule.
+
+Keyed by identifier (the fact's primary identifier). For each fact it
+
+1. drops a duplicate: the key ``d:{day}:{ident}:{fact id}`` exists while the fact
+   is applied (an upsert sets it, its retract removes it), so a repeated upsert or
+   retract counts once, and a retract of an unknown fact is a no-op. The day is
+   the fact's event day; days older than ``dedupe_days`` before the newest day
+   the partition has seen are swept on ticks: the duplicate window is
+   ``dedupe_days`` of event time (default 7);
+2. looks up the identifier's person: the link stage's assignment (``i:{ident}``),
+   else ``f(ident)``;
+3. sends link evidence to the one-partition link stage, unless every linked
+   identifier is already known to be linked (or known to be refused): then, like
+   every single-identifier fact, it goes straight to the person's profile
+   partition.
+
+Assignments from the link stage update ``i:{ident}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream import topics
+from stream.core.facts import Fact
+from stream.core.messages import Assign, Event, Tick, person_of
+from stream.core.rules import Compiled
+from stream.core.state import Emit, State
+
+DAY_MS = 86_400_000
+
+
+def dedupe_key(fact: Fact) -> str:
+    return f"d:{fact.ts // DAY_MS:06d}:{fact.ident}:{fact.id}"
+
+
+class RouteStage:
+    """See the module doc."""
+
+    def __init__(self, rules: Compiled) -> None:
+        self.rules = rules
+        self.cache_size = rules.rules.known_links_cache
+        self.dedupe_days = rules.rules.dedupe_days
+        self.stats = {"duplicates": 0, "retract_unknown": 0, "to_link": 0, "to_profile": 0}
+
+    def process(self, state: State, messages: list[Any], emit: Emit) -> None:
+        for message in messages:
+            if type(message) is Fact:
+                self.fact(state, message, emit)
+            elif type(message) is Assign:
+                self.assign(state, message)
+            elif type(message) is Tick:
+                self.sweep(state, message.now)
+
+    # --- facts -------------------------------------------------------------------------
+    def fact(self, state: State, fact: Fact, emit: Emit) -> None:
+        key = dedupe_key(fact)
+        applied = state.get(key) is not None
+        if fact.op > 0:
+            if applied:
+                self.stats["duplicates"] += 1
+                return
+            state.put(key, 1)
+            day = fact.ts // DAY_MS
+            newest = state.get("dd")
+            if newest is None or day > newest:
+                state.put("dd", day)
+        else:
+            if not applied:
+                self.stats["retract_unknown"] += 1
+                return
+            state.delete(key)
+        row = state.get("i:" + fact.ident)
+        if fact.links:
+            skip = row is not None and all(i in row["k"] or i in row["r"] for i, _ in fact.links)
+            if not skip:
+                self.stats["to_link"] += 1
+                emit.internal(topics.LINK, fact.ident, fact)
+                return
+        if row is None:
+            person, seq = person_of(fact.ident), 0
+        else:
+            person, seq = row["p"], row["s"]
+        self.stats["to_profile"] += 1
+        emit.internal(topics.PROFILE, person, Event(person, seq, fact))
+
+    # --- assignments -----------------------------------------------------------------------
+    def assign(self, state: State, a: Assign) -> None:
+        key = "i:" + a.ident
+        row = state.get(key)
+        if row is None:
+            row = {"p": person_of(a.ident), "s": 0, "k": [], "r": []}
+        if a.seq >= row["s"]:
+            row["p"], row["s"] = a.person, a.seq
+        if a.known:
+            row["k"] = _bounded(row["k"], a.known, self.cache_size)
+            row["r"] = [i for i in row["r"] if i not in a.known]
+        if a.refused:
+            row["r"] = _bounded(row["r"], a.refused, self.cache_size)
+        state.put(key, row)
+
+    # --- time ---------------------------------------------------------------------------------
+    def sweep(self, state: State, now: int) -> None:
+        """Forget duplicate keys older than the window (in event days)."""
+        newest = state.get("dd")
+        if newest is None:
+            return
+        horizon = max(newest, now // DAY_MS) - self.dedupe_days
+        for key, _ in list(state.scan("d:", f"d:{horizon:06d}")):
+            state.delete(key)
+
+
+def _bounded(current: list[str], new: list[str], size: int) -> list[str]:
+    merged = [i for i in current if i not in new] + list(new)
+    return merged[-size:]

@@ -1,0 +1,115 @@
+"""The state a stage sees: a key-value view of its partition, and where its messages go.
+
+A stage is pure: ``process(state, messages, emit)``. It reads and writes
+``state`` (a transaction over its partition: every write is a change the shell
+commits atomically with the input offset) and sends through ``emit``. Values are
+plain data (dicts, lists, str, int, bool, None) and always pass through
+serialization, so a stage must ``put`` what it changed: mutating a value it read
+changes nothing by itself.
+
+:class:`MemoryState` is the in-memory implementation used by unit tests, the
+simulator and ``c360 replay``; the worker's RocksDB state implements the same
+protocol.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import msgspec
+
+from stream import topics
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class State(Protocol):
+    """A stage's key-value state for one partition."""
+
+    def get(self, key: str) -> Any | None: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
+        """Items with ``start <= key < stop``, in key order."""
+        ...
+
+
+class Emit(Protocol):
+    """Where a stage's messages go (the shell's Outbox, or the simulator's bus)."""
+
+    def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None: ...
+
+    def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None: ...
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string that starts with ``prefix``."""
+    return prefix + "\uffff"
+
+
+class MemoryState:
+    """An in-memory State whose values round-trip through JSON, like the real one."""
+
+    __slots__ = ("_data", "_keys")
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+        self._keys: list[str] | None = []
+
+    def get(self, key: str) -> Any | None:
+        raw = self._data.get(key)
+        return None if raw is None else _decode(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        if key not in self._data:
+            self._keys = None
+        self._data[key] = _encode(value)
+
+    def delete(self, key: str) -> None:
+        if self._data.pop(key, None) is not None:
+            self._keys = None
+
+    def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
+        if self._keys is None:
+            self._keys = sorted(self._data)
+        keys = self._keys
+        i = bisect.bisect_left(keys, start)
+        selected = []
+        while i < len(keys) and keys[i] < stop:
+            selected.append(keys[i])
+            i += 1
+        for key in selected:
+            raw = self._data.get(key)
+            if raw is not None:
+                yield key, _decode(raw)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for key in sorted(self._data):
+            yield key, _decode(self._data[key])
+
+
+class Collected:
+    """An Emit that keeps everything in lists (tests, the simulator's stage calls)."""
+
+    def __init__(self) -> None:
+        self.internal_messages: list[tuple[topics.TopicSpec, str, Any]] = []
+        self.records: list[tuple[topics.TopicSpec, str, Any]] = []
+
+    def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
+        self.internal_messages.append((spec, key, message))
+
+    def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None:
+        self.records.append((spec, key, payload))
+
+    def of(self, spec: topics.TopicSpec) -> list[Any]:
+        """Messages and records sent to one topic, in order."""
+        return [m for s, _, m in self.internal_messages + self.records if s is spec]

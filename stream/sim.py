@@ -1,0 +1,215 @@
+"""A deterministic simulator: the same core over N partitions, on an in-memory bus.
+
+Stages run exactly as in the worker — ingest, route (N partitions), link (one
+partition), profile (N partitions) — and exchange records (one per destination
+partition per processed record, as the shell sends them). The bus keeps every
+(source partition -> destination partition) channel in FIFO order, like a Kafka
+partition fed by one producer, and a seeded scheduler picks which channel
+delivers next, so records from different sources interleave at random, merges
+are in flight while new inputs arrive, and any run can be replayed from its seed.
+
+Used by the property tests, ``c360 replay`` (a dry run of events or of a rule
+change) and the benchmarks of the pure stages.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from stream import topics
+from stream.core.aggregate import Aggregator
+from stream.core.ingest import Ingest, Rejection
+from stream.core.link import LinkStage
+from stream.core.messages import DECODERS, Label, Tick
+from stream.core.partitioner import partition_for
+from stream.core.profile import ProfileStage
+from stream.core.route import RouteStage
+from stream.core.rules import DEFAULT, Compiled, Rules
+from stream.core.state import MemoryState
+
+_encode = msgspec.json.Encoder().encode
+STAGE_OF = {
+    topics.ROUTE.suffix: "route",
+    topics.LINK.suffix: "link",
+    topics.PROFILE.suffix: "profile",
+}
+
+
+@dataclass
+class Input:
+    """One input record: a topic suffix and its value (bytes), or a tick."""
+
+    topic: str
+    value: bytes | None = None
+    key: str | None = None
+    now: int | None = None  # for topic == "tick"
+
+
+@dataclass
+class Outputs:
+    """What the pipeline wrote for its users."""
+
+    profile_changes: list[Any] = field(default_factory=list)
+    merges: list[Any] = field(default_factory=list)
+    conflicts: list[Any] = field(default_factory=list)
+    dead_letters: list[tuple[str, Rejection]] = field(default_factory=list)
+
+
+class _Emit:
+    """Collects a stage partition's output for one processed record."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.groups: dict[tuple[str, int], list[Any]] = {}
+        self.records: list[tuple[topics.TopicSpec, str, Any]] = []
+
+    def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
+        n = 1 if spec.partitions == 1 else self.partitions
+        group = (spec.suffix, 0 if n == 1 else partition_for(key, n))
+        self.groups.setdefault(group, []).append(message)
+
+    def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None:
+        self.records.append((spec, key, payload))
+
+
+class Simulator:
+    """See the module doc."""
+
+    def __init__(
+        self,
+        partitions: int = 4,
+        seed: int = 0,
+        rules: Rules = DEFAULT,
+        *,
+        inject_probability: float = 0.3,
+        record_log: bool = False,
+    ) -> None:
+        self.partitions = partitions
+        self.random = random.Random(seed)
+        self.compiled = Compiled(rules)
+        self.ingest = Ingest(self.compiled)
+        self.route = RouteStage(self.compiled)
+        self.link = LinkStage(self.compiled)
+        self.aggregator = Aggregator()
+        self.profile = ProfileStage(self.aggregator)
+        if record_log:
+            self.link.log = []
+        self.states: dict[tuple[str, int], MemoryState] = {}
+        self.channels: dict[tuple[str, str, int], deque[bytes]] = {}
+        self.inject_probability = inject_probability
+        self.outputs = Outputs()
+        self.link_inputs: list[Any] = []  # every message the link stage processed, in order
+        self.delivered = 0
+
+    # --- state ---------------------------------------------------------------------------
+    def state(self, stage: str, partition: int) -> MemoryState:
+        key = (stage, partition)
+        s = self.states.get(key)
+        if s is None:
+            s = self.states[key] = MemoryState()
+        return s
+
+    # --- running ---------------------------------------------------------------------------
+    def run(self, inputs: list[Input]) -> Outputs:
+        """Feed every input, interleaved with internal deliveries, until quiet."""
+        pending = deque(inputs)
+        while pending or self._busy():
+            if pending and (not self._busy() or self.random.random() < self.inject_probability):
+                self._inject(pending.popleft())
+            else:
+                self._deliver_one()
+        return self.outputs
+
+    def _busy(self) -> bool:
+        return any(self.channels.values())
+
+    def _inject(self, item: Input) -> None:
+        if item.topic == "tick":
+            now = int(item.now or 0)
+            for p in range(self.partitions):
+                self._enqueue("tick", ("route", p), [Tick(now)])
+                self._enqueue("tick", ("profile", p), [Tick(now)])
+            return
+        if item.topic == topics.LABELS.suffix:
+            self._labels(item)
+            return
+        out = self.ingest.record(item.topic, item.value)
+        for rejection in out.rejections:
+            self.outputs.dead_letters.append((item.topic, rejection))
+        emit = _Emit(self.partitions)
+        for fact in out.facts:
+            emit.internal(topics.ROUTE, fact.ident, fact)
+        self._dispatch(f"ingest:{item.topic}", emit)
+
+    def _labels(self, item: Input) -> None:
+        from stream.contract.inputs import WalletLabels
+        from stream.core.identifiers import normalize_address
+
+        if item.value:
+            labels = msgspec.json.decode(item.value, type=WalletLabels)
+            wallet = "wallet:" + normalize_address(labels.address)
+            message = Label(wallet, labels.chain_id, [x.category for x in labels.labels])
+        else:  # an empty value deletes: the key says which wallet
+            chain, _, address = (item.key or "").partition(":")
+            message = Label("wallet:" + normalize_address(address), int(chain), [])
+        self._enqueue("labels", ("link", 0), [message])
+
+    def _dispatch(self, source: str, emit: _Emit) -> None:
+        for (suffix, partition), messages in emit.groups.items():
+            self._enqueue(source, (STAGE_OF[suffix], partition), messages)
+        for spec, _key, payload in emit.records:
+            if spec is topics.PROFILE_CHANGES:
+                self.outputs.profile_changes.append(payload)
+            elif spec is topics.IDENTITY_MERGES:
+                self.outputs.merges.append(payload)
+            elif spec is topics.IDENTITY_CONFLICTS:
+                self.outputs.conflicts.append(payload)
+
+    def _enqueue(self, source: str, dest: tuple[str, int], messages: list[Any]) -> None:
+        channel = (source, dest[0], dest[1])
+        queue = self.channels.get(channel)
+        if queue is None:
+            queue = self.channels[channel] = deque()
+        queue.append(_encode(messages))  # through serialization, as on Kafka
+
+    def _deliver_one(self) -> None:
+        ready = [c for c, q in self.channels.items() if q]
+        source, stage, partition = self.random.choice(ready)
+        record = self.channels[(source, stage, partition)].popleft()
+        self.delivered += 1
+        messages = DECODERS[stage].decode(record)
+        emit = _Emit(self.partitions)
+        state = self.state(stage, partition)
+        if stage == "route":
+            self.route.process(state, messages, emit)
+        elif stage == "link":
+            self.link_inputs.extend(messages)
+            self.link.process(state, messages, emit)
+        else:
+            self.profile.process(state, messages, emit)
+        self._dispatch(f"{stage}:{partition}", emit)
+
+    # --- results ------------------------------------------------------------------------------
+    def persons(self) -> dict[str, dict[str, Any]]:
+        """Every live person: its row (members, aggregate, last view)."""
+        out = {}
+        for (stage, _), state in self.states.items():
+            if stage != "profile":
+                continue
+            for key, row in state.scan("p:", "p;"):
+                if row.get("mi") is None:
+                    out[key[2:]] = row
+        return out
+
+    def person_of(self, identifier: str) -> str:
+        """The person an identifier belongs to, as the route stage says."""
+        from stream.core.messages import person_of
+
+        state = self.state("route", partition_for(identifier, self.partitions))
+        row = state.get("i:" + identifier)
+        return row["p"] if row else person_of(identifier)

@@ -1,0 +1,115 @@
+"""An offline reference for the identity graph. It does not import the core.
+
+Persons are the connected components of the accepted links. With guards, the
+links are replayed in the order the link stage recorded them, and each is
+decided the plain way: blocked identifiers never link; a link inside one
+component is an edge; a union that would exceed a per-type limit is refused; an
+identifier that would join more persons than its cap is a hub: refused, blocked,
+and its edges removed (so the components it held together fall apart); a wallet
+labelled with a blocking category is blocked the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+
+def kind(identifier: str) -> str:
+    return identifier.split(":", 1)[0]
+
+
+class Reference:
+    def __init__(
+        self,
+        limits: dict[str, int] | None = None,
+        max_joins: dict[str, int] | None = None,
+        blocked_exact: set[str] | None = None,
+        blocked_patterns: list[str] | None = None,
+        label_categories: set[str] | None = None,
+    ) -> None:
+        self.limits = limits or {}
+        self.max_joins = max_joins or {}
+        self.blocked_exact = blocked_exact or set()
+        self.patterns = [re.compile(p) for p in blocked_patterns or []]
+        self.label_categories = label_categories or set()
+        self.edges: dict[str, set[str]] = defaultdict(set)
+        self.ever_linked: set[str] = set()
+        self.joins: Counter[str] = Counter()
+        self.hubs: set[str] = set()
+        self.labels: dict[str, dict[int, set[str]]] = defaultdict(dict)
+        self.refused = 0
+
+    # --- graph --------------------------------------------------------------------
+    def component(self, start: str) -> set[str]:
+        seen = {start}
+        stack = [start]
+        while stack:
+            for other in self.edges[stack.pop()]:
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        return seen
+
+    def blocked(self, identifier: str) -> bool:
+        if identifier in self.hubs or identifier in self.blocked_exact:
+            return True
+        if any(p.search(identifier) for p in self.patterns):
+            return True
+        return any(cats & self.label_categories for cats in self.labels[identifier].values())
+
+    def remove_edges(self, identifier: str) -> None:
+        for other in self.edges.pop(identifier, set()):
+            self.edges[other].discard(identifier)
+
+    # --- the recorded log ---------------------------------------------------------------
+    def link(self, a: str, b: str) -> None:
+        if a == b:
+            return
+        if self.blocked(a) or self.blocked(b):
+            self.refused += 1
+            return
+        ca = self.component(a)
+        if b in ca:
+            self._edge(a, b)
+            return
+        cb = self.component(b)
+        for t in {kind(i) for i in ca | cb}:
+            total = sum(kind(i) == t for i in ca) + sum(kind(i) == t for i in cb)
+            if t in self.limits and total > self.limits[t]:
+                self.refused += 1
+                return
+        for x in (a, b):
+            cap = self.max_joins.get(kind(x))
+            if cap is not None and self.joins[x] + 1 > cap:
+                self.refused += 1
+                self.hubs.add(x)
+                self.remove_edges(x)
+                return
+        self._edge(a, b)
+        self.joins[a] += 1
+        self.joins[b] += 1
+
+    def _edge(self, a: str, b: str) -> None:
+        self.edges[a].add(b)
+        self.edges[b].add(a)
+        self.ever_linked |= {a, b}
+
+    def label(self, wallet: str, chain: int, categories: list[str]) -> None:
+        if categories:
+            self.labels[wallet][chain] = set(categories)
+        else:
+            self.labels[wallet].pop(chain, None)
+        if self.blocked(wallet):
+            self.remove_edges(wallet)
+
+    def persons(self, universe: set[str]) -> set[frozenset[str]]:
+        """The final persons over ``universe`` (identifiers with events or ever linked)."""
+        out = set()
+        seen: set[str] = set()
+        for identifier in sorted(universe | self.ever_linked):
+            if identifier not in seen:
+                comp = self.component(identifier)
+                seen |= comp
+                out.add(frozenset(comp))
+        return out

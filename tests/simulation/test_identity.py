@@ -1,0 +1,134 @@
+"""Invariant 1 for the identity graph, by simulation against the offline reference.
+
+Random populations and events, any partition count, any delivery order (seeded):
+the final persons equal the reference's, every fact is counted in exactly one
+final person, no person exceeds a limit, and every refused link has a conflict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream.core.facts import Fact
+from stream.core.messages import Label
+from stream.core.partitioner import partition_for
+from stream.core.rules import Blocked, Rules
+from stream.sim import Simulator
+from tests.simulation.reference import Reference
+from tests.simulation.scenarios import scenario
+
+EXAMPLES = int(os.environ.get("C360_PROPERTY_EXAMPLES", "150"))
+
+NO_GUARDS = Rules(
+    limits={},
+    max_joins={},
+    blocked=Blocked(exact=[], patterns=[]),
+    blocked_label_categories=[],
+)
+GUARDS = Rules(
+    limits={"user": 1, "email": 2, "wallet": 3, "anon": 3},
+    max_joins={"anon": 3, "wallet": 3},
+    blocked=Blocked(exact=["wallet:0x00000000000000000000000000000000a11ce001"], patterns=[]),
+    blocked_label_categories=["exchange"],
+)
+
+
+def run(seed: int, partitions: int, rules: Rules, *, labels: bool, events: int = 60, size: int = 8):
+    sc = scenario(seed, events, labels=labels, size=size)
+    sim = Simulator(
+        partitions=partitions, seed=seed * 7919 + partitions, rules=rules, record_log=True
+    )
+    sim.run(sc.inputs)
+    return sc, sim
+
+
+def sim_persons(sim: Simulator) -> dict[str, dict]:
+    return sim.persons()
+
+
+def check(sc, sim: Simulator, ref: Reference) -> None:
+    # replay the link stage's recorded input order through the reference
+    for message in sim.link_inputs:
+        if isinstance(message, Fact):
+            for b, _evidence in message.links:
+                ref.link(message.ident, b)
+        elif isinstance(message, Label):
+            ref.label(message.wallet, message.chain, message.categories)
+    facts = {f.id: f for f in sc.facts}  # duplicates collapse by fact id
+    universe = {f.primary for f in facts.values()}
+    expected = ref.persons(universe)
+    persons = sim_persons(sim)
+    got = {frozenset(row["m"]) for row in persons.values()}
+    assert got == expected
+
+    # every fact counted in exactly one final person: its primary identifier's
+    owner = {i: pid for pid, row in persons.items() for i in row["m"]}
+    per_person = Counter(owner[f.primary] for f in facts.values())
+    for pid, row in persons.items():
+        assert row["a"]["n"] == per_person.get(pid, 0), pid
+        assert row["w"].get("events", 0) == per_person.get(pid, 0), pid
+    assert sum(row["a"]["n"] for row in persons.values()) == len(facts)
+
+    # refusals, limits, versions
+    refused = [c for c in sim.outputs.conflicts if c.kind == "refused"]
+    assert len(refused) == ref.refused
+    limits = sim.compiled.rules.limits
+    for row in persons.values():
+        types = Counter(i.split(":", 1)[0] for i in row["m"])
+        for t, n in types.items():
+            assert n <= limits.get(t, n), (t, n)
+    versions: dict[str, int] = {}
+    for change in sim.outputs.profile_changes:
+        assert change.version > versions.get(change.person_id, 0)
+        versions[change.person_id] = change.version
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**9), partitions=st.integers(1, 16))
+def test_without_guards_persons_are_the_connected_components(seed, partitions):
+    sc, sim = run(seed, partitions, NO_GUARDS, labels=False)
+    check(sc, sim, Reference())
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**9), partitions=st.integers(1, 16))
+def test_with_guards_persons_equal_the_reference_over_the_recorded_links(seed, partitions):
+    sc, sim = run(seed, partitions, GUARDS, labels=True, events=80, size=10)
+    r = GUARDS
+    check(
+        sc,
+        sim,
+        Reference(
+            limits=r.limits,
+            max_joins=r.max_joins,
+            blocked_exact=set(r.blocked.exact),
+            label_categories=set(r.blocked_label_categories),
+        ),
+    )
+
+
+def test_the_cases_contain_cross_partition_merges_chains_and_forwarding():
+    """The generator must really exercise what the invariants are about."""
+    cross = chains = forwarded = splits = 0
+    for seed in range(40):
+        for rules, labels in ((NO_GUARDS, False), (GUARDS, True)):
+            sc, sim = run(seed, 4, rules, labels=labels, events=80, size=10)
+            survivors = set()
+            for m in sim.outputs.merges:
+                if partition_for(m.absorbed, 4) != partition_for(m.survivor, 4):
+                    cross += 1
+                if m.absorbed in survivors:
+                    chains += 1  # absorbed after having absorbed someone: A -> B -> C
+                survivors.add(m.survivor)
+            forwarded += sim.profile.stats["forwarded"]
+            splits += sim.link.stats["splits"]
+    assert cross > 0 and chains > 0 and forwarded > 0 and splits > 0, (
+        cross,
+        chains,
+        forwarded,
+        splits,
+    )
