@@ -27,7 +27,7 @@ def _setting(env: str, default: Any, doc: str, *, minimum: float | None = None) 
 class Settings:
     """Every knob of a c360 worker, connector and tool. Build with :meth:`from_env`."""
 
-    # --- Kafka -------------------------------------------------------------
+    # --- Kafka ---
     kafka_bootstrap: str = _setting(
         "C360_KAFKA_BOOTSTRAP", "127.0.0.1:19092", "Kafka bootstrap servers, host:port[,host:port]."
     )
@@ -59,7 +59,7 @@ class Settings:
         "Largest input record accepted; an oversize record is dead-lettered with a prefix.",
         minimum=1024,
     )
-    # --- Faust worker --------------------------------------------------------
+    # --- Faust worker ---
     data_dir: Path = _setting(
         "C360_DATA_DIR", Path(".c360/data"), "Where a worker keeps its RocksDB state."
     )
@@ -89,7 +89,7 @@ class Settings:
         "C360_STANDBY_REPLICAS", 0, "Standby replicas of every table (0 on one worker)."
     )
     log_level: str = _setting("C360_LOG_LEVEL", "info", "Worker log level.")
-    # --- RocksDB (per partition database) -------------------------------------
+    # --- RocksDB (per partition database) ---
     rocksdb_block_cache_mb: int = _setting(
         "C360_ROCKSDB_BLOCK_CACHE_MB",
         16,
@@ -108,7 +108,7 @@ class Settings:
     rocksdb_max_open_files: int = _setting(
         "C360_ROCKSDB_MAX_OPEN_FILES", 256, "Open files per partition database.", minimum=16
     )
-    # --- Identity and profiles -------------------------------------------------
+    # --- Identity and profiles ---
     rules_file: Path | None = _setting(
         "C360_RULES_FILE",
         None,

@@ -106,7 +106,7 @@ class Simulator:
         self.link_inputs: list[Any] = []  # every message the link stage processed, in order
         self.delivered = 0
 
-    # --- state ---------------------------------------------------------------------------
+    # --- state ---
     def state(self, stage: str, partition: int) -> MemoryState:
         key = (stage, partition)
         s = self.states.get(key)
@@ -114,7 +114,7 @@ class Simulator:
             s = self.states[key] = MemoryState()
         return s
 
-    # --- running ---------------------------------------------------------------------------
+    # --- running ---
     def run(self, inputs: list[Input]) -> Outputs:
         """Feed every input, interleaved with internal deliveries, until quiet."""
         pending = deque(inputs)
@@ -194,7 +194,7 @@ class Simulator:
             self.profile.process(state, messages, emit)
         self._dispatch(f"{stage}:{partition}", emit)
 
-    # --- results ------------------------------------------------------------------------------
+    # --- results ---
     def persons(self) -> dict[str, dict[str, Any]]:
         """Every live person: its row (members, aggregate, last view)."""
         out = {}

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Raw, Struct, field
 
-# --- shared field types -------------------------------------------------------
+# --- shared field types ---
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 date-time with a time zone.")]
 Text = Annotated[str, Meta(max_length=1024)]
 ShortText = Annotated[str, Meta(max_length=256)]
@@ -65,7 +65,7 @@ Token = Annotated[
 ]
 
 
-# --- web events (Segment spec) ------------------------------------------------
+# --- web events (Segment spec) ---
 class Campaign(Struct, omit_defaults=True, forbid_unknown_fields=False):
     """UTM parameters (``context.campaign``)."""
 
@@ -191,7 +191,7 @@ WEB3_TRACKS: dict[str, type[Struct]] = {
 }
 
 
-# --- forms ---------------------------------------------------------------------
+# --- forms ---
 class Respondent(Struct, omit_defaults=True, forbid_unknown_fields=False):
     """Who answered. Typed fields are asserted evidence: recorded, never merged."""
 
@@ -223,7 +223,7 @@ class FormResponse(Struct, omit_defaults=True, forbid_unknown_fields=False):
     hidden: dict[ShortText, ShortText] = {}
 
 
-# --- social verifications --------------------------------------------------------
+# --- social verifications ---
 SocialPlatform = Literal["x", "discord", "telegram", "github", "farcaster"]
 
 
@@ -249,7 +249,7 @@ class SocialVerification(Struct, omit_defaults=True, forbid_unknown_fields=False
     revoked: bool = False
 
 
-# --- chain events ------------------------------------------------------------------
+# --- chain events ---
 class DecodedTransfer(
     Struct,
     omit_defaults=True,
@@ -316,7 +316,7 @@ class HoldingSnapshot(Struct, omit_defaults=True, forbid_unknown_fields=False):
     observed_at: Timestamp
 
 
-# --- support ---------------------------------------------------------------------
+# --- support ---
 class Requester(Struct, omit_defaults=True, forbid_unknown_fields=False):
     """Who opened the ticket. Requester fields are asserted evidence."""
 
@@ -349,7 +349,7 @@ class SupportTicketEvent(Struct, omit_defaults=True, forbid_unknown_fields=False
     csat: Csat | None = None
 
 
-# --- reference data (global tables) -----------------------------------------------
+# --- reference data (global tables) ---
 class Price(Struct, omit_defaults=True, forbid_unknown_fields=False):
     """A token's USD price. Record key ``chain_id:token``; an empty value deletes."""
 

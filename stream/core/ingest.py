@@ -179,7 +179,7 @@ def _touch(
     return touch
 
 
-# --- per-topic converters -------------------------------------------------------
+# --- per-topic converters ---
 class Converter:
     """Turns decoded payloads of one topic into facts."""
 
@@ -507,7 +507,7 @@ def _wallet_soft(raw: str | None) -> str | None:
         return None
 
 
-# --- records ----------------------------------------------------------------------
+# --- records ---
 @dataclass(frozen=True, slots=True)
 class TopicDecoder:
     decoder: msgspec.json.Decoder

@@ -74,7 +74,7 @@ class LinkStage:
             elif type(message) is Label:
                 self.label(state, message, emit)
 
-    # --- state helpers ----------------------------------------------------------------
+    # --- state helpers ---
     def _node(self, state: State, ident: str) -> dict:
         node = state.get("n:" + ident)
         if node is None:
@@ -112,7 +112,7 @@ class LinkStage:
                     return category
         return None
 
-    # --- facts (link evidence) ----------------------------------------------------------------
+    # --- facts (link evidence) ---
     def fact(self, state: State, fact: Fact, emit: Emit) -> None:
         a = fact.ident
         known: list[str] = []
@@ -230,7 +230,7 @@ class LinkStage:
             ),
         )
 
-    # --- blocking and splits -------------------------------------------------------------------
+    # --- blocking and splits ---
     def label(self, state: State, label: Label, emit: Emit) -> None:
         key = "l:" + label.wallet
         labels = state.get(key) or {}

@@ -15,7 +15,7 @@ import msgspec
 
 from stream.core.facts import Fact
 
-# --- person ids ----------------------------------------------------------------------
+# --- person ids ---
 
 
 def person_of(identifier: str) -> str:
@@ -32,7 +32,7 @@ def split_person(identifier: str, seq: int) -> str:
     return "p" + blake2b(f"{identifier}\x00split\x00{seq}".encode(), digest_size=10).hexdigest()
 
 
-# --- route topic (keyed by identifier) ---------------------------------------------------
+# --- route topic (keyed by identifier) ---
 class Assign(msgspec.Struct, array_like=True, tag="a"):
     """The link stage's word on an identifier: its person (as of ``seq``), and the
     identifiers it is known to be linked with or refused from (a cache that lets
@@ -45,7 +45,7 @@ class Assign(msgspec.Struct, array_like=True, tag="a"):
     refused: list[str] = []
 
 
-# --- link topic (one partition) -----------------------------------------------------------
+# --- link topic (one partition) ---
 class Label(msgspec.Struct, array_like=True, tag="l"):
     """Labels of a wallet on one chain (from the labels topic); empty categories delete."""
 
@@ -54,7 +54,7 @@ class Label(msgspec.Struct, array_like=True, tag="l"):
     categories: list[str] = []
 
 
-# --- profile topic (keyed by person) --------------------------------------------------------
+# --- profile topic (keyed by person) ---
 class Event(msgspec.Struct, array_like=True, tag="e"):
     """A fact for ``person`` (as the sender knew it at assignment ``seq``)."""
 

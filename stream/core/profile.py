@@ -63,7 +63,7 @@ class ProfileStage:
         self.agg = aggregator
         self.stats = {"applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0}
 
-    # --- entry ---------------------------------------------------------------------------
+    # --- entry ---
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
         touched: dict[str, _Touched] = {}
         ctx = self.agg.context(state)
@@ -86,7 +86,7 @@ class ProfileStage:
         for person, t in touched.items():
             self.publish(state, person, t, ctx, emit)
 
-    # --- helpers ---------------------------------------------------------------------------
+    # --- helpers ---
     def _row(self, state: State, person: str) -> dict:
         row = state.get("p:" + person)
         if row is None:
@@ -109,7 +109,7 @@ class ProfileStage:
             return moved[0]
         return row.get("mi")
 
-    # --- events ------------------------------------------------------------------------------
+    # --- events ---
     def event(self, state: State, e: Event, touched: dict, emit: Emit) -> None:
         row = self._row(state, e.person)
         fact = e.fact
@@ -134,7 +134,7 @@ class ProfileStage:
         if len(t.event_ids) < MAX_CAUSE_IDS:
             t.event_ids.append(fact.id)
 
-    # --- merges ---------------------------------------------------------------------------------
+    # --- merges ---
     def absorb(self, state: State, a: Absorb, touched: dict, emit: Emit) -> None:
         row = self._row(state, a.absorbed)
         if row.get("mi") is not None:
@@ -204,7 +204,7 @@ class ProfileStage:
             emit.internal(topics.PROFILE, target, SplitIn(person, target, seq_out, moved_fragments))
         return rest
 
-    # --- splits ------------------------------------------------------------------------------------
+    # --- splits ---
     def split(self, state: State, s: Split, touched: dict, emit: Emit) -> None:
         row = self._row(state, s.person)
         outgoing: dict[str, dict[str, Any]] = {}
@@ -264,12 +264,12 @@ class ProfileStage:
         state.put("p:" + m.person, row)
         self._touch(touched, m.person, "merge")
 
-    # --- time ------------------------------------------------------------------------------------
+    # --- time ---
     def tick(self, state: State, t: Tick, touched: dict, ctx: Context) -> None:
         for person in self.agg.tick(state, t.now, ctx):
             self._touch(touched, person, "tick")
 
-    # --- change events ------------------------------------------------------------------------------
+    # --- change events ---
     def publish(self, state: State, person: str, t: _Touched, ctx: Context, emit: Emit) -> None:
         row = state.get("p:" + person)
         if row is None:

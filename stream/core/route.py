@@ -53,7 +53,7 @@ class RouteStage:
             elif type(message) is Tick:
                 self.sweep(state, message.now)
 
-    # --- facts -------------------------------------------------------------------------
+    # --- facts ---
     def fact(self, state: State, fact: Fact, emit: Emit) -> None:
         key = dedupe_key(fact)
         applied = state.get(key) is not None
@@ -85,7 +85,7 @@ class RouteStage:
         self.stats["to_profile"] += 1
         emit.internal(topics.PROFILE, person, Event(person, seq, fact))
 
-    # --- assignments -----------------------------------------------------------------------
+    # --- assignments ---
     def assign(self, state: State, a: Assign) -> None:
         key = "i:" + a.ident
         row = state.get(key)
@@ -100,7 +100,7 @@ class RouteStage:
             row["r"] = _bounded(row["r"], a.refused, self.cache_size)
         state.put(key, row)
 
-    # --- time ---------------------------------------------------------------------------------
+    # --- time ---
     def sweep(self, state: State, now: int) -> None:
         """Forget duplicate keys older than the window (in event days)."""
         newest = state.get("dd")

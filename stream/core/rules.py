@@ -138,7 +138,7 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
         if len(set(names)) != len(names):
             raise RulesError("vip: tier names must be unique")
 
-    # --- derived lookups ------------------------------------------------------
+    # --- derived lookups ---
     def strength(self, evidence: str) -> Strength:
         return self.evidence.get(evidence) or DEFAULT_EVIDENCE[evidence]
 

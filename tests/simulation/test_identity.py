@@ -116,7 +116,7 @@ def test_the_cases_contain_cross_partition_merges_chains_and_forwarding():
     cross = chains = forwarded = splits = 0
     for seed in range(40):
         for rules, labels in ((NO_GUARDS, False), (GUARDS, True)):
-            sc, sim = run(seed, 4, rules, labels=labels, events=80, size=10)
+            _, sim = run(seed, 4, rules, labels=labels, events=80, size=10)
             survivors = set()
             for m in sim.outputs.merges:
                 if partition_for(m.absorbed, 4) != partition_for(m.survivor, 4):
