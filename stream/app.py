@@ -16,6 +16,7 @@ from faust.web import Request, Response, View, Web
 from stream import topics
 from stream.core import rules as rules_mod
 from stream.settings import Settings
+from stream.shell import store
 from stream.shell.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,22 @@ class C360:
     app: faust.App
     rules: rules_mod.Compiled
     topics: dict[str, faust.TopicT] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
+    lookups: Any = None
+
+    @property
+    def rocksdb_options(self) -> dict[str, int]:
+        """Per-partition RocksDB options, sized for a small machine (faust: 2 GiB cache each)."""
+        s = self.settings
+        return {
+            "block_cache_size": s.rocksdb_block_cache_mb * 1024 * 1024,
+            "block_cache_compressed_size": 0,
+            "write_buffer_size": s.rocksdb_write_buffer_mb * 1024 * 1024,
+            "max_write_buffer_number": s.rocksdb_max_write_buffers,
+            "max_open_files": s.rocksdb_max_open_files,
+            "target_file_size_base": 32 * 1024 * 1024,
+        }
 
     def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
         return self.topics[spec.suffix]
@@ -68,6 +85,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_commit_interval": 1.0,
         "producer_acks": -1,
         "producer_linger": 0.002,
+        # Batched records and bulk changelog batches are large.
+        "producer_max_batch_size": 1024 * 1024,
+        "producer_max_request_size": 4 * 1024 * 1024,
+        "consumer_max_fetch_size": 4 * 1024 * 1024,
         # Exposure (DESIGN.md): loopback by default, no table/router debug endpoints.
         "web_host": settings.web_host,
         "web_bind": settings.web_host,
@@ -90,6 +111,7 @@ def create_app(settings: Settings, rules: rules_mod.Rules | None = None) -> C360
     """
     if rules is None:
         rules = rules_mod.load(settings.rules_file)
+    store.register()
     app = faust.App(settings.app_id, **faust_options(settings))
     c360 = C360(settings, app, rules_mod.Compiled(rules))
     for spec in topics.ALL:
@@ -103,9 +125,10 @@ def create_app(settings: Settings, rules: rules_mod.Rules | None = None) -> C360
             internal=False,
         )
     _register_web(c360)
-    from stream.shell import agents
+    from stream.shell import agents, api
 
     agents.register(c360)
+    c360.lookups = api.register(c360)
     return c360
 
 

@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     connectors_cli.add_parsers(p_connect)
     p_topics = sub.add_parser("topics", help="create the declared topics; check partition counts")
     p_topics.add_argument("--list", action="store_true", help="print the topics table and exit")
+    p_replay = sub.add_parser("replay", help="run events through the simulator; print persons")
+    p_replay.add_argument("events", help="JSONL file ({topic, key, value} per line), or -")
+    p_replay.add_argument("--partitions", type=int, default=4)
+    p_replay.add_argument("--seed", type=int, default=0)
+    p_replay.add_argument("--rules", help="identity rules file (JSON) to try")
     p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
     p_schemas.add_argument("--write", action="store_true", help="rewrite schemas/*.json")
     p_set = sub.add_parser("settings", help="print the effective settings")
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo.run(settings)
     if args.command == "topics":
         return cmd_topics(settings, args.list)
+    if args.command == "replay":
+        from stream import replay
+
+        return replay.main(args.events, args.partitions, args.seed, args.rules, sys.stdout)
     if args.command == "schemas":
         return cmd_schemas(args.write)
     if args.command == "settings":

@@ -7,7 +7,7 @@ never an identifier or a person id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
@@ -27,6 +27,40 @@ class Metrics:
             "c360_dead_letters",
             "Inputs written to the dead-letter topic, by source topic and reason.",
             ["source", "reason"],
+            registry=r,
+        )
+
+        self.stage_records = Counter(
+            "c360_stage_records",
+            "Input records (batches) a stage applied, by stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.stage_replays_skipped = Counter(
+            "c360_stage_replays_skipped",
+            "Redelivered records a stage skipped because their state was already committed.",
+            ["stage"],
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "c360_stage_record_seconds",
+            "Time to apply one input record (batch), commit included, by stage.",
+            ["stage"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+
+        self.api_requests = Counter(
+            "c360_api_requests",
+            "API requests answered, by route and HTTP status.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.api_seconds = Histogram(
+            "c360_api_request_seconds",
+            "API request latency, by route.",
+            ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=r,
         )
 

@@ -3,14 +3,16 @@
 Internal topics get **one record per destination partition** (a JSON array of
 messages; every key in it belongs to that partition, by the producer's own
 partitioner). Output topics, which users consume, get one record per message,
-keyed as their contract says.
+keyed as their contract says. Every record carries the headers ``c360-src``
+(the sending stage and partition) and ``c360-seq`` (the input offset it came
+from): a receiving stage drops a record it has already applied (a replay after a
+crash), which makes the internal hops exactly-once.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -20,9 +22,7 @@ from stream.contract.outputs import DeadLetter, SourcePosition
 from stream.core.ingest import Rejection
 from stream.core.partitioner import partition_for
 from stream.settings import Settings
-
-SendFn = Callable[[str, bytes | None, bytes, int], Awaitable[Awaitable[Any]]]
-"""send(topic, key, value, partition) -> delivery future (faust's producer.send)."""
+from stream.shell.sender import BatchSender, Sent
 
 _encode = msgspec.json.Encoder().encode
 MAX_DEAD_LETTER_ORIGINAL = 256 * 1024  # keeps a dead letter under the broker's message limit
@@ -31,18 +31,18 @@ MAX_DEAD_LETTER_ORIGINAL = 256 * 1024  # keeps a dead letter under the broker's 
 class Outbox:
     """Collects the messages of one input record, then sends them in as few records as possible."""
 
-    __slots__ = ("_batches", "_records", "settings")
+    __slots__ = ("_batches", "_records", "headers", "settings")
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, source: str = "", seq: int = 0) -> None:
         self.settings = settings
+        self.headers = [("c360-src", source.encode()), ("c360-seq", str(seq).encode())]
         self._batches: dict[tuple[str, int], list[Any]] = {}
-        self._records: list[tuple[str, bytes | None, bytes, int]] = []
+        self._records: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
 
     def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
         """A message for an internal topic, batched with the others of its partition."""
         n = spec.partition_count(self.settings)
-        partition = 0 if n == 1 else partition_for(key, n)
-        group = (spec.name(self.settings), partition)
+        group = (spec.name(self.settings), 0 if n == 1 else partition_for(key, n))
         batch = self._batches.get(group)
         if batch is None:
             self._batches[group] = [message]
@@ -52,27 +52,36 @@ class Outbox:
     def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None:
         """A record of an output topic, keyed by ``key``."""
         n = spec.partition_count(self.settings)
-        self._records.append(
-            (spec.name(self.settings), key.encode(), _encode(payload), partition_for(key, n))
-        )
+        group = (spec.name(self.settings), partition_for(key, n))
+        self._records.setdefault(group, []).append((key.encode(), _encode(payload)))
 
     def dead_letter(self, topic: str, partition: int, offset: int, rejection: Rejection) -> None:
         """An input that could not be applied, with its original bytes and reason."""
         self.record(topics.DEAD_LETTERS, topic, dead_letter(topic, partition, offset, rejection))
 
     def __len__(self) -> int:
-        return len(self._batches) + len(self._records)
+        return len(self._batches) + sum(len(r) for r in self._records.values())
 
-    async def send(self, send: SendFn) -> list[Awaitable[Any]]:
-        """Hand everything to the producer; returns the delivery futures."""
-        futures = []
+    def counts(self) -> dict[str, int]:
+        """Messages and records per topic name (for metrics)."""
+        out: dict[str, int] = {}
+        for (name, _), messages in self._batches.items():
+            out[name] = out.get(name, 0) + len(messages)
+        for (name, _), records in self._records.items():
+            out[name] = out.get(name, 0) + len(records)
+        return out
+
+    async def send(self, sender: BatchSender) -> list[Sent]:
+        """Hand everything to the producer (one producer batch per partition)."""
+        sent = []
+        headers = self.headers
         for (name, partition), messages in self._batches.items():
-            futures.append(await send(name, None, _encode(messages), partition))
-        for name, key, value, partition in self._records:
-            futures.append(await send(name, key, value, partition))
+            sent.append(await sender.send(name, partition, [(None, _encode(messages), headers)]))
+        for (name, partition), records in self._records.items():
+            sent.append(await sender.send(name, partition, [(k, v, headers) for k, v in records]))
         self._batches = {}
-        self._records = []
-        return futures
+        self._records = {}
+        return sent
 
 
 def dead_letter(topic: str, partition: int, offset: int, r: Rejection) -> DeadLetter:
@@ -85,8 +94,6 @@ def dead_letter(topic: str, partition: int, offset: int, r: Rejection) -> DeadLe
     try:
         text, encoding = original.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        import base64
-
         text, encoding = base64.b64encode(original).decode(), "base64"
     return DeadLetter(
         source=SourcePosition(topic, partition, offset),
@@ -101,7 +108,13 @@ def dead_letter(topic: str, partition: int, offset: int, r: Rejection) -> DeadLe
     )
 
 
-async def gather(futures: list[Awaitable[Any]]) -> None:
-    """Wait until every future is delivered (raises the first delivery error)."""
-    if futures:
-        await asyncio.gather(*futures)
+def source_of(headers: Any) -> tuple[str | None, int]:
+    """The (c360-src, c360-seq) headers of a received record, if any."""
+    src = None
+    seq = -1
+    for name, value in headers or ():
+        if name == "c360-src":
+            src = value.decode()
+        elif name == "c360-seq":
+            seq = int(value)
+    return src, seq

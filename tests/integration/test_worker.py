@@ -65,3 +65,14 @@ def test_web_server_is_loopback_without_debug_endpoints(settings, start_worker):
         assert status == 404, path
     status, body = http_get(settings.web_url + "/metrics")
     assert status == 200 and b"c360_events_in" in body
+
+
+def test_worker_refuses_a_bad_rules_file(settings, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"limits": {"user": 0}}')
+    env = {**os.environ, **settings.replace(rules_file=rules).to_env()}
+    done = subprocess.run(
+        [str(BIN / "c360"), "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "rules file" in done.stderr and "limits" in done.stderr

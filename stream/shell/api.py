@@ -1,0 +1,183 @@
+"""The ``/v1`` lookup API, served by every worker (DESIGN.md, Exposure: API key required).
+
+A lookup may need state held by other workers: the identifier's route partition
+(which person it belongs to) and the person's profile partition. The worker that
+receives the request asks faust's router who owns each key; it reads locally when
+it owns it, and otherwise asks the owner's internal endpoint (same API key).
+Responses are JSON through orjson.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+from faust.web import Request, Response, View
+from yarl import URL
+
+from stream.core.identifiers import IdentifierError, parse
+from stream.core.messages import person_of
+from stream.core.partitioner import partition_for
+from stream.shell.metrics import METRICS
+from stream.shell.store import Txn
+
+if TYPE_CHECKING:
+    from stream.app import C360
+
+log = logging.getLogger(__name__)
+MAX_MERGE_HOPS = 32
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message = status, error, message
+
+
+def _json(status: int, body: Any) -> Response:
+    from aiohttp import web
+
+    return web.Response(
+        body=orjson.dumps(body), status=status, headers={"Content-Type": "application/json"}
+    )
+
+
+class Lookups:
+    """Reads across workers: route rows by identifier, person rows by person id."""
+
+    def __init__(self, c360: C360) -> None:
+        self.c360 = c360
+        self._session: aiohttp.ClientSession | None = None
+
+    def authorized(self, request: Request) -> bool:
+        key = self.c360.settings.api_key
+        if not key:
+            return False
+        given = request.headers.get("X-API-Key", "")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            given = auth[7:]
+        return hmac.compare_digest(given.encode(), key.encode())
+
+    def _owner(self, table: str, key: str) -> URL | None:
+        """The owner's URL, or None when this worker owns the key."""
+        try:
+            url = self.c360.app.router.key_store(table, key.encode())
+        except KeyError:
+            raise ApiError(503, "not_ready", "partitions are not assigned yet") from None
+        own = URL(self.c360.app.conf.canonical_url)
+        if (url.host, url.port) == (own.host, own.port):
+            return None
+        return url
+
+    def _local(self, table: str, key: str) -> Txn:
+        spec_partitions = self.c360.tables[table].partitions
+        partition = 0 if spec_partitions == 1 else partition_for(key, spec_partitions)
+        return self.c360.tables[table].data.txn(partition)
+
+    async def _remote(self, url: URL, path: str) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"X-API-Key": self.c360.settings.api_key}
+        async with self._session.get(url.with_path(path), headers=headers) as response:
+            if response.status == 404:
+                return None
+            if response.status != 200:
+                raise ApiError(502, "owner_failed", f"{url} answered {response.status}")
+            return orjson.loads(await response.read())
+
+    async def route_row(self, identifier: str) -> dict | None:
+        owner = self._owner("route", identifier)
+        if owner is None:
+            return self._local("route", identifier).get("i:" + identifier)
+        return await self._remote(owner, f"/v1/_internal/route/{identifier}")
+
+    async def person_row(self, person: str) -> tuple[str, dict] | None:
+        """The live person row, following merges (person id, row)."""
+        for _ in range(MAX_MERGE_HOPS):
+            owner = self._owner("profile", person)
+            if owner is None:
+                row = self._local("profile", person).get("p:" + person)
+            else:
+                row = await self._remote(owner, f"/v1/_internal/person/{person}")
+            if row is None:
+                return None
+            if row.get("mi") is None:
+                return person, row
+            person = row["mi"]
+        raise ApiError(500, "merge_loop", "too many merge hops")
+
+    async def person_of(self, identifier: str) -> str:
+        row = await self.route_row(identifier)
+        return row["p"] if row else person_of(identifier)
+
+
+def register(c360: C360) -> Lookups:
+    app = c360.app
+    lookups = Lookups(c360)
+
+    def guard(request: Request, route: str) -> None:
+        if not lookups.authorized(request):
+            METRICS.api_requests.labels(route, "401").inc()
+            raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key or Bearer)")
+
+    async def answer(route: str, request: Request, work) -> Response:
+        with METRICS.api_seconds.labels(route).time():
+            try:
+                guard(request, route)
+                status, body = await work()
+            except ApiError as exc:
+                status, body = exc.status, {"error": exc.error, "message": exc.message}
+            METRICS.api_requests.labels(route, str(status)).inc()
+            return _json(status, body)
+
+    @app.page("/v1/identities/{identifier}")
+    class Identities(View):
+        async def get(self, request: Request, identifier: str) -> Response:
+            async def work():
+                ident = identifier_or_400(identifier)
+                person = await lookups.person_of(ident)
+                found = await lookups.person_row(person)
+                if found is None:
+                    raise ApiError(404, "unknown_identifier", f"{ident} has not been seen")
+                person_id, row = found
+                view = row.get("w") or {}
+                return 200, {
+                    "identifier": ident,
+                    "person_id": person_id,
+                    "identifiers": view.get("identifiers", {}),
+                    "associations": view.get("associations", []),
+                }
+
+            return await answer("/v1/identities", request, work)
+
+    @app.page("/v1/_internal/route/{identifier}")
+    class InternalRoute(View):
+        async def get(self, request: Request, identifier: str) -> Response:
+            async def work():
+                row = lookups._local("route", identifier).get("i:" + identifier)
+                return (200, row) if row is not None else (404, {"error": "not_found"})
+
+            return await answer("/v1/_internal", request, work)
+
+    @app.page("/v1/_internal/person/{person}")
+    class InternalPerson(View):
+        async def get(self, request: Request, person: str) -> Response:
+            async def work():
+                row = lookups._local("profile", person).get("p:" + person)
+                return (200, row) if row is not None else (404, {"error": "not_found"})
+
+            return await answer("/v1/_internal", request, work)
+
+    del Identities, InternalRoute, InternalPerson
+    return lookups
+
+
+def identifier_or_400(raw: str) -> str:
+    try:
+        return parse(raw)
+    except IdentifierError as exc:
+        raise ApiError(400, exc.reason, str(exc)) from None

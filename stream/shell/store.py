@@ -1,0 +1,178 @@
+"""The batch state layer: a faust Store whose writes are committed a batch at a time.
+
+faust writes a table key by key: a RocksDB put and a changelog send (with its
+future and log record) per write, ~130 µs each. Here a stage works on a
+:class:`Txn` (the core's ``State``) over one partition database, and
+:meth:`BatchStore.commit` applies the whole batch at once:
+
+1. every changed key becomes one changelog record, plus a **marker** record that
+   carries the input offset; all are appended to one aiokafka ``BatchBuilder``
+   and sent with ``send_batch`` to the table's changelog partition;
+2. once the broker acknowledged them (acks=all), one rocksdict ``WriteBatch``
+   writes the changes, the input offset and the changelog offset — state, input
+   position and changelog position move together, atomically.
+
+Recovery, standby replicas and table routing stay faust's: the store is a
+subclass of faust's RocksDB store, registered as ``c360://``. Replaying a
+changelog applies whole groups only (the records of one commit end with their
+marker), so a commit interrupted half-sent is never half-applied; the redo of
+that batch rewrites the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import msgspec
+import rocksdict
+from faust.stores import rocksdb as faust_rocksdb
+from faust.types import TP, EventT
+
+from stream.core.state import prefix_end
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+MARKER = b"__c360\x00marker__"
+"""The key of the record that ends a commit; its value holds the input offset."""
+INPUT_OFFSET = b"__c360\x00input__"
+"""Where the local database keeps the last input offset it committed (JSON)."""
+
+_DELETED = object()
+
+
+class Txn:
+    """A stage's view of one partition for one batch: reads see its own writes."""
+
+    __slots__ = ("_cache", "db", "writes")
+
+    def __init__(self, db: rocksdict.Rdict) -> None:
+        self.db = db
+        self.writes: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any | None:
+        value = self.writes.get(key, self)
+        if value is not self:
+            return None if value is _DELETED else value
+        value = self._cache.get(key, self)
+        if value is not self:
+            return value
+        raw = self.db.get(key.encode())
+        value = None if raw is None else _decode(raw)
+        self._cache[key] = value
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: str) -> None:
+        self.writes[key] = _DELETED
+
+    def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
+        """Keys in [start, stop), in order, merging this batch's writes over the database."""
+        stored: dict[str, Any] = {}
+        it = self.db.iter()
+        it.seek(start.encode())
+        stop_b = stop.encode()
+        while it.valid():
+            key = it.key()
+            if key >= stop_b:
+                break
+            if not key.startswith(b"__c360\x00") and not key.startswith(b"__faust"):
+                stored[key.decode()] = it.value()
+            it.next()
+        keys = set(stored) | {k for k in self.writes if start <= k < stop}
+        for key in sorted(keys):
+            if key in self.writes:
+                value = self.writes[key]
+                if value is not _DELETED:
+                    yield key, value
+            else:
+                yield key, _decode(stored[key])
+
+    def changes(self) -> list[tuple[bytes, bytes | None]]:
+        """The batch's changes, encoded: (key, value or None for a delete)."""
+        return [(k.encode(), None if v is _DELETED else _encode(v)) for k, v in self.writes.items()]
+
+
+class BatchStore(faust_rocksdb.Store):
+    """faust's RocksDB store, plus batch transactions and group-wise changelog replay."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
+
+    # --- live processing ---------------------------------------------------------
+    def db(self, partition: int) -> rocksdict.Rdict:
+        return self._db_for_partition(partition)
+
+    def txn(self, partition: int) -> Txn:
+        return Txn(self._db_for_partition(partition))
+
+    def input_offset(self, partition: int) -> dict[str, int]:
+        """Input positions committed with the state: {"topic:partition": offset}."""
+        raw = self._db_for_partition(partition).get(INPUT_OFFSET)
+        return {} if raw is None else _decode(raw)
+
+    def changelog_records(
+        self, txn: Txn, positions: dict[str, int]
+    ) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
+        """The changelog records of a commit: its changes, then the marker."""
+        marker = _encode(positions)
+        return [*txn.changes(), (MARKER, marker)], marker
+
+    def apply_local(
+        self,
+        partition: int,
+        records: list[tuple[bytes, bytes | None]],
+        marker: bytes,
+        changelog_offset: int | None,
+    ) -> None:
+        """Write a committed batch to the local database in one WriteBatch."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in records:
+            if key == MARKER:
+                continue
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(INPUT_OFFSET, marker)
+        if changelog_offset is not None:
+            batch.put(self.offset_key, str(changelog_offset).encode())
+        self._db_for_partition(partition).write(batch)
+
+    # --- recovery and standbys ------------------------------------------------------
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[EventT],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        """Apply changelog records group by group: a group is applied when its marker arrives."""
+        for event in batch:
+            msg = event.message
+            pending = self._pending.setdefault(msg.partition, [])
+            pending.append((msg.key, msg.value))
+            if msg.key == MARKER:
+                self.apply_local(msg.partition, pending, msg.value, msg.offset)
+                self._pending[msg.partition] = []
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        """An incomplete trailing group of an active partition is a commit that
+        never finished (its batch will be redone): forget it."""
+        for tp in active_tps:
+            self._pending.pop(tp.partition, None)
+
+
+def register() -> None:
+    """Make ``c360://`` resolve to :class:`BatchStore` for faust tables."""
+    from faust.stores import STORES
+
+    STORES.aliases["c360"] = "stream.shell.store:BatchStore"
+
+
+def scan_prefix(txn: Txn, prefix: str) -> Iterator[tuple[str, Any]]:
+    return txn.scan(prefix, prefix_end(prefix))

@@ -1,0 +1,77 @@
+"""The identity journey on the real broker, through a worker process and its API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import msgspec
+import pytest
+
+from stream import topics
+from stream.contract.outputs import IdentityMerge
+from tests.support.journey import JOURNEY, produce_jsonl
+from tests.support.kafka import read_until
+from tests.support.worker import http_get
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(fetch, done, timeout: float = 60.0):
+    """Poll ``fetch()`` until ``done(result)``; fail with the last result after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if done(last):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met after {timeout}s; last: {last}")
+
+
+def test_the_journey_is_one_person_through_the_api(settings, start_worker):
+    worker = start_worker(settings)
+    worker.wait_ready()
+    expected = json.loads((JOURNEY / "expected_identities.json").read_text())
+    asyncio.run(produce_jsonl(settings, JOURNEY / "events.jsonl"))
+    key = {"X-API-Key": settings.api_key}
+
+    def identity(ident: str):
+        status, body = http_get(f"{settings.web_url}/v1/identities/{ident}", key)
+        return status, (json.loads(body) if body else None)
+
+    everyone = [i for group in expected["identifiers"].values() for i in group]
+    answers = {}
+    for ident in everyone:
+        status, body = wait_for(
+            lambda ident=ident: identity(ident),
+            lambda r: (
+                r[0] == 200
+                and r[1]["identifiers"] == expected["identifiers"]
+                and r[1]["associations"] == expected["associations"]
+            ),
+        )
+        answers[ident] = body
+    assert len({a["person_id"] for a in answers.values()}) == 1
+
+    merges = asyncio.run(
+        read_until(
+            settings.kafka_bootstrap, topics.IDENTITY_MERGES.name(settings), lambda rs: len(rs) >= 5
+        )
+    )
+    decoded = [msgspec.json.decode(r.value, type=IdentityMerge) for r in merges]
+    assert len(decoded) == 5
+    assert {r.key.decode() for r in merges} == {m.absorbed for m in decoded}
+    survivors = {m.survivor for m in decoded} - {m.absorbed for m in decoded}
+    assert survivors == {answers[everyone[0]]["person_id"]}
+
+    # the API needs the key; malformed and unknown identifiers get clear answers
+    status, _ = http_get(f"{settings.web_url}/v1/identities/anon:dev-A")
+    assert status == 401
+    status, _ = http_get(f"{settings.web_url}/v1/identities/anon:dev-A", {"X-API-Key": "wrong"})
+    assert status == 401
+    status, body = http_get(f"{settings.web_url}/v1/identities/wallet:0x1234", key)
+    assert status == 400 and json.loads(body)["error"] == "bad_address"
+    status, body = http_get(f"{settings.web_url}/v1/identities/anon:never-seen", key)
+    assert status == 404

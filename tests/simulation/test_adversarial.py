@@ -1,0 +1,154 @@
+"""The classic CDP failure is the blob: one "person" collecting thousands of ids.
+Shared devices, exchange wallets and junk ids must never produce one."""
+
+from __future__ import annotations
+
+import json
+
+from stream.core.rules import Rules
+from stream.sim import Input, Simulator
+
+EXCHANGE = "0x28c6c06298d514db089934071355e5743bf21d60"  # a Binance hot wallet
+
+
+def wallet(i: int) -> str:
+    return f"0x{(0xBEEF0000 + i):040x}"
+
+
+def web(**event) -> Input:
+    event.setdefault("timestamp", "2026-11-02T09:00:00Z")
+    return Input("web.events", json.dumps(event).encode())
+
+
+def siwe(mid: str, device: str, address: str) -> Input:
+    return web(
+        type="track",
+        event="SIWE Sign In",
+        messageId=mid,
+        anonymousId=device,
+        properties={"address": address, "message": "sign in", "signature": "0x00", "chainId": 1},
+        context={"c360": {"siwe": {"verified": True, "address": address}}},
+    )
+
+
+def connect(mid: str, device: str, address: str) -> Input:
+    return web(
+        type="track",
+        event="Wallet Connected",
+        messageId=mid,
+        anonymousId=device,
+        properties={"address": address, "chainId": 1},
+    )
+
+
+def exchange_label() -> Input:
+    body = {
+        "chain_id": 1,
+        "address": EXCHANGE,
+        "labels": [{"label": "Binance 14", "category": "exchange"}],
+    }
+    return Input("labels", json.dumps(body).encode(), key=f"1:{EXCHANGE}")
+
+
+def biggest(sim: Simulator) -> tuple[int, dict[str, int]]:
+    """Size of the largest person, and its identifiers by type."""
+    rows = list(sim.persons().values())
+    row = max(rows, key=lambda r: len(r["m"]))
+    by_type: dict[str, int] = {}
+    for ident in row["m"]:
+        by_type[ident.split(":")[0]] = by_type.get(ident.split(":")[0], 0) + 1
+    return len(row["m"]), by_type
+
+
+def test_a_shared_device_used_by_200_wallets_joins_nobody():
+    inputs = [connect(f"c{i}", "kiosk-1", wallet(i)) for i in range(200)]
+    inputs += [siwe(f"s{i}", f"own-{i}", wallet(i)) for i in range(200)]  # each wallet's owner
+    sim = Simulator(partitions=8, seed=1)
+    sim.run(inputs)
+    size, _ = biggest(sim)
+    assert size == 2  # a wallet and its owner's device, nothing more
+    kiosk = [r for r in sim.persons().values() if "anon:kiosk-1" in r["m"]]
+    assert [sorted(r["m"]) for r in kiosk] == [["anon:kiosk-1"]]
+    rules = {c.rule for c in sim.outputs.conflicts}
+    assert "hub:anon" in rules
+    splits = [c for c in sim.outputs.conflicts if c.kind == "split"]
+    assert splits and splits[0].identifiers == ["anon:kiosk-1"]
+
+
+def _exchange_inputs(label_first: bool) -> list[Input]:
+    users = []
+    for k in range(1000):
+        users.append(siwe(f"own{k}", f"dev-{k}", wallet(k)))
+        users.append(
+            siwe(f"ex{k}", f"dev-{k}", EXCHANGE)
+            if k % 2
+            else connect(f"ex{k}", f"dev-{k}", EXCHANGE)
+        )
+    return [exchange_label(), *users] if label_first else [*users, exchange_label()]
+
+
+def _no_exchange_blob(sim: Simulator) -> None:
+    persons = list(sim.persons().values())
+    size, by_type = biggest(sim)
+    assert size == 2 and by_type == {"anon": 1, "wallet": 1}
+    holding_exchange = [r for r in persons if "wallet:" + EXCHANGE in r["m"]]
+    assert all(len(r["m"]) == 1 for r in holding_exchange)
+    assert len(persons) >= 1000
+
+
+def test_an_exchange_wallet_labelled_before_the_links_merges_nobody():
+    sim = Simulator(partitions=8, seed=2)
+    sim.run(_exchange_inputs(label_first=True))
+    _no_exchange_blob(sim)
+    assert not [m for m in sim.outputs.merges if "wallet:" + EXCHANGE in m.evidence.identifiers]
+    refused = [c for c in sim.outputs.conflicts if c.kind == "refused"]
+    assert len(refused) == 1000 and {c.rule for c in refused} == {"blocked_label"}
+
+
+def test_an_exchange_wallet_labelled_after_the_links_is_undone_by_the_hub_cap_or_the_label():
+    sim = Simulator(partitions=8, seed=3)
+    sim.run(_exchange_inputs(label_first=False))
+    _no_exchange_blob(sim)
+
+
+def test_a_late_label_alone_splits_the_person_it_glued():
+    """With the hub cap out of the way, the label arriving after the links does the job."""
+    sim = Simulator(partitions=8, seed=4, rules=Rules(max_joins={}))
+    sim.run([*_exchange_inputs(label_first=False)[:40], exchange_label()])
+    _no_exchange_blob_small(sim)
+    splits = [c for c in sim.outputs.conflicts if c.kind == "split"]
+    assert [c.rule for c in splits] == ["label:exchange"]
+
+
+def _no_exchange_blob_small(sim: Simulator) -> None:
+    size, by_type = biggest(sim)
+    assert size == 2 and by_type == {"anon": 1, "wallet": 1}
+
+
+def test_junk_ids_never_link_anything():
+    inputs = []
+    for k in range(300):
+        inputs.append(web(type="page", messageId=f"n{k}", anonymousId="null"))
+        inputs.append(
+            web(type="identify", messageId=f"u{k}", anonymousId=f"dev-{k}", userId="undefined")
+        )
+        inputs.append(connect(f"z{k}", f"dev-{k}", "0x0000000000000000000000000000000000000000"))
+        inputs.append(
+            web(
+                type="identify",
+                messageId=f"e{k}",
+                userId=f"user-{k}",
+                anonymousId=f"dev-{k}",
+                traits={"email": "test@example.com"},
+                context={"c360": {"auth": "server"}},
+            )
+        )
+    sim = Simulator(partitions=4, seed=5)
+    sim.run(inputs)
+    size, by_type = biggest(sim)
+    assert size == 2 and by_type == {"anon": 1, "user": 1}
+    reasons = {r.reason for _, r in sim.outputs.dead_letters}
+    assert reasons == {"bad_identifier"}
+    assert len(sim.outputs.dead_letters) == 900
+    blocked = [c for c in sim.outputs.conflicts if c.rule == "blocked_value"]
+    assert len(blocked) == 300  # the shared test email is refused every time

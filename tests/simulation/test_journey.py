@@ -1,0 +1,25 @@
+"""The identity journey (tests/fixtures/journey) in the simulator, for many schedules."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stream.replay import person_lines, read_inputs, replay
+
+JOURNEY = Path(__file__).parents[1] / "fixtures" / "journey"
+
+
+def inputs():
+    return list(read_inputs((JOURNEY / "events.jsonl").read_text().splitlines()))
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 8])
+@pytest.mark.parametrize("seed", range(5))
+def test_the_journey_ends_in_one_person(partitions, seed):
+    expected = json.loads((JOURNEY / "expected_identities.json").read_text())
+    sim = replay(inputs(), partitions=partitions, seed=seed)
+    [person] = list(person_lines(sim))
+    assert person["identifiers"] == expected["identifiers"]
+    assert person["associations"] == expected["associations"]
+    assert person["profile"]["events"] == 8

@@ -1,0 +1,64 @@
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream.replay import ReplayError, main, read_inputs
+
+JOURNEY = Path(__file__).parents[1] / "fixtures" / "journey" / "events.jsonl"
+
+
+def test_replay_prints_one_line_per_person_and_a_summary(capsys):
+    out = io.StringIO()
+    assert main(str(JOURNEY), 4, 0, None, out) == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 1 and lines[0]["person_id"].startswith("p")
+    summary = capsys.readouterr().err
+    assert '"persons": 1' in summary and '"events": 8' in summary
+
+
+def test_replay_accepts_prefixed_topics_and_ticks():
+    lines = [
+        json.dumps({"topic": "c360.web.events", "value": {"type": "page"}}),
+        json.dumps({"topic": "tick", "value": {"now": 5}}),
+    ]
+    items = list(read_inputs(lines))
+    assert [i.topic for i in items] == ["web.events", "tick"] and items[1].now == 5
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "line 1: not JSON"),
+        ('{"key": 1}', "expected an object with a 'topic'"),
+        ('{"topic": "nope", "value": {}}', "unknown topic 'nope'"),
+        ('{"topic": "tick", "value": {"now": "soon"}}', "integer 'now'"),
+    ],
+)
+def test_bad_lines_get_a_clear_error(line, message):
+    with pytest.raises(ReplayError, match=message):
+        list(read_inputs([line]))
+
+
+def test_the_cli_dry_runs_a_rule_change(tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        json.dumps({"merge": {"verified": True, "observed": False, "asserted": False}})
+    )
+    exe = Path(sys.executable).parent / "c360"
+    done = subprocess.run(
+        [str(exe), "replay", str(JOURNEY), "--rules", str(rules)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    persons = [json.loads(line) for line in done.stdout.splitlines()]
+    # without observed evidence, the wallet connect alone does not merge; SIWE still does
+    assert len(persons) == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"limits": {"phone": 1}}))
+    done = subprocess.run(
+        [str(exe), "replay", str(JOURNEY), "--rules", str(bad)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "unknown identifier types ['phone']" in done.stderr
