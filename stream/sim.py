@@ -23,6 +23,7 @@ import msgspec
 
 from stream import topics
 from stream.core.aggregate import Aggregator
+from stream.core.channel import ChannelStage
 from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
 from stream.core.messages import DECODERS, Label, Tick
@@ -37,6 +38,7 @@ STAGE_OF = {
     topics.ROUTE.suffix: "route",
     topics.LINK.suffix: "link",
     topics.PROFILE.suffix: "profile",
+    topics.CHANNEL.suffix: "channel",
 }
 
 
@@ -57,6 +59,8 @@ class Outputs:
     profile_changes: list[Any] = field(default_factory=list)
     merges: list[Any] = field(default_factory=list)
     conflicts: list[Any] = field(default_factory=list)
+    segments: list[Any] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)
     dead_letters: list[tuple[str, Rejection]] = field(default_factory=list)
 
 
@@ -95,8 +99,11 @@ class Simulator:
         self.ingest = Ingest(self.compiled)
         self.route = RouteStage(self.compiled)
         self.link = LinkStage(self.compiled)
-        self.aggregator = Aggregator()
+        self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
+        self.labels: dict[str, dict[str, list[str]]] = {}  # the global labels table
+        self.aggregator = Aggregator(rules, self.prices, self.labels)
         self.profile = ProfileStage(self.aggregator)
+        self.channel = ChannelStage()
         if record_log:
             self.link.log = []
         self.states: dict[tuple[str, int], MemoryState] = {}
@@ -138,6 +145,9 @@ class Simulator:
         if item.topic == topics.LABELS.suffix:
             self._labels(item)
             return
+        if item.topic == topics.PRICES.suffix:
+            self._price(item)
+            return
         out = self.ingest.record(item.topic, item.value)
         for rejection in out.rejections:
             self.outputs.dead_letters.append((item.topic, rejection))
@@ -147,17 +157,31 @@ class Simulator:
         self._dispatch(f"ingest:{item.topic}", emit)
 
     def _labels(self, item: Input) -> None:
-        from stream.contract.inputs import WalletLabels
-        from stream.core.identifiers import normalize_address
+        from stream.core.reference import wallet_label
 
-        if item.value:
-            labels = msgspec.json.decode(item.value, type=WalletLabels)
-            wallet = "wallet:" + normalize_address(labels.address)
-            message = Label(wallet, labels.chain_id, [x.category for x in labels.labels])
-        else:  # an empty value deletes: the key says which wallet
-            chain, _, address = (item.key or "").partition(":")
-            message = Label("wallet:" + normalize_address(address), int(chain), [])
+        message = wallet_label((item.key or "").encode(), item.value)
+        if not isinstance(message, Label):
+            self.outputs.dead_letters.append((item.topic, message))
+            return
+        table = self.labels.setdefault(message.wallet, {})
+        if message.categories:
+            table[str(message.chain)] = message.categories
+        else:
+            table.pop(str(message.chain), None)
         self._enqueue("labels", ("link", 0), [message])
+
+    def _price(self, item: Input) -> None:
+        from stream.core.reference import price_entry
+
+        entry = price_entry((item.key or "").encode(), item.value)
+        if not isinstance(entry, tuple):
+            self.outputs.dead_letters.append((item.topic, entry))
+            return
+        token, value = entry
+        if value is None:
+            self.prices.pop(token, None)
+        else:
+            self.prices[token] = value
 
     def _dispatch(self, source: str, emit: _Emit) -> None:
         for (suffix, partition), messages in emit.groups.items():
@@ -169,6 +193,10 @@ class Simulator:
                 self.outputs.merges.append(payload)
             elif spec is topics.IDENTITY_CONFLICTS:
                 self.outputs.conflicts.append(payload)
+            elif spec is topics.SEGMENT_CHANGES:
+                self.outputs.segments.append(payload)
+            elif spec is topics.ALERTS:
+                self.outputs.alerts.append(payload)
 
     def _enqueue(self, source: str, dest: tuple[str, int], messages: list[Any]) -> None:
         channel = (source, dest[0], dest[1])
@@ -190,6 +218,8 @@ class Simulator:
         elif stage == "link":
             self.link_inputs.extend(messages)
             self.link.process(state, messages, emit)
+        elif stage == "channel":
+            self.channel.process(state, messages, emit)
         else:
             self.profile.process(state, messages, emit)
         self._dispatch(f"{stage}:{partition}", emit)
@@ -204,6 +234,16 @@ class Simulator:
             for key, row in state.scan("p:", "p;"):
                 if row.get("mi") is None:
                     out[key[2:]] = row
+        return out
+
+    def channel_table(self) -> dict[str, dict[str, Any]]:
+        """The channel revenue table, all partitions."""
+        from stream.core.channel import channel_rows
+
+        out: dict[str, dict[str, Any]] = {}
+        for (stage, _), state in self.states.items():
+            if stage == "channel":
+                out.update(channel_rows(state))
         return out
 
     def person_of(self, identifier: str) -> str:

@@ -1,74 +1,607 @@
 """Profile aggregates: every field is mergeable (empty, update from one fact, combine).
 
 ``combine`` is associative and commutative, so merging two persons is combining
-their aggregates, and the order in which facts and merges arrive does not change
-the final profile. A retract (``op=-1``) is the inverse update of its upsert.
+their aggregates and the order in which facts and merges arrive does not change
+the final profile. A chain ``retract`` (``op=-1``) applies the inverse update of
+its upsert: sums and counts subtract, and the first/last chain times fall back
+to the previous ones (see :class:`ChainTimes`). Everything is computed from
+event time, never arrival time.
+
+The internal aggregate (a dict with short keys, stored per person and per
+identifier fragment) is turned into the published profile by :meth:`Aggregator.view`,
+which also needs the time (``now``), the prices and the wallet labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.facts import Fact
 from stream.core.identifiers import kind_of
-from stream.core.state import Emit, State
+from stream.core.rules import Lifecycle, Rules, VipTier
+from stream.core.state import State, prefix_end
+
+DAY = 86_400_000
+HOUR = 3_600_000
+SESSION_GAP = 30 * 60 * 1000
+HISTORY_DAYS = 400  # days of activity and sessions kept exactly (older ones are summarized)
+
+WEB = frozenset(
+    {"page", "screen", "track", "identify", "alias", "group"}
+    | {"wallet", "chain_switch", "siwe", "tx_intent"}
+)
+PAGE = frozenset({"page", "screen"})
+CHAIN = frozenset({"tx", "transfer", "revenue", "log"})
+OPEN_TICKETS = frozenset({"new", "open", "pending", "hold"})
 
 
+def _add(target: dict, key: Any, amount: int) -> None:
+    """target[key] += amount, dropping zeros (so combine and retract stay canonical)."""
+    value = target.get(key, 0) + amount
+    if value:
+        target[key] = value
+    else:
+        target.pop(key, None)
+
+
+def _merge_counts(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        _add(out, key, value)
+    return out
+
+
+def _touch_key(touch: dict) -> tuple:
+    """Order of touches: event time, then event id, then content (a total order)."""
+    return touch["ts"], touch.get("id", ""), sorted((k, str(v)) for k, v in touch.items())
+
+
+# --- chain activity times -----------------------------------------------------------
+class ChainTimes:
+    """First/last time of the person's own onchain activity, exact under retractions.
+
+    A retract targets a block of the last minutes (the chain connector stops on a
+    reorg deeper than its window), so the times of recent blocks are kept per
+    block (``r``: "chain:block" -> [first ts, last ts, facts]); blocks older than
+    the *horizon* — the newest chain event time the partition has applied, minus
+    ``retract_window_hours`` (event time, so a worker catching up on a backlog
+    keeps its window) —
+    are folded into ``lo``/``hi`` whenever the aggregate is updated. Folding never
+    changes the bounds; it only forgets what a retract would need, so a retract
+    arriving more than the window after its block is not undone for these two
+    times (sums and counts are always undone). A retract may reach a person before
+    its upsert (they can travel different paths through merges), so a block's count
+    may be negative for a while: only blocks with a positive count have times.
+    """
+
+    @staticmethod
+    def empty() -> dict:
+        return {"r": {}, "lo": None, "hi": None}
+
+    @staticmethod
+    def apply(ct: dict, chain: int, block: int, ts: int, sign: int, horizon: int) -> None:
+        key = f"{chain}:{block}"
+        entry = ct["r"].get(key)
+        if entry is None:
+            ct["r"][key] = [ts, ts, sign]
+        else:
+            entry[0], entry[1] = min(entry[0], ts), max(entry[1], ts)
+            entry[2] += sign
+            if entry[2] == 0:
+                del ct["r"][key]
+        ChainTimes.settle(ct, horizon)
+
+    @staticmethod
+    def settle(ct: dict, horizon: int) -> None:
+        for key in [k for k, e in ct["r"].items() if e[1] < horizon]:
+            first, last, count = ct["r"].pop(key)
+            if count > 0:
+                ct["lo"] = first if ct["lo"] is None else min(ct["lo"], first)
+                ct["hi"] = last if ct["hi"] is None else max(ct["hi"], last)
+
+    @staticmethod
+    def combine(a: dict, b: dict, horizon: int) -> dict:
+        recent = {k: list(v) for k, v in a["r"].items()}
+        for key, (first, last, count) in b["r"].items():
+            mine = recent.get(key)
+            if mine is None:
+                recent[key] = [first, last, count]
+            elif mine[2] + count == 0:
+                del recent[key]
+            else:
+                recent[key] = [min(mine[0], first), max(mine[1], last), mine[2] + count]
+        out = {"r": recent, "lo": _opt(min, a["lo"], b["lo"]), "hi": _opt(max, a["hi"], b["hi"])}
+        ChainTimes.settle(out, horizon)
+        return out
+
+    @staticmethod
+    def bounds(ct: dict) -> tuple[int | None, int | None]:
+        recent = [e for e in ct["r"].values() if e[2] > 0]
+        lows = [x for x in (ct["lo"], min((e[0] for e in recent), default=None)) if x is not None]
+        highs = [x for x in (ct["hi"], max((e[1] for e in recent), default=None)) if x is not None]
+        return (min(lows) if lows else None, max(highs) if highs else None)
+
+
+# --- sessions -----------------------------------------------------------------------------
+def sessions_add(intervals: list, ts: int) -> list:
+    """Add one web event time to sorted, disjoint [start, end] intervals (30-minute rule)."""
+    i = bisect.bisect_left(intervals, [ts, ts])
+    start, end = ts, ts
+    lo = i
+    if lo > 0 and intervals[lo - 1][1] + SESSION_GAP >= ts:
+        lo -= 1
+        start = min(start, intervals[lo][0])
+        end = max(end, intervals[lo][1])
+    hi = i
+    while hi < len(intervals) and intervals[hi][0] - SESSION_GAP <= end:
+        end = max(end, intervals[hi][1])
+        hi += 1
+    return [*intervals[:lo], [start, end], *intervals[hi:]]
+
+
+def sessions_combine(a: list, b: list) -> list:
+    merged: list = []
+    for start, end in sorted([*a, *b]):
+        if merged and start - SESSION_GAP <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+# --- the aggregator ---------------------------------------------------------------------------
 @dataclass
 class Context:
-    """What a batch of the profile stage reads besides its own rows."""
+    """What one batch of the profile stage reads besides its own rows."""
+
+    #: token -> [price_usd, decimals, symbol]
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    #: wallet -> {chain: [categories]}
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    #: persons whose timer fired in this batch
+    fired: set[str] = field(default_factory=set)
 
     def now(self, state: State) -> int:
-        """The partition's clock: the latest tick, else the latest event time seen."""
+        """The partition's clock: the latest tick."""
         return state.get("clock") or 0
 
 
 class Aggregator:
-    """The identity-graph profile: identifiers, associations and event counts."""
+    """Empty, apply, combine and view of the profile aggregate (see the module doc)."""
+
+    def __init__(
+        self,
+        rules: Rules | None = None,
+        prices: Mapping[str, Any] | None = None,
+        labels: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.rules = rules or Rules()
+        self.retract_window = self.rules.retract_window_hours * HOUR
+        self.horizon = 0  # partition clock - retract window; set per batch (see set_clock)
+        self.lifecycle: Lifecycle = self.rules.lifecycle
+        self.tiers: list[VipTier] = list(self.rules.vip)
+        self.prices: Mapping[str, Any] = prices if prices is not None else {}
+        self.labels: Mapping[str, Any] = labels if labels is not None else {}
 
     def context(self, state: State) -> Context:
-        return Context()
+        """The batch's context; also sets the horizon of retractable chain times."""
+        chain_clock = state.get("cc") or 0
+        self.horizon = chain_clock - self.retract_window if chain_clock else 0
+        return Context(self.prices, self.labels)
 
+    def observe(self, state: State, fact: Fact) -> None:
+        """Advance the partition's chain clock (the newest chain event time applied)."""
+        if fact.kind in CHAIN and fact.op > 0 and fact.ts > (state.get("cc") or 0):
+            state.put("cc", fact.ts)
+
+    # --- empty / apply / combine ------------------------------------------------------
     def empty(self) -> dict[str, Any]:
-        return {"n": 0, "k": {}, "as": {}}
+        return {
+            "n": 0, "k": {}, "as": {},
+            "w0": None, "w1": None, "days": {}, "ses": [], "sold": 0, "pv": 0, "ch": {},
+            "ft": None, "lt": None, "tc": 0,
+            "tx": 0, "ct": ChainTimes.empty(),
+            "vol": {}, "fee": {}, "rev": {}, "hold": {},
+            "tk": {}, "csat": None, "so": {},
+        }  # fmt: skip
 
     def apply(self, agg: dict[str, Any], fact: Fact) -> None:
         sign = fact.op
+        kind = fact.kind
+        data = fact.data
         agg["n"] += sign
-        kinds = agg["k"]
-        kinds[fact.kind] = kinds.get(fact.kind, 0) + sign
-        if fact.assoc:
-            assoc = agg["as"]
-            for ident in fact.assoc:
-                assoc[ident] = assoc.get(ident, 0) + sign
+        _add(agg["k"], kind, sign)
+        for ident in fact.assoc:
+            _add(agg["as"], ident, sign)
+        if kind == "holding":
+            snapshot = {fact.ident: {data["token"]: [data["block"], data["balance"]]}}
+            agg["hold"] = _holdings_combine(agg["hold"], snapshot)
+            return
+        side = data.get("side")
+        chain_fact = kind in CHAIN
+        own = side != "in"  # receiving a transfer is not the person's own activity
+        ts = fact.ts
+        if own:
+            _add(agg["days"], str(ts // DAY), sign)
+            if chain_fact:
+                ChainTimes.apply(agg["ct"], data["chain"], data["block"], ts, sign, self.horizon)
+            else:
+                agg["w0"] = ts if agg["w0"] is None else min(agg["w0"], ts)
+                agg["w1"] = ts if agg["w1"] is None else max(agg["w1"], ts)
+            if "chain" in data and kind != "revenue":
+                _add(agg["ch"], str(data["chain"]), sign)
+        if kind in WEB:
+            agg["ses"] = sessions_add(agg["ses"], ts)
+            if kind in PAGE:
+                agg["pv"] += 1
+        touch = data.get("touch")
+        if touch is not None:
+            touch = {**touch, "id": fact.id}
+            agg["tc"] += 1
+            if agg["ft"] is None or _touch_key(touch) < _touch_key(agg["ft"]):
+                agg["ft"] = touch
+            if agg["lt"] is None or _touch_key(touch) > _touch_key(agg["lt"]):
+                agg["lt"] = touch
+        if chain_fact:
+            native = f"{data['chain']}:native"
+            if kind == "tx":
+                if side == "out":
+                    agg["tx"] += sign
+                    if data.get("fee"):
+                        _add(agg["fee"], native, sign * data["fee"])
+                if data.get("value"):
+                    _add(agg["vol"], native, sign * data["value"])
+            elif kind == "transfer":
+                _add(agg["vol"], data["token"], sign * data["value"])
+            elif kind == "revenue":
+                _add(agg["rev"], data["token"], sign * data["amount"])
+        elif kind == "ticket":
+            priority, subject = data.get("priority"), data.get("subject")
+            entry = [
+                ts,
+                data["status"],
+                None if priority is None else [ts, priority],
+                None if subject is None else [ts, subject],
+                ts,
+            ]
+            agg["tk"] = _tickets_combine(agg["tk"], {data["ticket"]: entry})
+            if "csat" in data:
+                agg["csat"] = _opt(max, agg["csat"], [ts, data["csat"]])
+        elif kind == "social":
+            account = data["account"]
+            entry = [ts, data["verified"], data.get("handle"), data["platform"], data["revoked"]]
+            agg["so"] = _socials_combine(agg["so"], {account: entry})
+        self._trim(agg)
 
     def combine(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        out = {"n": a["n"] + b["n"], "k": dict(a["k"]), "as": dict(a["as"])}
-        for key in ("k", "as"):
-            target = out[key]
-            for k, v in b[key].items():
-                target[k] = target.get(k, 0) + v
+        """The aggregate of the union of two sets of facts (never mutates ``b``)."""
+        out = {
+            "n": a["n"] + b["n"],
+            "k": _merge_counts(a["k"], b["k"]),
+            "as": _merge_counts(a["as"], b["as"]),
+            "w0": _opt(min, a["w0"], b["w0"]),
+            "w1": _opt(max, a["w1"], b["w1"]),
+            "days": _merge_counts(a["days"], b["days"]),
+            "ses": sessions_combine(a["ses"], b["ses"]),
+            "sold": a["sold"] + b["sold"],
+            "pv": a["pv"] + b["pv"],
+            "ch": _merge_counts(a["ch"], b["ch"]),
+            "ft": _opt(lambda x, y: min(x, y, key=_touch_key), a["ft"], b["ft"]),
+            "lt": _opt(lambda x, y: max(x, y, key=_touch_key), a["lt"], b["lt"]),
+            "tc": a["tc"] + b["tc"],
+            "tx": a["tx"] + b["tx"],
+            "ct": ChainTimes.combine(a["ct"], b["ct"], self.horizon),
+            "vol": _merge_counts(a["vol"], b["vol"]),
+            "fee": _merge_counts(a["fee"], b["fee"]),
+            "rev": _merge_counts(a["rev"], b["rev"]),
+            "hold": _holdings_combine(a["hold"], b["hold"]),
+            "tk": _tickets_combine(a["tk"], b["tk"]),
+            "csat": _opt(lambda x, y: max(x, y), a["csat"], b["csat"]),
+            "so": _socials_combine(a["so"], b["so"]),
+        }
+        self._trim(out)
         return out
 
+    def _trim(self, agg: dict[str, Any]) -> None:
+        """Fold activity older than HISTORY_DAYS before the newest into summaries."""
+        days = agg["days"]
+        if not days:
+            return
+        horizon = max(int(d) for d in days) - HISTORY_DAYS
+        for d in [d for d in days if int(d) < horizon]:
+            del days[d]  # lifecycle never looks further back than a few weeks
+        ses = agg["ses"]
+        if ses and ses[0][1] < horizon * DAY:
+            keep = [s for s in ses if s[1] >= horizon * DAY]
+            agg["sold"] += len(ses) - len(keep)
+            agg["ses"] = keep
+
+    # --- the published profile ------------------------------------------------------------
     def view(self, person: str, row: dict[str, Any], ctx: Context) -> dict[str, Any]:
         agg = row["a"]
         members = row["m"]
+        now = row.get("now") or 0
         identifiers: dict[str, list[str]] = {}
         for ident in sorted(members):
             identifiers.setdefault(kind_of(ident), []).append(ident)
-        return {
+        chain_lo, chain_hi = ChainTimes.bounds(agg["ct"])
+        first_seen = _opt(min, agg["w0"], chain_lo)
+        last_seen = _opt(max, agg["w1"], chain_hi)
+        wallets = identifiers.get("wallet", [])
+        value = self.value(agg, ctx)
+        tickets = agg["tk"]
+        last_ticket = max(tickets.items(), key=lambda kv: (kv[1][0], kv[0])) if tickets else None
+        view: dict[str, Any] = {
             "identifiers": identifiers,
             "associations": sorted(i for i, n in agg["as"].items() if n > 0 and i not in members),
+            "socials": {
+                account: {"platform": p, "handle": h, "verified": bool(v), "revoked": bool(r)}
+                for account, (_, v, h, p, r) in sorted(agg["so"].items())
+            },
+            "first_seen": first_seen,
+            "last_seen": last_seen,
+            "sessions": len(agg["ses"]) + agg["sold"],
+            "page_views": agg["pv"],
+            "active_days_30": _active_days(agg["days"], now, self.lifecycle.power_window_days),
+            "chains": sorted(int(c) for c in agg["ch"]),
+            "first_touch": _public_touch(agg["ft"]),
+            "last_touch": _public_touch(agg["lt"]),
+            "campaign_touches": agg["tc"],
+            "transactions": agg["tx"],
+            "first_transaction_at": chain_lo,
+            "last_transaction_at": chain_hi,
+            "volume": {t: str(v) for t, v in sorted(agg["vol"].items())},
+            "fees": {t: str(v) for t, v in sorted(agg["fee"].items())},
+            "revenue": {t: str(v) for t, v in sorted(agg["rev"].items())},
+            "holdings": {t: str(v) for t, v in sorted(_holdings(agg["hold"]).items())},
+            **value,
+            "labels": _labels(wallets, ctx.labels),
+            "tickets_total": len(tickets),
+            "tickets_open": sum(1 for t in tickets.values() if t[1] in OPEN_TICKETS),
+            "last_ticket": None
+            if last_ticket is None
+            else {
+                "ticket": last_ticket[0],
+                "status": last_ticket[1][1],
+                "priority": None if last_ticket[1][2] is None else last_ticket[1][2][1],
+                "subject": None if last_ticket[1][3] is None else last_ticket[1][3][1],
+                "at": last_ticket[1][0],
+            },
+            "last_csat": None
+            if agg["csat"] is None
+            else {"score": agg["csat"][1], "at": agg["csat"][0]},
+            "lifecycle": self.stage(agg, now),
+            "vip_tier": self.tier(value),
             "events": agg["n"],
-            "events_by_kind": {k: n for k, n in sorted(agg["k"].items()) if n},
+            "events_by_kind": dict(sorted(agg["k"].items())),
+        }
+        return view
+
+    def value(self, agg: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        """USD figures: raw amounts x the prices table; unpriced tokens are listed, not zero."""
+        unpriced: set[str] = set()
+
+        def usd(amounts: Mapping[str, int]) -> float:
+            total = 0.0
+            for token, raw in amounts.items():
+                price = ctx.prices.get(token)
+                if price is None:
+                    unpriced.add(token)
+                    continue
+                total += raw / 10 ** price[1] * price[0]
+            return round(total, 2)
+
+        return {
+            "volume_usd": usd(agg["vol"]),
+            "fees_usd": usd(agg["fee"]),
+            "revenue_usd": usd(agg["rev"]),
+            "net_worth_usd": usd(_holdings(agg["hold"])),
+            "unpriced_tokens": sorted(unpriced),
         }
 
-    def tick(self, state: State, now: int, ctx: Context) -> list[str]:
+    def tier_rank(self, tier: str | None) -> int:
+        """0 for the highest tier; None ranks below every tier."""
+        names = [t.name for t in self.tiers]
+        return names.index(tier) if tier in names else len(names)
+
+    def tier(self, value: Mapping[str, Any]) -> str | None:
+        for tier in self.tiers:
+            for metric in ("net_worth_usd", "volume_usd", "fees_usd"):
+                threshold = getattr(tier, metric)
+                if threshold is not None and value[metric] >= threshold:
+                    return tier.name
+        return None
+
+    def stage(self, agg: dict[str, Any], now: int) -> str | None:
+        """Lifecycle stage at ``now`` (Formo's definitions; thresholds in the rules)."""
+        days = _days(agg)
+        if not days:
+            return None
+        lc = self.lifecycle
+        first, last = self.first_last(agg)
+        today = now // DAY
+        if now - last >= lc.churn_days * DAY:
+            return "churned"
+        if now - last >= lc.at_risk_days * DAY:
+            return "at_risk"
+        back = _returned_on(days, lc.churn_days)
+        if back is not None and today - back < lc.resurrected_days:
+            return "resurrected"
+        if _active_days(agg["days"], now, lc.power_window_days) >= lc.power_active_days:
+            return "power"
+        if now - first < lc.new_days * DAY:
+            return "new"
+        return "returning"
+
+    def first_last(self, agg: dict[str, Any]) -> tuple[int, int]:
+        lo, hi = ChainTimes.bounds(agg["ct"])
+        return _opt(min, agg["w0"], lo), _opt(max, agg["w1"], hi)  # type: ignore[return-value]
+
+    def next_change(self, agg: dict[str, Any], now: int) -> int | None:
+        """When the time-dependent fields (lifecycle, active days) next change without events."""
+        days = _days(agg)
+        if not days:
+            return None
+        lc = self.lifecycle
+        first, last = self.first_last(agg)
+        candidates = [
+            last + lc.at_risk_days * DAY,
+            last + lc.churn_days * DAY,
+            first + lc.new_days * DAY,
+        ]
+        back = _returned_on(days, lc.churn_days)
+        if back is not None:
+            candidates.append((back + lc.resurrected_days) * DAY)
+        today = now // DAY
+        in_window = [d for d in days if d > today - lc.power_window_days]
+        if in_window:
+            candidates.append((in_window[0] + lc.power_window_days) * DAY)
+        future = [c for c in candidates if c > now]
+        return min(future) if future else None
+
+    # --- time: timers and revaluation -----------------------------------------------------
+    def tick(self, state: State, now: int, ctx: Context) -> dict[str, str]:
+        """Advance the partition clock. Returns the persons whose profile may change with
+        time (their timer is due: "tick") or with a price that moved ("revaluation")."""
         clock = state.get("clock") or 0
         if now > clock:
             state.put("clock", now)
-        return []
+        due: dict[str, str] = {}
+        stop = f"t:{max(now, clock) // HOUR + 1:09d}"
+        for key, _ in list(state.scan("t:", stop)):
+            state.delete(key)
+            person = key.rsplit(":", 1)[1]
+            ctx.fired.add(person)
+            due[person] = "tick"
+        for token, price in ctx.prices.items():
+            key = "pv:" + token
+            if state.get(key) != price:
+                state.put(key, price)
+                prefix = f"k:{token}:"
+                for k, _ in state.scan(prefix, prefix_end(prefix)):
+                    due.setdefault(k[len(prefix) :], "revaluation")
+        return due
 
-    def after_publish(self, state: State, person: str, row: dict, ctx: Context, emit: Emit) -> None:
+    def before_view(self, state: State, row: dict[str, Any]) -> None:
+        """Bring the row's clock up to the partition's before computing its view."""
+        clock = state.get("clock") or 0
+        _, last = self.first_last(row["a"])
+        row["now"] = max(clock, last or 0)
+
+    def maintain(self, state: State, person: str, row: dict, ctx: Context) -> bool:
+        """Keep a touched person's timer and token index up to date; True if ``row`` changed."""
+        changed = False
+        agg = row["a"]
+        old_due = row.get("due")
+        due = None if row.get("mi") else self.next_change(agg, row.get("now") or 0)
+        bucket = None if due is None else due // HOUR
+        if bucket != old_due or (bucket is not None and person in ctx.fired):
+            if old_due is not None and old_due != bucket:
+                state.delete(f"t:{old_due:09d}:{person}")
+            if bucket is not None:
+                state.put(f"t:{bucket:09d}:{person}", 1)
+            row["due"] = bucket
+            changed = True
+        tokens: set[str] = set()
+        if not row.get("mi"):
+            tokens = {*agg["vol"], *agg["fee"], *agg["rev"], *_holdings(agg["hold"])}
+        indexed = set(row.get("tok", []))
+        for token in tokens - indexed:
+            state.put(f"k:{token}:{person}", 1)
+        for token in indexed - tokens:
+            state.delete(f"k:{token}:{person}")
+        if tokens != indexed:
+            row["tok"] = sorted(tokens)
+            changed = True
+        return changed
+
+
+# --- helpers -------------------------------------------------------------------------------
+def _opt(fn, a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return fn(a, b)
+
+
+def _ticket_combine(a: list, b: list) -> list:
+    """Per ticket: [time and status of the latest event, [time, priority] and [time,
+    subject] of the latest events that had them, created = the earliest event]."""
+    status = max((a[0], a[1]), (b[0], b[1]))
+    return [status[0], status[1], _opt(max, a[2], b[2]), _opt(max, a[3], b[3]), min(a[4], b[4])]
+
+
+def _tickets_combine(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for ticket, entry in b.items():
+        out[ticket] = entry if ticket not in out else _ticket_combine(out[ticket], entry)
+    return out
+
+
+def _socials_combine(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for account, entry in b.items():
+        if account not in out or _social_order(entry) > _social_order(out[account]):
+            out[account] = entry
+    return out
+
+
+def _social_order(entry: list) -> tuple:
+    return (entry[0], entry[1], entry[2] or "", entry[3], entry[4])
+
+
+def _holdings_combine(a: dict, b: dict) -> dict:
+    out = {wallet: dict(tokens) for wallet, tokens in a.items()}
+    for wallet, tokens in b.items():
+        mine = out.setdefault(wallet, {})
+        for token, (block, balance) in tokens.items():
+            current = mine.get(token)
+            if current is None or (block, balance) > (current[0], current[1]):
+                mine[token] = [block, balance]
+    return out
+
+
+def _holdings(hold: dict) -> dict[str, int]:
+    """Balances per token, summed over the person's wallets (latest snapshot of each)."""
+    out: dict[str, int] = {}
+    for tokens in hold.values():
+        for token, (_, balance) in tokens.items():
+            _add(out, token, balance)
+    return out
+
+
+def _days(agg: dict[str, Any]) -> list[int]:
+    """The person's active days, in order."""
+    return sorted(int(d) for d, n in agg["days"].items() if n > 0)
+
+
+def _active_days(days: Mapping[Any, int], now: int, window: int) -> int:
+    today = now // DAY
+    return sum(1 for d, n in days.items() if n > 0 and today - window < int(d) <= today)
+
+
+def _returned_on(days: list, gap: int) -> int | None:
+    """The first active day after the last gap of at least ``gap`` days, if any."""
+    for i in range(len(days) - 1, 0, -1):
+        if int(days[i]) - int(days[i - 1]) >= gap:
+            return int(days[i])
+    return None
+
+
+def _public_touch(touch: dict | None) -> dict | None:
+    if touch is None:
         return None
+    return {k: v for k, v in touch.items() if k != "id"}
+
+
+def _labels(wallets: list[str], labels: Mapping[str, Any]) -> dict[str, list[str]]:
+    out = {}
+    for wallet in wallets:
+        entry = labels.get(wallet)
+        if entry:
+            out[wallet] = sorted({c for categories in entry.values() for c in categories})
+    return out

@@ -112,6 +112,15 @@ class Tick(msgspec.Struct, array_like=True, tag="t"):
     now: int
 
 
+# --- channel topic (keyed by channel) --------------------------------------------------------
+class ChannelDelta(msgspec.Struct, array_like=True, tag="c"):
+    """A change of a channel's totals: persons acquired and raw revenue per token."""
+
+    channel: str
+    persons: int
+    revenue: dict[str, int] = {}
+
+
 RouteMessage = Fact | Assign | Tick
 LinkMessage = Fact | Label
 ProfileMessage = Event | Absorb | MergeIn | Split | SplitIn | Members | Tick
@@ -120,4 +129,5 @@ DECODERS = {
     "route": msgspec.json.Decoder(list[RouteMessage]),
     "link": msgspec.json.Decoder(list[LinkMessage]),
     "profile": msgspec.json.Decoder(list[ProfileMessage]),
+    "channel": msgspec.json.Decoder(list[ChannelDelta]),
 }

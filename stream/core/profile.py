@@ -28,10 +28,11 @@ from __future__ import annotations
 from typing import Any
 
 from stream import topics
-from stream.contract.outputs import Cause, FieldChange, ProfileChange
+from stream.contract.outputs import Alert, Cause, FieldChange, ProfileChange, SegmentChange
 from stream.core.aggregate import Aggregator, Context
 from stream.core.messages import (
     Absorb,
+    ChannelDelta,
     Event,
     Members,
     MergeIn,
@@ -125,6 +126,7 @@ class ProfileStage:
         self.agg.apply(fragment, fact)
         state.put(key, fragment)
         self.agg.apply(row["a"], fact)
+        self.agg.observe(state, fact)
         if fact.ident not in row["m"]:
             row["m"][fact.ident] = e.seq
         state.put("p:" + e.person, row)
@@ -266,47 +268,122 @@ class ProfileStage:
 
     # --- time ---
     def tick(self, state: State, t: Tick, touched: dict, ctx: Context) -> None:
-        for person in self.agg.tick(state, t.now, ctx):
-            self._touch(touched, person, "tick")
+        for person, reason in self.agg.tick(state, t.now, ctx).items():
+            self._touch(touched, person, reason)
 
     # --- change events ---
     def publish(self, state: State, person: str, t: _Touched, ctx: Context, emit: Emit) -> None:
+        """At most one change event per person per batch, then segments, alerts, channel."""
         row = state.get("p:" + person)
         if row is None:
             return
         if row.get("mi") is not None:
-            view = {"merged_into": row["mi"]}
+            view: dict[str, Any] = {"merged_into": row["mi"]}
         else:
+            self.agg.before_view(state, row)
             view = self.agg.view(person, row, ctx)
         old = row["w"]
         changes = {k: FieldChange(old.get(k), v) for k, v in view.items() if old.get(k) != v}
         for k in old:
             if k not in view:
                 changes[k] = FieldChange(old[k], None)
-        if not changes:
-            return
-        row["v"] += 1
-        row["w"] = view
-        self.agg.after_publish(state, person, row, ctx, emit)
-        state.put("p:" + person, row)
-        self.stats["changes"] += 1
-        emit.record(
-            topics.PROFILE_CHANGES,
-            person,
-            ProfileChange(
-                person_id=person,
-                version=row["v"],
-                changes=changes,
-                cause=Cause(
-                    kind=t.kind,  # type: ignore[arg-type]
-                    events=t.events,
-                    event_ids=t.event_ids,
-                    persons=sorted(set(t.persons)),
+        dirty = self.agg.maintain(state, person, row, ctx)
+        dirty = self._channel(person, row, emit) or dirty
+        if changes:
+            row["v"] += 1
+            row["w"] = view
+            at = ctx.now(state) or row.get("now") or 0
+            self.stats["changes"] += 1
+            emit.record(
+                topics.PROFILE_CHANGES,
+                person,
+                ProfileChange(
+                    person_id=person,
+                    version=row["v"],
+                    changes=changes,
+                    cause=Cause(
+                        kind=t.kind,  # type: ignore[arg-type]
+                        events=t.events,
+                        event_ids=t.event_ids,
+                        persons=sorted(set(t.persons)),
+                    ),
+                    at=at,
+                    merged_into=row.get("mi"),
                 ),
-                at=ctx.now(state),
-                merged_into=row.get("mi"),
-            ),
-        )
+            )
+            self._segments(person, row["v"], old, view, at, emit)
+        if changes or dirty:
+            state.put("p:" + person, row)
+
+    def _segments(
+        self, person: str, version: int, old: dict, new: dict, at: int, emit: Emit
+    ) -> None:
+        """Segment enter/exit for lifecycle stage and VIP tier; an alert when a tier is reached."""
+        for field, prefix in (("lifecycle", "lifecycle"), ("vip_tier", "vip")):
+            before, after = old.get(field), new.get(field)
+            if before == after:
+                continue
+            if before is not None:
+                emit.record(
+                    topics.SEGMENT_CHANGES,
+                    person,
+                    SegmentChange(person, f"{prefix}:{before}", "exit", at, version),
+                )
+            if after is not None:
+                emit.record(
+                    topics.SEGMENT_CHANGES,
+                    person,
+                    SegmentChange(person, f"{prefix}:{after}", "enter", at, version),
+                )
+        before, after = old.get("vip_tier"), new.get("vip_tier")
+        if after is not None and self.agg.tier_rank(after) < self.agg.tier_rank(before):
+            worth = new.get("net_worth_usd", 0.0)
+            emit.record(
+                topics.ALERTS,
+                person,
+                Alert(
+                    alert_id=f"vip:{person}:{version}",
+                    person_id=person,
+                    kind="vip_tier_up",
+                    severity="info",
+                    message=f"person reached VIP tier {after} (net worth ${worth:,.0f})",
+                    at=at,
+                    details={"tier": after, "previous": before, "net_worth_usd": worth},
+                ),
+            )
+
+    def _channel(self, person: str, row: dict, emit: Emit) -> bool:
+        """Move the person's revenue between acquisition channels as ±deltas (exactly)."""
+        agg = row["a"]
+        live = row.get("mi") is None and agg["n"] > 0
+        channel = channel_of(agg["ft"]) if live else None
+        revenue = dict(agg["rev"]) if live else {}
+        old_channel = row.get("chn")
+        old_revenue = row.get("rvs", {})
+        if channel == old_channel and revenue == old_revenue:
+            return False
+        if old_channel == channel:
+            delta = dict(revenue)
+            for token, raw in old_revenue.items():
+                delta[token] = delta.get(token, 0) - raw
+            delta = {k: v for k, v in delta.items() if v}
+            emit.internal(topics.CHANNEL, channel, ChannelDelta(channel, 0, delta))
+        else:
+            if old_channel is not None:
+                negative = {k: -v for k, v in old_revenue.items()}
+                emit.internal(topics.CHANNEL, old_channel, ChannelDelta(old_channel, -1, negative))
+            if channel is not None:
+                emit.internal(topics.CHANNEL, channel, ChannelDelta(channel, 1, revenue))
+        row["chn"] = channel
+        row["rvs"] = revenue
+        return True
+
+
+def channel_of(first_touch: dict | None) -> str:
+    """The acquisition channel of a first touch: "source / medium / campaign"."""
+    if first_touch is None:
+        return "(direct)"
+    return " / ".join(first_touch.get(k) or "(none)" for k in ("source", "medium", "campaign"))
 
 
 __all__ = ["ProfileStage"]

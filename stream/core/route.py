@@ -2,12 +2,12 @@
 
 Keyed by identifier (the fact's primary identifier). For each fact it
 
-1. drops a duplicate: the key ``d:{day}:{ident}:{fact id}`` exists while the fact
-   is applied (an upsert sets it, its retract removes it), so a repeated upsert or
-   retract counts once, and a retract of an unknown fact is a no-op. The day is
-   the fact's event day; days older than ``dedupe_days`` before the newest day
-   the partition has seen are swept on ticks: the duplicate window is
-   ``dedupe_days`` of event time (default 7);
+1. drops a duplicate: the key ``d:{source}:{day}:{ident}:{fact id}`` exists while
+   the fact is applied (an upsert sets it, its retract removes it), so a repeated
+   upsert or retract counts once, and a retract of an unknown fact is a no-op. The
+   day is the fact's event day; on ticks, days older than ``dedupe_days`` before
+   the newest day this partition has seen from that source (capped at today) are
+   swept: the duplicate window is ``dedupe_days`` of event time (default 7);
 2. looks up the identifier's person: the link stage's assignment (``i:{ident}``),
    else ``f(ident)``;
 3. sends link evidence to the one-partition link stage, unless every linked
@@ -32,7 +32,7 @@ DAY_MS = 86_400_000
 
 
 def dedupe_key(fact: Fact) -> str:
-    return f"d:{fact.ts // DAY_MS:06d}:{fact.ident}:{fact.id}"
+    return f"d:{fact.src}:{fact.ts // DAY_MS:06d}:{fact.ident}:{fact.id}"
 
 
 class RouteStage:
@@ -42,7 +42,13 @@ class RouteStage:
         self.rules = rules
         self.cache_size = rules.rules.known_links_cache
         self.dedupe_days = rules.rules.dedupe_days
-        self.stats = {"duplicates": 0, "retract_unknown": 0, "to_link": 0, "to_profile": 0}
+        self.stats = {
+            "duplicates": 0,
+            "retracts": 0,
+            "retract_unknown": 0,
+            "to_link": 0,
+            "to_profile": 0,
+        }
 
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
         for message in messages:
@@ -63,14 +69,15 @@ class RouteStage:
                 return
             state.put(key, 1)
             day = fact.ts // DAY_MS
-            newest = state.get("dd")
+            newest = state.get("dd:" + fact.src)
             if newest is None or day > newest:
-                state.put("dd", day)
+                state.put("dd:" + fact.src, day)
         else:
             if not applied:
                 self.stats["retract_unknown"] += 1
                 return
             state.delete(key)
+            self.stats["retracts"] += 1
         row = state.get("i:" + fact.ident)
         if fact.links:
             skip = row is not None and all(i in row["k"] or i in row["r"] for i, _ in fact.links)
@@ -102,13 +109,14 @@ class RouteStage:
 
     # --- time ---
     def sweep(self, state: State, now: int) -> None:
-        """Forget duplicate keys older than the window (in event days)."""
-        newest = state.get("dd")
-        if newest is None:
-            return
-        horizon = max(newest, now // DAY_MS) - self.dedupe_days
-        for key, _ in list(state.scan("d:", f"d:{horizon:06d}")):
-            state.delete(key)
+        """Forget duplicate keys older than the window, per source topic: ``dedupe_days``
+        before the newest event day of that source (capped at today). Per source, so
+        that a source lagging behind the others keeps its window."""
+        for key, newest in list(state.scan("dd:", "dd;")):
+            src = key[3:]
+            horizon = min(newest, now // DAY_MS) - self.dedupe_days
+            for old, _ in list(state.scan(f"d:{src}:", f"d:{src}:{horizon:06d}")):
+                state.delete(old)
 
 
 def _bounded(current: list[str], new: list[str], size: int) -> list[str]:

@@ -111,7 +111,7 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
         default_factory=lambda: ["exchange", "contract", "bridge", "router"]
     )
     dedupe_days: PositiveInt = 7
-    reorg_window_blocks: PositiveInt = 256
+    retract_window_hours: PositiveInt = 24
     known_links_cache: PositiveInt = 64
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     vip: list[VipTier] = field(default_factory=lambda: list(DEFAULT_VIP))

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from stream import topics
-from stream.contract.inputs import WalletLabels
 from stream.core.aggregate import Aggregator
-from stream.core.identifiers import IdentifierError, normalize_address
 from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
-from stream.core.messages import DECODERS, Label, Tick
+from stream.core.messages import DECODERS, Tick
 from stream.core.profile import ProfileStage
+from stream.core.reference import wallet_label
 from stream.core.route import RouteStage
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 
 # Input topics that ingest reads (prices and labels feed state instead).
 INGESTED = tuple(t for t in topics.INPUTS if t not in (topics.PRICES, topics.LABELS))
-_labels_decoder = msgspec.json.Decoder(WalletLabels)
 
 
 def register(c360: C360) -> None:
@@ -148,21 +146,6 @@ def register_labels(c360: C360) -> None:
                     await sent.last_offset()
             except Exception as exc:
                 fatal(f"labels at {msg.topic}:{msg.partition}@{msg.offset}", exc)
-
-
-def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
-    """A labels record as a Label message (an empty value deletes), or why not."""
-    try:
-        if not value:
-            chain, _, address = (key or b"").decode().partition(":")
-            return Label("wallet:" + normalize_address(address), int(chain), [])
-        labels = _labels_decoder.decode(value)
-        wallet = "wallet:" + normalize_address(labels.address)
-        return Label(wallet, labels.chain_id, sorted({x.category for x in labels.labels}))
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return Rejection("invalid_field", str(exc), value or b"")
-    except (IdentifierError, ValueError, UnicodeDecodeError) as exc:
-        return Rejection("bad_identifier", f"labels key/address: {exc}", value or key or b"")
 
 
 def register_ticker(c360: C360) -> None:

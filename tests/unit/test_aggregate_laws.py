@@ -1,0 +1,156 @@
+"""The profile aggregate is a commutative monoid, and apply is a homomorphism into it.
+
+- ``combine(empty, a) == a``; ``combine(a, b) == combine(b, a)``;
+  ``combine(a, combine(b, c)) == combine(combine(a, b), c)``;
+- folding any list of facts equals combining the folds of any split of it (so
+  merging two persons equals having had all their facts in one person);
+- a retract after its upsert restores the aggregate (inside the reorg window).
+
+Equality is checked on the stored aggregate (through JSON, as stored) and on the
+published view, with a fixed clock, prices and labels.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.core.aggregate import Aggregator, Context
+from stream.core.facts import Fact
+
+PRICES = {"1:native": [3000.0, 18, "ETH"], "1:0x" + "aa" * 20: [1.0, 6, "USDC"]}
+AGG = Aggregator(prices=PRICES)
+CTX = Context(PRICES, {})
+T0 = 1_790_000_000_000
+TOKENS = ["1:native", "1:0x" + "aa" * 20, "8453:0x" + "bb" * 20]
+
+
+def roundtrip(value):
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+@st.composite
+def facts(draw, ident=None):
+    i = draw(st.integers(0, 10**6))
+    ts = T0 + draw(st.integers(0, 60 * 86_400_000))
+    who = ident or draw(st.sampled_from(["anon:a", "anon:b", "wallet:0x" + "01" * 20, "user:u"]))
+    kind = draw(
+        st.sampled_from(
+            ["page", "track", "wallet", "tx", "transfer", "revenue", "holding", "ticket", "social"]
+        )
+    )
+    data: dict = {}
+    if kind in ("page", "track") and draw(st.booleans()):
+        data["touch"] = {
+            "ts": ts,
+            "source": draw(st.sampled_from(["x", "google", "newsletter"])),
+            "medium": draw(st.sampled_from(["social", "cpc", "email"])),
+            "campaign": draw(st.sampled_from(["a", "b"])),
+        }
+    if kind == "wallet":
+        data["chain"] = draw(st.sampled_from([1, 10, 8453]))
+    if kind in ("tx", "transfer", "revenue"):
+        data["chain"] = 1
+        data["block"] = draw(st.integers(1_000, 1_400))
+        ts = T0 + data["block"] * 12_000  # every fact of a block has the block's time
+    if kind == "tx":
+        data["side"] = draw(st.sampled_from(["out", "in"]))
+        data["value"] = draw(st.integers(0, 10**20))
+        if data["side"] == "out":
+            data["fee"] = draw(st.integers(0, 10**16))
+    if kind == "transfer":
+        data["side"] = draw(st.sampled_from(["out", "in"]))
+        data["token"] = draw(st.sampled_from(TOKENS))
+        data["value"] = draw(st.integers(1, 10**24))
+    if kind == "revenue":
+        data["token"] = draw(st.sampled_from(TOKENS))
+        data["amount"] = draw(st.integers(1, 10**18))
+    if kind == "holding":
+        data = {
+            "token": draw(st.sampled_from(TOKENS)),
+            "balance": draw(st.integers(0, 10**22)),
+            "block": draw(st.integers(1, 50)),
+        }
+    if kind == "ticket":
+        data = {
+            "ticket": draw(st.sampled_from(["zendesk:1", "zendesk:2", "intercom:9"])),
+            "event": "updated",
+            "status": draw(st.sampled_from(["new", "open", "solved", "closed"])),
+            "priority": draw(st.sampled_from([None, "low", "urgent"])),
+        }
+        if draw(st.booleans()):
+            data["csat"] = draw(st.integers(1, 5))
+        data = {k: v for k, v in data.items() if v is not None}
+    if kind == "social":
+        data = {
+            "platform": "discord",
+            "account": draw(st.sampled_from(["discord:1", "discord:2"])),
+            "verified": draw(st.booleans()),
+            "revoked": False,
+            "method": "oauth",
+        }
+    assoc = [draw(st.sampled_from(["email:x@y.io", "discord:ada"]))] if draw(st.booleans()) else []
+    return Fact(f"f{i}", who, kind, ts, "t", assoc=assoc, data=data)
+
+
+def fold(items) -> dict:
+    agg = AGG.empty()
+    for f in items:
+        AGG.apply(agg, f)
+        agg = roundtrip(agg)
+    return agg
+
+
+def view(agg: dict, members=("anon:a",)) -> dict:
+    row = {"a": agg, "m": dict.fromkeys(members, 0), "now": T0 + 70 * 86_400_000}
+    return AGG.view("p", row, CTX)
+
+
+def same(a: dict, b: dict) -> None:
+    assert roundtrip(a) == roundtrip(b)
+    assert view(a) == view(b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(facts(), max_size=12))
+def test_empty_is_the_identity(items):
+    a = fold(items)
+    same(AGG.combine(AGG.empty(), a), a)
+    same(AGG.combine(a, AGG.empty()), a)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(facts(), max_size=10), st.lists(facts(), max_size=10))
+def test_combine_is_commutative(x, y):
+    same(AGG.combine(fold(x), fold(y)), AGG.combine(fold(y), fold(x)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(facts(), max_size=8), st.lists(facts(), max_size=8), st.lists(facts(), max_size=8))
+def test_combine_is_associative(x, y, z):
+    a, b, c = fold(x), fold(y), fold(z)
+    same(AGG.combine(a, AGG.combine(b, c)), AGG.combine(AGG.combine(a, b), c))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(facts(), max_size=20), st.data())
+def test_folding_a_union_is_combining_the_folds(items, data):
+    cut = data.draw(st.integers(0, len(items)))
+    order = data.draw(st.permutations(items))
+    same(fold(order), AGG.combine(fold(items[:cut]), fold(items[cut:])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(facts(), max_size=15), facts(), st.data())
+def test_a_retract_undoes_its_upsert(items, extra, data):
+    """Wherever its upsert was, and even when the retract comes first (it may travel
+    another path through merges)."""
+    if extra.kind not in ("tx", "transfer", "revenue"):
+        return
+    before = fold(items)
+    retract = msgspec.structs.replace(extra, op=-1)
+    a, b = sorted(data.draw(st.lists(st.integers(0, len(items)), min_size=2, max_size=2)))
+    first, second = (extra, retract) if data.draw(st.booleans()) else (retract, extra)
+    after = fold([*items[:a], first, *items[a:b], second, *items[b:]])
+    assert view(after) == view(before)
