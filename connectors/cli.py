@@ -17,6 +17,7 @@ CONNECTORS: dict[str, tuple[str, str]] = {
         "connectors.web.cli",
         "Segment-compatible web collector with Sign-In With Ethereum (HTTP)",
     ),
+    "support": ("connectors.support.cli", "Zendesk and Intercom webhook receiver (HTTP)"),
 }
 
 
