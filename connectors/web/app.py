@@ -341,6 +341,10 @@ class Collector:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "connector": "web"})
 
+    async def preflight(self, request: web.Request) -> web.Response:
+        """``OPTIONS``: the CORS middleware adds the headers for an allowed origin."""
+        return web.Response(status=204)
+
     # --- middlewares ----------------------------------------------------------
     @web.middleware
     async def observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -385,8 +389,8 @@ class Collector:
         if not self.origin_allowed(origin):
             self._reject("origin_not_allowed")
             return error(403, "origin_not_allowed", f"origin {origin[:100]!r} is not allowed")
+        response = await handler(request)
         if request.method == "OPTIONS":
-            response: web.StreamResponse = web.Response(status=204)
             response.headers.update(
                 {
                     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -394,8 +398,6 @@ class Collector:
                     "Access-Control-Max-Age": "600",
                 }
             )
-        else:
-            response = await handler(request)
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
         return response
@@ -420,6 +422,8 @@ def create_app(
         app.router.add_post(path, collector.segment)
     app.router.add_get("/v1/siwe/nonce", collector.siwe_nonce)
     app.router.add_post("/v1/siwe/verify", collector.siwe_verify)
+    for path in [*SEGMENT_ROUTES, "/v1/siwe/nonce", "/v1/siwe/verify"]:
+        app.router.add_route("OPTIONS", path, collector.preflight)
     app.router.add_get("/health", collector.health)
     app.router.add_get("/metrics", metrics_handler(collector.metrics.registry))
     app.on_startup.append(collector.start)

@@ -227,6 +227,9 @@ async def test_cors_preflight_and_origins(client, settings):
     await sentinel(client)
     events = await landed(settings, with_id("sentinel"))
     assert "evil" not in {e["messageId"] for e in events} and len(events) == 2
+    metrics = await (await client.get("/metrics")).text()
+    assert 'c360_collector_requests_total{route="batch",status="204"} 1.0' in metrics
+    assert 'c360_collector_rejections_total{reason="origin_not_allowed"} 2.0' in metrics
 
 
 async def test_concurrent_requests_each_get_their_own_events_delivered(client, settings):
