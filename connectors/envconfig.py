@@ -60,7 +60,10 @@ def _parse(hint: Any, raw: str, env: str) -> Any:
 def from_env(
     cls: type[T], environ: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
 ) -> T:
-    """Build ``cls`` from ``environ`` (default ``os.environ``); ``flags`` (raw strings) win."""
+    """Build ``cls`` from ``environ`` (default ``os.environ``); ``flags`` (raw strings) win.
+
+    A blank value means "not set": the default applies.
+    """
     env = os.environ if environ is None else environ
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
@@ -69,7 +72,7 @@ def from_env(
         raw = (flags or {}).get(f.name)
         if raw is None:
             raw = env.get(name)
-        if raw is not None and (str(raw).strip() != "" or get_origin(hints[f.name]) is tuple):
+        if raw is not None and str(raw).strip() != "":
             values[f.name] = _parse(hints[f.name], str(raw), name)
     config = cls(**values)
     check(config)

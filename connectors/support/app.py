@@ -135,6 +135,9 @@ class Receiver:
         except mapping.Unmappable as exc:
             count(system, "unmappable").inc()
             return error(422, exc.reason, exc.message)
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # defensive: never a 500
+            count(system, "unmappable").inc()
+            return error(422, "invalid_field", f"{type(exc).__name__}: {exc}")
         if isinstance(result, mapping.Ignored):
             count(system, "ignored").inc()
             return web.json_response({"success": True, "ignored": result.reason})

@@ -96,7 +96,10 @@ def _rfc3339(value: Any, where: str) -> datetime:
 
 def _unix(value: Any, where: str) -> datetime:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
     raise Unmappable("invalid_field", f"{where} must be a Unix time in seconds")
 
 
@@ -263,7 +266,7 @@ def intercom(payload: Any) -> SupportTicketEvent | Ignored:
     contacts = _obj(item.get("contacts"), "data.item.contacts", required=False).get("contacts")
     contact = contacts[0] if isinstance(contacts, list) and contacts else {}
     contact = contact if isinstance(contact, dict) else {}
-    person = author if author.get("type") in INTERCOM_PEOPLE else {}
+    person = author if _text(author.get("type")) in INTERCOM_PEOPLE else {}
     tags = item.get("tags")
     rating = _obj(item.get("conversation_rating"), "conversation_rating", required=False)
     score = rating.get("rating")
@@ -273,7 +276,7 @@ def intercom(payload: Any) -> SupportTicketEvent | Ignored:
         else None
     )
     channel = _text(source.get("type"))
-    priority = {"priority": "high", "not_priority": "normal"}.get(item.get("priority") or "")
+    priority = {"priority": "high", "not_priority": "normal"}.get(_text(item.get("priority")) or "")
     notification = _text(body.get("id")) or str(int(occurred.timestamp()))
     return _build(
         {

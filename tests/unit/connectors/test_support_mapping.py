@@ -206,3 +206,38 @@ def test_support_config_reads_secrets_from_the_environment_only():
     assert config.host == "127.0.0.1"
     with pytest.raises(ConfigError):
         SupportConfig.from_env({"C360_SUPPORT_ZENDESK_MAX_AGE": "-1"})
+
+
+# --- robustness --------------------------------------------------------------------------
+ODD_VALUES = [None, True, 0, -1, 1.5, 10**30, "", "x", "solved", [], ["x"], {}, {"a": 1}, [{}]]
+
+
+def _paths(value, prefix=()):
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield (*prefix, key)
+            yield from _paths(child, (*prefix, key))
+
+
+SAMPLES = [
+    (mapping.zendesk, zendesk_status_changed("SOLVED", satisfaction_rating={"score": 4})),
+    (mapping.intercom, intercom_closed_with_rating(3)),
+]
+
+
+@pytest.mark.parametrize(("mapper", "sample"), SAMPLES)
+def test_any_field_of_any_type_maps_or_is_unmappable_never_crashes(mapper, sample):
+    for path in _paths(sample):
+        for value in ODD_VALUES:
+            payload = copy.deepcopy(sample)
+            target = payload
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            try:
+                result = mapper(payload)
+            except mapping.Unmappable as exc:
+                assert exc.reason and exc.message
+                continue
+            if not isinstance(result, mapping.Ignored):
+                msgspec.json.encode(result)  # a valid contract struct
