@@ -12,7 +12,13 @@ import importlib
 from stream.settings import Settings
 
 # name -> (module, help)
-CONNECTORS: dict[str, tuple[str, str]] = {}
+CONNECTORS: dict[str, tuple[str, str]] = {
+    "web": (
+        "connectors.web.cli",
+        "Segment-compatible web collector with Sign-In With Ethereum (HTTP)",
+    ),
+    "support": ("connectors.support.cli", "Zendesk and Intercom webhook receiver (HTTP)"),
+}
 
 
 def add_parsers(connect: argparse.ArgumentParser) -> None:

@@ -95,6 +95,36 @@ class BatchProducer:
         self.sent_events += events
         return events
 
+    async def deliver(self, spec: topics.TopicSpec, keyed: Iterable[tuple[str, Any]]) -> int:
+        """Send these events now, batched per partition, and wait for their acknowledgements.
+
+        Independent of the buffer of :meth:`add`/:meth:`flush`: concurrent callers (the
+        requests of an HTTP connector) each send and await only their own records, while
+        the Kafka client still groups records of concurrent callers into its requests.
+        Returns the number of events; raises if any record was not delivered.
+        """
+        if self._producer is None:
+            raise RuntimeError("the producer is not started")
+        n = spec.partition_count(self.settings)
+        name = spec.name(self.settings)
+        groups: dict[int, list[bytes]] = {}
+        for key, event in keyed:
+            partition = 0 if n == 1 else partition_for(key, n)
+            groups.setdefault(partition, []).append(
+                event if isinstance(event, bytes) else _encode(event)
+            )
+        futures = []
+        events = 0
+        for partition, items in groups.items():
+            for record in self._records(items):
+                futures.append(await self._producer.send(name, record, partition=partition))
+                self.sent_records += 1
+            events += len(items)
+        if futures:
+            await asyncio.gather(*futures)
+        self.sent_events += events
+        return events
+
     def _records(self, items: list[bytes]) -> Iterable[bytes]:
         """Split items into JSON arrays within the count and size limits."""
         limit_n = self.settings.batch_max_events

@@ -1,0 +1,1 @@
+"""The support webhook receiver: Zendesk and Intercom ticket events into Kafka."""

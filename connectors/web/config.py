@@ -1,0 +1,95 @@
+"""The collector's configuration: environment ``C360_COLLECTOR_*``, overridden by flags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors import envconfig
+from connectors.envconfig import setting
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    """Every knob of ``c360 connect web``. Build with :meth:`from_env`."""
+
+    host: str = setting(
+        "C360_COLLECTOR_HOST",
+        "127.0.0.1",
+        "Interface to bind (loopback by default; put a TLS proxy in front to expose it).",
+    )
+    port: int = setting("C360_COLLECTOR_PORT", 8088, "Port to listen on.", minimum=0)
+    browser_keys: tuple[str, ...] = setting(
+        "C360_COLLECTOR_BROWSER_KEYS",
+        (),
+        "Browser write keys, comma-separated: public, can only send events "
+        "(their identify calls are observed evidence).",
+    )
+    server_keys: tuple[str, ...] = setting(
+        "C360_COLLECTOR_SERVER_KEYS",
+        (),
+        "Server write keys, comma-separated: secret, their identify calls are verified evidence.",
+        secret=True,
+    )
+    allowed_origins: tuple[str, ...] = setting(
+        "C360_COLLECTOR_ALLOWED_ORIGINS",
+        (),
+        "Browser origins allowed by CORS, comma-separated (e.g. https://app.example.xyz); "
+        "'*' allows any. A request with another Origin gets 403.",
+    )
+    max_event_bytes: int = setting(
+        "C360_COLLECTOR_MAX_EVENT_BYTES", 32 * 1024, "Largest event, in bytes.", minimum=1024
+    )
+    max_request_bytes: int = setting(
+        "C360_COLLECTOR_MAX_REQUEST_BYTES",
+        500 * 1024,
+        "Largest request body, in bytes (after decompression); larger gets 413.",
+        minimum=1024,
+    )
+    siwe_domain: str = setting(
+        "C360_COLLECTOR_SIWE_DOMAIN",
+        "",
+        "Domain (RFC 3986 authority) SIWE messages must name, e.g. app.example.xyz. "
+        "Empty: the /v1/siwe endpoints answer 404.",
+    )
+    siwe_chain_ids: tuple[int, ...] = setting(
+        "C360_COLLECTOR_SIWE_CHAIN_IDS", (1,), "Chain ids a SIWE message may name, comma-separated."
+    )
+    siwe_nonce_ttl: float = setting(
+        "C360_COLLECTOR_SIWE_NONCE_TTL",
+        300.0,
+        "Seconds a SIWE nonce stays valid after it is issued.",
+        minimum=1,
+    )
+    siwe_max_nonces: int = setting(
+        "C360_COLLECTOR_SIWE_MAX_NONCES",
+        100_000,
+        "Most outstanding nonces kept in memory; beyond it the oldest are forgotten.",
+        minimum=1,
+    )
+    siwe_clock_skew: float = setting(
+        "C360_COLLECTOR_SIWE_CLOCK_SKEW",
+        60.0,
+        "Seconds of clock skew tolerated on a message's Issued At and Not Before.",
+        minimum=0,
+    )
+    shutdown_timeout: float = setting(
+        "C360_COLLECTOR_SHUTDOWN_TIMEOUT",
+        10.0,
+        "Seconds to let in-flight requests finish on shutdown.",
+        minimum=0,
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
+    ) -> CollectorConfig:
+        """Read the environment (default ``os.environ``); flags win."""
+        return envconfig.from_env(cls, environ, flags)
+
+    def __post_init__(self) -> None:
+        if set(self.browser_keys) & set(self.server_keys):
+            raise envconfig.ConfigError("a write key cannot be both a browser and a server key")
+        if any(c <= 0 for c in self.siwe_chain_ids):
+            raise envconfig.ConfigError("C360_COLLECTOR_SIWE_CHAIN_IDS must be positive")
