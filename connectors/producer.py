@@ -58,13 +58,20 @@ class BatchProducer:
             await self._producer.stop()
             self._producer = None
 
+    def _group(
+        self,
+        groups: dict[tuple[str, int], list[bytes]],
+        spec: topics.TopicSpec,
+        key: str,
+        event: Any,
+    ) -> None:
+        n = spec.partition_count(self.settings)
+        group = (spec.name(self.settings), 0 if n == 1 else partition_for(key, n))
+        groups.setdefault(group, []).append(event if isinstance(event, bytes) else _encode(event))
+
     def add(self, spec: topics.TopicSpec, key: str, event: Any) -> None:
         """Buffer one event (a struct or a JSON-able value) for the partition of ``key``."""
-        n = spec.partition_count(self.settings)
-        partition = 0 if n == 1 else partition_for(key, n)
-        group = (spec.name(self.settings), partition)
-        data = event if isinstance(event, bytes) else _encode(event)
-        self._pending.setdefault(group, []).append(data)
+        self._group(self._pending, spec, key, event)
 
     def extend(self, spec: topics.TopicSpec, keyed: Iterable[tuple[str, Any]]) -> None:
         for key, event in keyed:
@@ -80,20 +87,8 @@ class BatchProducer:
         Returns the number of events sent. Raises if any record was not delivered
         (the caller must not advance its checkpoint then).
         """
-        if self._producer is None:
-            raise RuntimeError("the producer is not started")
         pending, self._pending = self._pending, {}
-        futures = []
-        events = 0
-        for (topic, partition), items in pending.items():
-            for record in self._records(items):
-                futures.append(await self._producer.send(topic, record, partition=partition))
-                self.sent_records += 1
-            events += len(items)
-        if futures:
-            await asyncio.gather(*futures)
-        self.sent_events += events
-        return events
+        return await self._send(pending)
 
     async def deliver(self, spec: topics.TopicSpec, keyed: Iterable[tuple[str, Any]]) -> int:
         """Send these events now, batched per partition, and wait for their acknowledgements.
@@ -103,21 +98,19 @@ class BatchProducer:
         the Kafka client still groups records of concurrent callers into its requests.
         Returns the number of events; raises if any record was not delivered.
         """
+        groups: dict[tuple[str, int], list[bytes]] = {}
+        for key, event in keyed:
+            self._group(groups, spec, key, event)
+        return await self._send(groups)
+
+    async def _send(self, groups: dict[tuple[str, int], list[bytes]]) -> int:
         if self._producer is None:
             raise RuntimeError("the producer is not started")
-        n = spec.partition_count(self.settings)
-        name = spec.name(self.settings)
-        groups: dict[int, list[bytes]] = {}
-        for key, event in keyed:
-            partition = 0 if n == 1 else partition_for(key, n)
-            groups.setdefault(partition, []).append(
-                event if isinstance(event, bytes) else _encode(event)
-            )
         futures = []
         events = 0
-        for partition, items in groups.items():
+        for (topic, partition), items in groups.items():
             for record in self._records(items):
-                futures.append(await self._producer.send(name, record, partition=partition))
+                futures.append(await self._producer.send(topic, record, partition=partition))
                 self.sent_records += 1
             events += len(items)
         if futures:
