@@ -33,6 +33,7 @@ class C360:
     tables: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, Any] = field(default_factory=dict)
     lookups: Any = None
+    aggregator: Any = None
 
     @property
     def rocksdb_options(self) -> dict[str, int]:

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p_replay.add_argument("--partitions", type=int, default=4)
     p_replay.add_argument("--seed", type=int, default=0)
     p_replay.add_argument("--rules", help="identity rules file (JSON) to try")
+    p_tick = sub.add_parser("tick", help="send a tick (time) to every route and profile partition")
+    p_tick.add_argument("--now", type=int, help="epoch milliseconds (default: the clock)")
     p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
     p_schemas.add_argument("--write", action="store_true", help="rewrite schemas/*.json")
     p_set = sub.add_parser("settings", help="print the effective settings")
@@ -52,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         from stream import replay
 
         return replay.main(args.events, args.partitions, args.seed, args.rules, sys.stdout)
+    if args.command == "tick":
+        import time
+
+        from stream.ticks import send_tick
+
+        now = args.now if args.now is not None else int(time.time() * 1000)
+        asyncio.run(send_tick(settings, now))
+        print(f"tick {now} sent")
+        return 0
     if args.command == "schemas":
         return cmd_schemas(args.write)
     if args.command == "settings":

@@ -1,29 +1,32 @@
 """The Faust agents: a few lines each around the pure core.
 
 ingest (input topics) -> route (by identifier) -> link (one partition) ->
-profile (by person); labels feed the link stage; a leader timer sends ticks.
+profile (by person) -> channel (by acquisition channel). Prices and labels are
+validated into global tables that every worker holds; labels also feed the link
+stage. A leader timer sends ticks.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from stream import topics
 from stream.core.aggregate import Aggregator
+from stream.core.channel import ChannelStage
 from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
-from stream.core.messages import DECODERS, Tick
+from stream.core.messages import DECODERS
 from stream.core.profile import ProfileStage
-from stream.core.reference import wallet_label
+from stream.core.reference import price_entry, wallet_label
 from stream.core.route import RouteStage
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.sender import BatchSender
 from stream.shell.stage import StageRunner, fatal
+from stream.ticks import tick_records
 
 if TYPE_CHECKING:
     from stream.app import C360
@@ -37,12 +40,15 @@ INGESTED = tuple(t for t in topics.INPUTS if t not in (topics.PRICES, topics.LAB
 def register(c360: C360) -> None:
     """Declare every table and agent of a worker."""
     register_ingest(c360)
-    register_labels(c360)
+    prices, labels = register_reference(c360)
     c360.stages["route"] = stage(c360, "route", topics.ROUTE, RouteStage(c360.rules).process)
     c360.stages["link"] = stage(c360, "link", topics.LINK, LinkStage(c360.rules).process)
+    aggregator = Aggregator(c360.rules.rules, GlobalView(prices), GlobalView(labels))
+    c360.aggregator = aggregator
     c360.stages["profile"] = stage(
-        c360, "profile", topics.PROFILE, ProfileStage(Aggregator()).process
+        c360, "profile", topics.PROFILE, ProfileStage(aggregator).process
     )
+    c360.stages["channel"] = stage(c360, "channel", topics.CHANNEL, ChannelStage().process)
     register_ticker(c360)
 
     @c360.app.on_rebalance_complete.connect
@@ -122,9 +128,59 @@ def register_ingest(c360: C360) -> None:
                 fatal(f"ingest at {msg.topic}:{msg.partition}@{msg.offset}", exc)
 
 
-def register_labels(c360: C360) -> None:
-    """Wallet labels (one partition) become Label messages for the link stage."""
+class GlobalView(Mapping):
+    """A faust GlobalTable as the read-only mapping the aggregator reads."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.table.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.table.get(key)
+        return default if value is None else value
+
+    def __iter__(self):
+        return iter(self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def items(self):  # type: ignore[override]
+        return self.table.items()
+
+
+def register_reference(c360: C360) -> tuple[Any, Any]:
+    """Prices and wallet labels: validated into global tables (one partition each,
+    held by every worker: DESIGN.md), bad records dead-lettered. Labels also reach the
+    link stage, which blocks labelled exchange/contract/bridge/router wallets."""
     app, settings = c360.app, c360.settings
+    options = {"partitions": 1, "recovery_buffer_size": 1}
+    prices = app.GlobalTable("prices", help="chain:token -> [usd, decimals, symbol]", **options)
+    labels = app.GlobalTable("labels", help="wallet -> {chain: [categories]}", **options)
+    c360.tables["prices"], c360.tables["labels"] = prices, labels
+
+    @app.agent(c360.topic(topics.PRICES), name="prices", concurrency=1)
+    async def prices_agent(stream):
+        async for event in stream.events():
+            msg = event.message
+            try:
+                entry = price_entry(msg.key, msg.value)
+                if isinstance(entry, Rejection):
+                    await dead_letter(c360, topics.PRICES, msg, entry)
+                    continue
+                token, value = entry
+                METRICS.events_in.labels(topics.PRICES.suffix, "price").inc()
+                if value is None:
+                    prices.pop(token, None)
+                else:
+                    prices[token] = value
+            except Exception as exc:
+                fatal(f"prices at {msg.topic}:{msg.partition}@{msg.offset}", exc)
 
     @app.agent(c360.topic(topics.LABELS), name="labels", concurrency=1)
     async def labels_agent(stream):
@@ -133,19 +189,37 @@ def register_labels(c360: C360) -> None:
             msg = event.message
             try:
                 sender = sender or sender_of(c360)
-                outbox = Outbox(settings, f"labels:{msg.partition}", msg.offset)
                 label = wallet_label(msg.key, msg.value)
                 if isinstance(label, Rejection):
-                    METRICS.dead_letters.labels(topics.LABELS.suffix, label.reason).inc()
-                    outbox.dead_letter(msg.topic, msg.partition, msg.offset, label)
+                    await dead_letter(c360, topics.LABELS, msg, label)
+                    continue
+                METRICS.events_in.labels(topics.LABELS.suffix, "labels").inc()
+                current = dict(labels.get(label.wallet) or {})
+                if label.categories:
+                    current[str(label.chain)] = label.categories
                 else:
-                    count = METRICS.events_in.labels(topics.LABELS.suffix, "labels")
-                    count.inc()
-                    outbox.internal(topics.LINK, label.wallet, label)
+                    current.pop(str(label.chain), None)
+                if current:
+                    labels[label.wallet] = current
+                else:
+                    labels.pop(label.wallet, None)
+                outbox = Outbox(settings, f"labels:{msg.partition}", msg.offset)
+                outbox.internal(topics.LINK, label.wallet, label)
                 for sent in await outbox.send(sender):
                     await sent.last_offset()
             except Exception as exc:
                 fatal(f"labels at {msg.topic}:{msg.partition}@{msg.offset}", exc)
+
+    return prices, labels
+
+
+async def dead_letter(c360: C360, spec: topics.TopicSpec, msg: Any, rejection: Rejection) -> None:
+    """Write one dead letter for a record of ``spec`` and wait for the broker."""
+    METRICS.dead_letters.labels(spec.suffix, rejection.reason).inc()
+    outbox = Outbox(c360.settings, f"{spec.suffix}:{msg.partition}", msg.offset)
+    outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
+    for sent in await outbox.send(sender_of(c360)):
+        await sent.last_offset()
 
 
 def register_ticker(c360: C360) -> None:
@@ -162,9 +236,5 @@ def register_ticker(c360: C360) -> None:
 
 async def send_tick(c360: C360, now: int) -> None:
     sender = sender_of(c360)
-    body = msgspec.json.encode([Tick(now)])
-    headers = [("c360-src", b"ticker"), ("c360-seq", str(now).encode())]
-    for spec in (topics.ROUTE, topics.PROFILE):
-        name = spec.name(c360.settings)
-        for partition in range(spec.partition_count(c360.settings)):
-            await (await sender.send(name, partition, [(None, body, headers)])).last_offset()
+    for topic, partition, value, headers in tick_records(c360.settings, now):
+        await (await sender.send(topic, partition, [(None, value, headers)])).last_offset()

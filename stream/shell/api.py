@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -18,6 +19,7 @@ import orjson
 from faust.web import Request, Response, View
 from yarl import URL
 
+from stream.core.channel import channel_rows
 from stream.core.identifiers import IdentifierError, parse
 from stream.core.messages import person_of
 from stream.core.partitioner import partition_for
@@ -114,6 +116,29 @@ class Lookups:
         row = await self.route_row(identifier)
         return row["p"] if row else person_of(identifier)
 
+    def owners(self, table: str) -> dict[URL | None, list[int]]:
+        """The partitions of a table by owner (None: this worker)."""
+        partitions = self.c360.tables[table].partitions
+        out: dict[URL | None, list[int]] = {}
+        for partition, key in enumerate(keys_for_partitions(partitions)):
+            out.setdefault(self._owner(table, key), []).append(partition)
+        return out
+
+    async def channels(self) -> dict[str, dict]:
+        """The channel table from every worker's partitions."""
+        rows: dict[str, dict] = {}
+        for owner, partitions in self.owners("channel").items():
+            if owner is None:
+                store = self.c360.tables["channel"].data
+                for p in partitions:
+                    rows.update(channel_rows(store.txn(p)))
+            else:
+                query = ",".join(map(str, partitions))
+                rows.update(
+                    await self._remote(owner, f"/v1/_internal/channels?partitions={query}") or {}
+                )
+        return rows
+
 
 def register(c360: C360) -> Lookups:
     app = c360.app
@@ -172,8 +197,105 @@ def register(c360: C360) -> Lookups:
 
             return await answer("/v1/_internal", request, work)
 
-    del Identities, InternalRoute, InternalPerson
+    @app.page("/v1/profiles/{identifier}")
+    class Profiles(View):
+        async def get(self, request: Request, identifier: str) -> Response:
+            async def work():
+                ident = identifier_or_400(identifier)
+                found = await lookups.person_row(await lookups.person_of(ident))
+                if found is None:
+                    raise ApiError(404, "unknown_identifier", f"{ident} has not been seen")
+                return 200, profile_body(*found, identifier=ident)
+
+            return await answer("/v1/profiles", request, work)
+
+    @app.page("/v1/persons/{person}")
+    class Persons(View):
+        async def get(self, request: Request, person: str) -> Response:
+            async def work():
+                if not PERSON_ID.match(person):
+                    raise ApiError(
+                        400, "bad_person_id", f"{person!r} is not a person id (p + 20 hex)"
+                    )
+                found = await lookups.person_row(person)
+                if found is None:
+                    raise ApiError(404, "unknown_person", f"{person} does not exist")
+                body = profile_body(*found)
+                if found[0] != person:
+                    body["merged_from"] = person
+                return 200, body
+
+            return await answer("/v1/persons", request, work)
+
+    @app.page("/v1/channels/revenue")
+    class Channels(View):
+        async def get(self, request: Request) -> Response:
+            async def work():
+                rows = await lookups.channels()
+                value = c360.aggregator.value
+                channels = []
+                for channel, row in rows.items():
+                    usd = value(
+                        {"vol": {}, "fee": {}, "rev": row["revenue"], "hold": {}}, PricesOnly(c360)
+                    )
+                    channels.append(
+                        {
+                            "channel": channel,
+                            "persons": row["persons"],
+                            "revenue": {t: str(v) for t, v in sorted(row["revenue"].items())},
+                            "revenue_usd": usd["revenue_usd"],
+                            "unpriced_tokens": usd["unpriced_tokens"],
+                        }
+                    )
+                channels.sort(key=lambda c: (-c["revenue_usd"], -c["persons"], c["channel"]))
+                return 200, {"channels": channels}
+
+            return await answer("/v1/channels/revenue", request, work)
+
+    @app.page("/v1/_internal/channels")
+    class InternalChannels(View):
+        async def get(self, request: Request) -> Response:
+            async def work():
+                store = c360.tables["channel"].data
+                rows: dict[str, dict] = {}
+                for p in request.query.get("partitions", "").split(","):
+                    if p.strip().isdigit():
+                        rows.update(channel_rows(store.txn(int(p))))
+                return 200, rows
+
+            return await answer("/v1/_internal", request, work)
+
+    del Identities, InternalRoute, InternalPerson, Profiles, Persons, Channels, InternalChannels
     return lookups
+
+
+PERSON_ID = re.compile(r"^p[0-9a-f]{20}$")
+
+
+class PricesOnly:
+    """The context the aggregator's valuation needs: the prices table."""
+
+    def __init__(self, c360: C360) -> None:
+        self.prices = c360.aggregator.prices
+
+
+def profile_body(person: str, row: dict, identifier: str | None = None) -> dict:
+    body: dict[str, Any] = {"person_id": person, "version": row.get("v", 0)}
+    if identifier is not None:
+        body["identifier"] = identifier
+    body.update(row.get("w") or {})
+    return body
+
+
+def keys_for_partitions(partitions: int) -> list[str]:
+    """One key per partition (the n-th key lands in partition n): to ask who owns it."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        key = f"k{i}"
+        found.setdefault(partition_for(key, partitions), key)
+        i += 1
+    return [found[p] for p in range(partitions)]
 
 
 def identifier_or_400(raw: str) -> str:

@@ -15,9 +15,9 @@ def test_replay_prints_one_line_per_person_and_a_summary(capsys):
     out = io.StringIO()
     assert main(str(JOURNEY), 4, 0, None, out) == 0
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert len(lines) == 1 and lines[0]["person_id"].startswith("p")
+    assert len(lines) == 2 and all(line["person_id"].startswith("p") for line in lines)
     summary = capsys.readouterr().err
-    assert '"persons": 1' in summary and '"events": 8' in summary
+    assert '"persons": 2' in summary and '"events": 14' in summary
 
 
 def test_replay_accepts_prefixed_topics_and_ticks():
@@ -55,7 +55,8 @@ def test_the_cli_dry_runs_a_rule_change(tmp_path):
     assert done.returncode == 0, done.stderr
     persons = [json.loads(line) for line in done.stdout.splitlines()]
     # without observed evidence, the wallet connect alone does not merge; SIWE still does
-    assert len(persons) == 1
+    journey = [p for p in persons if "anon:dev-A" in p["identifiers"].get("anon", [])]
+    assert len(journey) == 1 and len(journey[0]["identifiers"]["wallet"]) == 2
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"limits": {"phone": 1}}))
     done = subprocess.run(

@@ -1,0 +1,47 @@
+"""Time as a message: a tick carries ``now`` to every route and profile partition.
+
+The leader worker sends one every ``C360_TICK_INTERVAL`` seconds; ``c360 tick
+--now MS`` sends one by hand (a backfill, a test, a replay of time).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from stream import topics
+from stream.core.messages import Tick
+from stream.settings import Settings
+
+TICKED = (topics.ROUTE, topics.PROFILE)
+
+
+def tick_records(
+    settings: Settings, now: int
+) -> list[tuple[str, int, bytes, list[tuple[str, bytes]]]]:
+    """(topic, partition, value, headers) of one tick for every ticked partition."""
+    body = msgspec.json.encode([Tick(now)])
+    headers = [("c360-src", b"ticker"), ("c360-seq", str(now).encode())]
+    return [
+        (spec.name(settings), partition, body, headers)
+        for spec in TICKED
+        for partition in range(spec.partition_count(settings))
+    ]
+
+
+async def send_tick(settings: Settings, now: int) -> None:
+    """Send a tick with a standalone producer and wait until the broker has it."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, partition=partition, headers=headers)
+            for topic, partition, value, headers in tick_records(settings, now)
+        ]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
