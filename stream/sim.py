@@ -26,7 +26,7 @@ from stream.core.aggregate import Aggregator
 from stream.core.channel import ChannelStage
 from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
-from stream.core.messages import DECODERS, Label, Tick
+from stream.core.messages import DECODERS, Label, Tick, encode_record
 from stream.core.partitioner import partition_for
 from stream.core.profile import ProfileStage
 from stream.core.route import RouteStage
@@ -92,6 +92,7 @@ class Simulator:
         *,
         inject_probability: float = 0.3,
         record_log: bool = False,
+        check_views: bool = False,
     ) -> None:
         self.partitions = partitions
         self.random = random.Random(seed)
@@ -102,7 +103,7 @@ class Simulator:
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
         self.labels: dict[str, dict[str, list[str]]] = {}  # the global labels table
         self.aggregator = Aggregator(rules, self.prices, self.labels)
-        self.profile = ProfileStage(self.aggregator)
+        self.profile = ProfileStage(self.aggregator, check_views=check_views)
         self.channel = ChannelStage()
         if record_log:
             self.link.log = []
@@ -112,6 +113,7 @@ class Simulator:
         self.outputs = Outputs()
         self.link_inputs: list[Any] = []  # every message the link stage processed, in order
         self.delivered = 0
+        self._seq = 0
 
     # --- state ---
     def state(self, stage: str, partition: int) -> MemoryState:
@@ -203,14 +205,16 @@ class Simulator:
         queue = self.channels.get(channel)
         if queue is None:
             queue = self.channels[channel] = deque()
-        queue.append(_encode(messages))  # through serialization, as on Kafka
+        self._seq += 1
+        # through serialization, as on Kafka: one record, one segment
+        queue.append(encode_record([(source, self._seq, messages)]))
 
     def _deliver_one(self) -> None:
         ready = [c for c, q in self.channels.items() if q]
         source, stage, partition = self.random.choice(ready)
         record = self.channels[(source, stage, partition)].popleft()
         self.delivered += 1
-        messages = DECODERS[stage].decode(record)
+        messages = [m for _, _, items in DECODERS[stage].decode(record) for m in items]
         emit = _Emit(self.partitions)
         state = self.state(stage, partition)
         if stage == "route":

@@ -6,10 +6,8 @@ The leader worker sends one every ``C360_TICK_INTERVAL`` seconds; ``c360 tick
 
 from __future__ import annotations
 
-import msgspec
-
 from stream import topics
-from stream.core.messages import Tick
+from stream.core.messages import Tick, encode_record
 from stream.settings import Settings
 
 TICKED = (topics.ROUTE, topics.PROFILE)
@@ -19,8 +17,8 @@ def tick_records(
     settings: Settings, now: int
 ) -> list[tuple[str, int, bytes, list[tuple[str, bytes]]]]:
     """(topic, partition, value, headers) of one tick for every ticked partition."""
-    body = msgspec.json.encode([Tick(now)])
-    headers = [("c360-src", b"ticker"), ("c360-seq", str(now).encode())]
+    body = encode_record([("ticker", now, [Tick(now)])])
+    headers = [("c360-src", b"ticker")]
     return [
         (spec.name(settings), partition, body, headers)
         for spec in TICKED

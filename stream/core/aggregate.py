@@ -15,7 +15,7 @@ which also needs the time (``now``), the prices and the wallet labels.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,19 @@ from stream.core.state import State, prefix_end
 
 DAY = 86_400_000
 HOUR = 3_600_000
+
+# The published profile, in groups of fields that change together; a fact changes
+# only some groups (Aggregator.groups_of), so only those are recomputed.
+ALL_GROUPS = ("ids", "labels", "socials", "activity", "touch", "value", "support", "events")
+# Wallet labels live in a global table that changes on its own: read at every publish.
+ALWAYS = frozenset({"labels"})
+HOLDING_GROUPS = frozenset({"value", "events"})
+CHAIN_GROUPS = frozenset({"value", "activity", "events"})
+TICKET_GROUPS = frozenset({"support", "activity", "events"})
+SOCIAL_GROUPS = frozenset({"socials", "activity", "events"})
+TOUCH_GROUPS = frozenset({"touch", "activity", "events"})
+WEB_GROUPS = frozenset({"activity", "events"})
+IDS_GROUPS = frozenset({"ids"})
 SESSION_GAP = 30 * 60 * 1000
 HISTORY_DAYS = 400  # days of activity and sessions kept exactly (older ones are summarized)
 
@@ -155,18 +168,41 @@ def sessions_combine(a: list, b: list) -> list:
 # --- the aggregator ---------------------------------------------------------------------------
 @dataclass
 class Context:
-    """What one batch of the profile stage reads besides its own rows."""
+    """What one batch of the profile stage reads besides its own rows.
 
-    #: token -> [price_usd, decimals, symbol]
+    Valuation uses the partition's price snapshot (``pv:{token}``): the price at
+    which the partition valued a token, taken from the live prices table the first
+    time the token is valued and refreshed by ticks, which then revalue the holders.
+    So a profile's USD figures move with prices only on ticks: replayable, and the
+    same whichever field group was recomputed last.
+    """
+
+    #: token -> [price_usd, decimals, symbol] (the live, global table)
     prices: Mapping[str, Any] = field(default_factory=dict)
     #: wallet -> {chain: [categories]}
     labels: Mapping[str, Any] = field(default_factory=dict)
     #: persons whose timer fired in this batch
     fired: set[str] = field(default_factory=set)
+    #: the partition's state (for the price snapshot); None: value at live prices
+    state: State | None = None
+    #: (active days in order, first seen, last seen) of the person being published
+    summary: tuple[list[int], int | None, int | None] | None = None
 
     def now(self, state: State) -> int:
         """The partition's clock: the latest tick."""
         return state.get("clock") or 0
+
+    def price(self, token: str) -> Any:
+        """[price_usd, decimals, symbol] at which this partition values ``token``."""
+        if self.state is None:
+            return self.prices.get(token)
+        key = "pv:" + token
+        snapshot = self.state.get(key)
+        if snapshot is None:
+            snapshot = self.prices.get(token)
+            if snapshot is not None:
+                self.state.put(key, snapshot)
+        return snapshot
 
 
 class Aggregator:
@@ -190,7 +226,7 @@ class Aggregator:
         """The batch's context; also sets the horizon of retractable chain times."""
         chain_clock = state.get("cc") or 0
         self.horizon = chain_clock - self.retract_window if chain_clock else 0
-        return Context(self.prices, self.labels)
+        return Context(self.prices, self.labels, state=state)
 
     def observe(self, state: State, fact: Fact) -> None:
         """Advance the partition's chain clock (the newest chain event time applied)."""
@@ -306,9 +342,10 @@ class Aggregator:
         return out
 
     def _trim(self, agg: dict[str, Any]) -> None:
-        """Fold activity older than HISTORY_DAYS before the newest into summaries."""
+        """Fold activity older than HISTORY_DAYS before the newest into summaries (once
+        the history is long enough to matter: a few hundred days or sessions)."""
         days = agg["days"]
-        if not days:
+        if len(days) <= HISTORY_DAYS and len(agg["ses"]) <= 2 * HISTORY_DAYS:
             return
         horizon = max(int(d) for d in days) - HISTORY_DAYS
         for d in [d for d in days if int(d) < horizon]:
@@ -321,64 +358,120 @@ class Aggregator:
 
     # --- the published profile ------------------------------------------------------------
     def view(self, person: str, row: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        agg = row["a"]
+        """The whole published profile."""
+        return self.view_groups(ALL_GROUPS, row, ctx)
+
+    def view_groups(self, groups: Iterable[str], row: dict[str, Any], ctx: Context) -> dict:
+        """The fields of some groups of the published profile (see GROUP_FIELDS)."""
+        out: dict[str, Any] = {}
+        for group in groups:
+            out.update(getattr(self, "_view_" + group)(row, ctx))
+        return out
+
+    def _view_ids(self, row: dict, ctx: Context) -> dict:
         members = row["m"]
-        now = row.get("now") or 0
         identifiers: dict[str, list[str]] = {}
         for ident in sorted(members):
             identifiers.setdefault(kind_of(ident), []).append(ident)
-        chain_lo, chain_hi = ChainTimes.bounds(agg["ct"])
-        first_seen = _opt(min, agg["w0"], chain_lo)
-        last_seen = _opt(max, agg["w1"], chain_hi)
-        wallets = identifiers.get("wallet", [])
-        value = self.value(agg, ctx)
-        tickets = agg["tk"]
-        last_ticket = max(tickets.items(), key=lambda kv: (kv[1][0], kv[0])) if tickets else None
-        view: dict[str, Any] = {
+        return {
             "identifiers": identifiers,
-            "associations": sorted(i for i, n in agg["as"].items() if n > 0 and i not in members),
+            "associations": sorted(
+                i for i, n in row["a"]["as"].items() if n > 0 and i not in members
+            ),
+        }
+
+    def _view_labels(self, row: dict, ctx: Context) -> dict:
+        wallets = sorted(i for i in row["m"] if i.startswith("wallet:"))
+        return {"labels": _labels(wallets, ctx.labels)}
+
+    def _view_socials(self, row: dict, ctx: Context) -> dict:
+        return {
             "socials": {
                 account: {"platform": p, "handle": h, "verified": bool(v), "revoked": bool(r)}
-                for account, (_, v, h, p, r) in sorted(agg["so"].items())
-            },
-            "first_seen": first_seen,
-            "last_seen": last_seen,
+                for account, (_, v, h, p, r) in sorted(row["a"]["so"].items())
+            }
+        }
+
+    def _view_activity(self, row: dict, ctx: Context) -> dict:
+        agg = row["a"]
+        now = row.get("now") or 0
+        chain_lo, chain_hi = ChainTimes.bounds(agg["ct"])
+        days, first, last = ctx.summary or self.summarize(agg)
+        return {
+            "first_seen": first,
+            "last_seen": last,
             "sessions": len(agg["ses"]) + agg["sold"],
             "page_views": agg["pv"],
             "active_days_30": _active_days(agg["days"], now, self.lifecycle.power_window_days),
             "chains": sorted(int(c) for c in agg["ch"]),
+            "first_transaction_at": chain_lo,
+            "last_transaction_at": chain_hi,
+            "lifecycle": self.stage(agg, now, (days, first, last)),
+        }
+
+    def _view_touch(self, row: dict, ctx: Context) -> dict:
+        agg = row["a"]
+        return {
             "first_touch": _public_touch(agg["ft"]),
             "last_touch": _public_touch(agg["lt"]),
             "campaign_touches": agg["tc"],
+        }
+
+    def _view_value(self, row: dict, ctx: Context) -> dict:
+        agg = row["a"]
+        value = self.value(agg, ctx)
+        return {
             "transactions": agg["tx"],
-            "first_transaction_at": chain_lo,
-            "last_transaction_at": chain_hi,
             "volume": {t: str(v) for t, v in sorted(agg["vol"].items())},
             "fees": {t: str(v) for t, v in sorted(agg["fee"].items())},
             "revenue": {t: str(v) for t, v in sorted(agg["rev"].items())},
             "holdings": {t: str(v) for t, v in sorted(_holdings(agg["hold"]).items())},
             **value,
-            "labels": _labels(wallets, ctx.labels),
+            "vip_tier": self.tier(value),
+        }
+
+    def _view_support(self, row: dict, ctx: Context) -> dict:
+        agg = row["a"]
+        tickets = agg["tk"]
+        last = max(tickets.items(), key=lambda kv: (kv[1][0], kv[0])) if tickets else None
+        return {
             "tickets_total": len(tickets),
             "tickets_open": sum(1 for t in tickets.values() if t[1] in OPEN_TICKETS),
             "last_ticket": None
-            if last_ticket is None
+            if last is None
             else {
-                "ticket": last_ticket[0],
-                "status": last_ticket[1][1],
-                "priority": None if last_ticket[1][2] is None else last_ticket[1][2][1],
-                "subject": None if last_ticket[1][3] is None else last_ticket[1][3][1],
-                "at": last_ticket[1][0],
+                "ticket": last[0],
+                "status": last[1][1],
+                "priority": None if last[1][2] is None else last[1][2][1],
+                "subject": None if last[1][3] is None else last[1][3][1],
+                "at": last[1][0],
             },
             "last_csat": None
             if agg["csat"] is None
             else {"score": agg["csat"][1], "at": agg["csat"][0]},
-            "lifecycle": self.stage(agg, now),
-            "vip_tier": self.tier(value),
-            "events": agg["n"],
-            "events_by_kind": dict(sorted(agg["k"].items())),
         }
-        return view
+
+    def _view_events(self, row: dict, ctx: Context) -> dict:
+        agg = row["a"]
+        return {"events": agg["n"], "events_by_kind": dict(sorted(agg["k"].items()))}
+
+    @staticmethod
+    def groups_of(fact: Fact) -> frozenset[str]:
+        """The view groups a fact can change (the profile stage recomputes only those)."""
+        kind = fact.kind
+        if kind == "holding":
+            groups = HOLDING_GROUPS
+        elif kind in CHAIN:
+            groups = CHAIN_GROUPS
+        elif kind == "ticket":
+            groups = TICKET_GROUPS
+        elif kind == "social":
+            groups = SOCIAL_GROUPS
+        elif "touch" in fact.data:
+            groups = TOUCH_GROUPS
+        else:
+            groups = WEB_GROUPS
+        return groups | IDS_GROUPS if fact.assoc else groups
 
     def value(self, agg: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """USD figures: raw amounts x the prices table; unpriced tokens are listed, not zero."""
@@ -387,7 +480,7 @@ class Aggregator:
         def usd(amounts: Mapping[str, int]) -> float:
             total = 0.0
             for token, raw in amounts.items():
-                price = ctx.prices.get(token)
+                price = ctx.price(token)
                 if price is None:
                     unpriced.add(token)
                     continue
@@ -415,13 +508,17 @@ class Aggregator:
                     return tier.name
         return None
 
-    def stage(self, agg: dict[str, Any], now: int) -> str | None:
+    def summarize(self, agg: dict[str, Any]) -> tuple[list[int], int | None, int | None]:
+        """(active days in order, first seen, last seen): what lifecycle and timers read."""
+        lo, hi = ChainTimes.bounds(agg["ct"])
+        return _days(agg), _opt(min, agg["w0"], lo), _opt(max, agg["w1"], hi)
+
+    def stage(self, agg: dict[str, Any], now: int, summary=None) -> str | None:
         """Lifecycle stage at ``now`` (Formo's definitions; thresholds in the rules)."""
-        days = _days(agg)
+        days, first, last = summary or self.summarize(agg)
         if not days:
             return None
         lc = self.lifecycle
-        first, last = self.first_last(agg)
         today = now // DAY
         if now - last >= lc.churn_days * DAY:
             return "churned"
@@ -436,17 +533,12 @@ class Aggregator:
             return "new"
         return "returning"
 
-    def first_last(self, agg: dict[str, Any]) -> tuple[int, int]:
-        lo, hi = ChainTimes.bounds(agg["ct"])
-        return _opt(min, agg["w0"], lo), _opt(max, agg["w1"], hi)  # type: ignore[return-value]
-
-    def next_change(self, agg: dict[str, Any], now: int) -> int | None:
+    def next_change(self, agg: dict[str, Any], now: int, summary=None) -> int | None:
         """When the time-dependent fields (lifecycle, active days) next change without events."""
-        days = _days(agg)
+        days, first, last = summary or self.summarize(agg)
         if not days:
             return None
         lc = self.lifecycle
-        first, last = self.first_last(agg)
         candidates = [
             last + lc.at_risk_days * DAY,
             last + lc.churn_days * DAY,
@@ -463,40 +555,55 @@ class Aggregator:
         return min(future) if future else None
 
     # --- time: timers and revaluation -----------------------------------------------------
-    def tick(self, state: State, now: int, ctx: Context) -> dict[str, str]:
+    def tick(self, state: State, now: int, ctx: Context) -> dict[str, set[str]]:
         """Advance the partition clock. Returns the persons whose profile may change with
         time (their timer is due: "tick") or with a price that moved ("revaluation")."""
         clock = state.get("clock") or 0
         if now > clock:
             state.put("clock", now)
-        due: dict[str, str] = {}
+        due: dict[str, set[str]] = {}
         stop = f"t:{max(now, clock) // HOUR + 1:09d}"
         for key, _ in list(state.scan("t:", stop)):
             state.delete(key)
             person = key.rsplit(":", 1)[1]
             ctx.fired.add(person)
-            due[person] = "tick"
+            due.setdefault(person, set()).add("tick")
         for token, price in ctx.prices.items():
             key = "pv:" + token
             if state.get(key) != price:
                 state.put(key, price)
                 prefix = f"k:{token}:"
                 for k, _ in state.scan(prefix, prefix_end(prefix)):
-                    due.setdefault(k[len(prefix) :], "revaluation")
+                    due.setdefault(k[len(prefix) :], set()).add("revaluation")
         return due
 
-    def before_view(self, state: State, row: dict[str, Any]) -> None:
-        """Bring the row's clock up to the partition's before computing its view."""
+    def before_view(self, state: State, row: dict[str, Any], ctx: Context) -> None:
+        """Bring the row's clock up to the partition's, and summarize its activity once
+        for the view and the timers."""
         clock = state.get("clock") or 0
-        _, last = self.first_last(row["a"])
-        row["now"] = max(clock, last or 0)
+        ctx.summary = summary = self.summarize(row["a"])
+        row["now"] = max(clock, summary[2] or 0)
 
-    def maintain(self, state: State, person: str, row: dict, ctx: Context) -> bool:
-        """Keep a touched person's timer and token index up to date; True if ``row`` changed."""
+    def maintain(
+        self,
+        state: State,
+        person: str,
+        row: dict,
+        ctx: Context,
+        *,
+        timers: bool = True,
+        tokens: bool = True,
+    ) -> bool:
+        """Keep a touched person's timer and token index up to date (the parts its change
+        may affect); True if ``row`` changed."""
         changed = False
         agg = row["a"]
+        if row.get("mi"):
+            timers = tokens = True
+        if not timers:
+            return self._index_tokens(state, person, row) if tokens else False
         old_due = row.get("due")
-        due = None if row.get("mi") else self.next_change(agg, row.get("now") or 0)
+        due = None if row.get("mi") else self.next_change(agg, row.get("now") or 0, ctx.summary)
         bucket = None if due is None else due // HOUR
         if bucket != old_due or (bucket is not None and person in ctx.fired):
             if old_due is not None and old_due != bucket:
@@ -505,6 +612,14 @@ class Aggregator:
                 state.put(f"t:{bucket:09d}:{person}", 1)
             row["due"] = bucket
             changed = True
+        if tokens:
+            changed = self._index_tokens(state, person, row) or changed
+        return changed
+
+    def _index_tokens(self, state: State, person: str, row: dict) -> bool:
+        """``k:{token}:{person}`` for every token the person has amounts of (revaluation)."""
+        agg = row["a"]
+        changed = False
         tokens: set[str] = set()
         if not row.get("mi"):
             tokens = {*agg["vol"], *agg["fee"], *agg["rev"], *_holdings(agg["hold"])}

@@ -436,7 +436,7 @@ class Converter:
         key = f"{e.chain_id}:{token}"
         return [
             Fact(
-                id=f"hold:{wallet}:{key}:{e.block_number}",
+                id=f"hold:{wallet}:{key}:{e.block_number}:{ms(e.observed_at)}",
                 ident=wallet,  # type: ignore[arg-type]
                 kind="holding",
                 ts=ms(e.observed_at),

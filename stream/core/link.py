@@ -49,6 +49,7 @@ from stream.core.messages import (
     Event,
     Label,
     Members,
+    Refresh,
     Split,
     person_of,
     split_person,
@@ -247,6 +248,9 @@ class LinkStage:
             self.log.append(("label", label.wallet, label.chain, tuple(label.categories)))
         category = self._label_block(labels) if labels else None
         node = state.get("n:" + label.wallet)
+        person = node["p"] if node is not None else person_of(label.wallet)
+        seq = state.get("seq") or 0
+        emit.internal(topics.PROFILE, person, Refresh(person, seq, label.wallet))
         if category is not None:
             if node is not None and node.get("b") != "hub":
                 self.block(state, label.wallet, "blocked_label", f"label:{category}", emit)

@@ -1,9 +1,16 @@
 """Messages between the pipeline's stages (internal topics), and person ids.
 
-Every internal record is a JSON array of these tagged structs (array-like:
-compact and fast to decode). The route topic carries facts and assignments, the
-link topic facts and labels, the profile topic events, merges, splits, member
-lists and ticks, the channel topic revenue deltas.
+An internal record is a JSON array of **segments** ``[source, seq, [messages]]``:
+the messages that one input record of one sender (``source``, e.g. ``route:3``,
+at input offset ``seq``) produced for this partition. A stage sends one record
+per destination partition per group of input records it handled, and a receiver
+applies each segment once: it remembers the highest ``seq`` per source, so a
+sender's replay after a crash is dropped segment by segment.
+
+Messages are tagged structs (array-like: compact and fast to decode). The route
+topic carries facts and assignments, the link topic facts and labels, the profile
+topic events, merges, splits, member lists and ticks, the channel topic revenue
+deltas.
 """
 
 from __future__ import annotations
@@ -106,6 +113,14 @@ class Members(msgspec.Struct, array_like=True, tag="n"):
     members: list[str]
 
 
+class Refresh(msgspec.Struct, array_like=True, tag="r"):
+    """Something the profile reads about ``ident`` changed elsewhere (its wallet labels)."""
+
+    person: str
+    seq: int
+    ident: str
+
+
 class Tick(msgspec.Struct, array_like=True, tag="t"):
     """Time: ``now`` (epoch ms) reaches every profile partition as an ordinary message."""
 
@@ -123,11 +138,20 @@ class ChannelDelta(msgspec.Struct, array_like=True, tag="c"):
 
 RouteMessage = Fact | Assign | Tick
 LinkMessage = Fact | Label
-ProfileMessage = Event | Absorb | MergeIn | Split | SplitIn | Members | Tick
+ProfileMessage = Event | Absorb | MergeIn | Split | SplitIn | Members | Refresh | Tick
+
+Segment = tuple[str, int, list[Any]]
 
 DECODERS = {
-    "route": msgspec.json.Decoder(list[RouteMessage]),
-    "link": msgspec.json.Decoder(list[LinkMessage]),
-    "profile": msgspec.json.Decoder(list[ProfileMessage]),
-    "channel": msgspec.json.Decoder(list[ChannelDelta]),
+    "route": msgspec.json.Decoder(list[tuple[str, int, list[RouteMessage]]]),
+    "link": msgspec.json.Decoder(list[tuple[str, int, list[LinkMessage]]]),
+    "profile": msgspec.json.Decoder(list[tuple[str, int, list[ProfileMessage]]]),
+    "channel": msgspec.json.Decoder(list[tuple[str, int, list[ChannelDelta]]]),
 }
+"""Decoders of internal records (lists of segments), by stage."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_record(segments: list[Segment]) -> bytes:
+    return _encode(segments)

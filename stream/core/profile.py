@@ -25,17 +25,19 @@ At the end of each input batch every touched person gets at most one
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from stream import topics
 from stream.contract.outputs import Alert, Cause, FieldChange, ProfileChange, SegmentChange
-from stream.core.aggregate import Aggregator, Context
+from stream.core.aggregate import ALL_GROUPS, ALWAYS, Aggregator, Context
 from stream.core.messages import (
     Absorb,
     ChannelDelta,
     Event,
     Members,
     MergeIn,
+    Refresh,
     Split,
     SplitIn,
     Tick,
@@ -46,22 +48,26 @@ MAX_CAUSE_IDS = 10
 
 
 class _Touched:
-    """What one batch did to one person (for its change event)."""
+    """What one batch did to one person (for its change event), and which groups of
+    its published fields may have changed."""
 
-    __slots__ = ("event_ids", "events", "kind", "persons")
+    __slots__ = ("event_ids", "events", "groups", "kind", "persons")
 
     def __init__(self) -> None:
         self.kind = "events"
         self.events = 0
         self.event_ids: list[str] = []
         self.persons: list[str] = []
+        self.groups: set[str] = set()
 
 
 class ProfileStage:
     """See the module doc."""
 
-    def __init__(self, aggregator: Aggregator) -> None:
+    def __init__(self, aggregator: Aggregator, *, check_views: bool = False) -> None:
         self.agg = aggregator
+        # tests: check that recomputing only the touched groups gives the whole view
+        self.check_views = check_views
         self.stats = {"applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0}
 
     # --- entry ---
@@ -82,6 +88,8 @@ class ProfileStage:
                 self.split_in(state, message, touched, emit)
             elif kind is Members:
                 self.members(state, message, touched, emit)
+            elif kind is Refresh:
+                self.refresh(state, message, touched, emit)
             elif kind is Tick:
                 self.tick(state, message, touched, ctx)
         for person, t in touched.items():
@@ -95,12 +103,18 @@ class ProfileStage:
         return row
 
     @staticmethod
-    def _touch(touched: dict[str, _Touched], person: str, kind: str | None = None) -> _Touched:
+    def _touch(
+        touched: dict[str, _Touched],
+        person: str,
+        kind: str | None = None,
+        groups: Iterable[str] = ALL_GROUPS,
+    ) -> _Touched:
         t = touched.get(person)
         if t is None:
             t = touched[person] = _Touched()
         if kind is not None and t.kind == "events":
             t.kind = kind
+        t.groups.update(groups)
         return t
 
     def _route(self, row: dict, ident: str, seq: int) -> str | None:
@@ -127,11 +141,13 @@ class ProfileStage:
         state.put(key, fragment)
         self.agg.apply(row["a"], fact)
         self.agg.observe(state, fact)
+        groups = self.agg.groups_of(fact)
         if fact.ident not in row["m"]:
             row["m"][fact.ident] = e.seq
+            groups = groups | {"ids"}
         state.put("p:" + e.person, row)
         self.stats["applied"] += 1
-        t = self._touch(touched, e.person)
+        t = self._touch(touched, e.person, None, groups)
         t.events += 1
         if len(t.event_ids) < MAX_CAUSE_IDS:
             t.event_ids.append(fact.id)
@@ -266,10 +282,19 @@ class ProfileStage:
         state.put("p:" + m.person, row)
         self._touch(touched, m.person, "merge")
 
+    def refresh(self, state: State, r: Refresh, touched: dict, emit: Emit) -> None:
+        row = self._row(state, r.person)
+        elsewhere = self._route(row, r.ident, r.seq)
+        if elsewhere is not None:
+            emit.internal(topics.PROFILE, elsewhere, Refresh(elsewhere, r.seq, r.ident))
+        elif row["v"]:
+            self._touch(touched, r.person, "events", ("labels",))
+
     # --- time ---
     def tick(self, state: State, t: Tick, touched: dict, ctx: Context) -> None:
-        for person, reason in self.agg.tick(state, t.now, ctx).items():
-            self._touch(touched, person, reason)
+        for person, reasons in self.agg.tick(state, t.now, ctx).items():
+            groups = {"activity" if r == "tick" else "value" for r in reasons}
+            self._touch(touched, person, "tick" if "tick" in reasons else "revaluation", groups)
 
     # --- change events ---
     def publish(self, state: State, person: str, t: _Touched, ctx: Context, emit: Emit) -> None:
@@ -277,17 +302,35 @@ class ProfileStage:
         row = state.get("p:" + person)
         if row is None:
             return
+        old = row["w"]
+        groups: Iterable[str] = ALL_GROUPS
         if row.get("mi") is not None:
             view: dict[str, Any] = {"merged_into": row["mi"]}
+            changes = {k: FieldChange(old.get(k), v) for k, v in view.items() if old.get(k) != v}
+            for k in old:
+                if k not in view:
+                    changes[k] = FieldChange(old[k], None)
         else:
-            self.agg.before_view(state, row)
-            view = self.agg.view(person, row, ctx)
-        old = row["w"]
-        changes = {k: FieldChange(old.get(k), v) for k, v in view.items() if old.get(k) != v}
-        for k in old:
-            if k not in view:
-                changes[k] = FieldChange(old[k], None)
-        dirty = self.agg.maintain(state, person, row, ctx)
+            groups = ALL_GROUPS if not old else t.groups | ALWAYS
+            if "activity" in groups or person in ctx.fired:
+                self.agg.before_view(state, row, ctx)
+            fresh = self.agg.view_groups(groups, row, ctx)
+            changes = {k: FieldChange(old.get(k), v) for k, v in fresh.items() if old.get(k) != v}
+            view = {**old, **fresh} if changes else old
+            if self.check_views:
+                whole = self.agg.view(person, row, ctx)
+                assert view == whole, {
+                    k: (view.get(k), v) for k, v in whole.items() if view.get(k) != v
+                }
+        dirty = self.agg.maintain(
+            state,
+            person,
+            row,
+            ctx,
+            timers="activity" in groups or person in ctx.fired,
+            tokens="value" in groups,
+        )
+        ctx.summary = None
         dirty = self._channel(person, row, emit) or dirty
         if changes:
             row["v"] += 1

@@ -25,7 +25,7 @@ from stream.core.route import RouteStage
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.sender import BatchSender
-from stream.shell.stage import StageRunner, fatal
+from stream.shell.stage import GROUP_MAX, GROUP_WAIT, StageRunner, fatal
 from stream.ticks import tick_records
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def register(c360: C360) -> None:
     @c360.app.on_rebalance_complete.connect
     async def _forget_positions(sender: Any, **kwargs: Any) -> None:
         for runner in c360.stages.values():
-            runner.forget(set(range(c360.settings.partitions)))
+            runner.forget()
 
 
 def sender_of(c360: C360) -> BatchSender:
@@ -80,8 +80,8 @@ def stage(c360: C360, name: str, spec: topics.TopicSpec, process: Any) -> StageR
     )
 
     async def agent(stream):
-        async for event in stream.events():
-            await runner.handle(event.message)
+        async for events in stream.take_events(GROUP_MAX, within=GROUP_WAIT):
+            await runner.handle([event.message for event in events])
 
     c360.app.agent(c360.topic(spec), name=f"{name}-stage", concurrency=1)(agent)
     return runner
@@ -108,23 +108,26 @@ def register_ingest(c360: C360) -> None:
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest_agent(stream):
         sender = None
-        async for event in stream.events():
-            msg = event.message
+        async for events in stream.take_events(GROUP_MAX, within=GROUP_WAIT):
             try:
                 sender = sender or sender_of(c360)
-                suffix = suffix_of[msg.topic]
-                out = ingest.record(suffix, msg.value)
-                outbox = Outbox(settings, f"ingest:{suffix}:{msg.partition}", msg.offset)
-                for fact in out.facts:
-                    outbox.internal(topics.ROUTE, fact.ident, fact)
-                for kind, n in out.accepted_by_type.items():
-                    count(suffix, kind, n)
-                for rejection in out.rejections:
-                    METRICS.dead_letters.labels(suffix, rejection.reason).inc()
-                    outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
+                outbox = Outbox(settings)
+                for event in events:
+                    msg = event.message
+                    suffix = suffix_of[msg.topic]
+                    out = ingest.record(suffix, msg.value)
+                    outbox.begin(f"ingest:{suffix}:{msg.partition}", msg.offset)
+                    for fact in out.facts:
+                        outbox.internal(topics.ROUTE, fact.ident, fact)
+                    for kind, n in out.accepted_by_type.items():
+                        count(suffix, kind, n)
+                    for rejection in out.rejections:
+                        METRICS.dead_letters.labels(suffix, rejection.reason).inc()
+                        outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
                 for sent in await outbox.send(sender):
                     await sent.last_offset()
             except Exception as exc:
+                msg = events[0].message
                 fatal(f"ingest at {msg.topic}:{msg.partition}@{msg.offset}", exc)
 
 
@@ -203,7 +206,8 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
                     labels[label.wallet] = current
                 else:
                     labels.pop(label.wallet, None)
-                outbox = Outbox(settings, f"labels:{msg.partition}", msg.offset)
+                outbox = Outbox(settings)
+                outbox.begin(f"labels:{msg.partition}", msg.offset)
                 outbox.internal(topics.LINK, label.wallet, label)
                 for sent in await outbox.send(sender):
                     await sent.last_offset()
@@ -216,7 +220,7 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
 async def dead_letter(c360: C360, spec: topics.TopicSpec, msg: Any, rejection: Rejection) -> None:
     """Write one dead letter for a record of ``spec`` and wait for the broker."""
     METRICS.dead_letters.labels(spec.suffix, rejection.reason).inc()
-    outbox = Outbox(c360.settings, f"{spec.suffix}:{msg.partition}", msg.offset)
+    outbox = Outbox(c360.settings)
     outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
     for sent in await outbox.send(sender_of(c360)):
         await sent.last_offset()

@@ -273,10 +273,13 @@ PERSON_ID = re.compile(r"^p[0-9a-f]{20}$")
 
 
 class PricesOnly:
-    """The context the aggregator's valuation needs: the prices table."""
+    """The context the aggregator's valuation needs: the live prices table."""
 
     def __init__(self, c360: C360) -> None:
         self.prices = c360.aggregator.prices
+
+    def price(self, token: str):
+        return self.prices.get(token)
 
 
 def profile_body(person: str, row: dict, identifier: str | None = None) -> dict:

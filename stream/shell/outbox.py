@@ -1,12 +1,10 @@
-"""The Outbox: what one input record makes a stage send, grouped for Kafka.
+"""The Outbox: what a group of input records makes a stage send, grouped for Kafka.
 
-Internal topics get **one record per destination partition** (a JSON array of
-messages; every key in it belongs to that partition, by the producer's own
-partitioner). Output topics, which users consume, get one record per message,
-keyed as their contract says. Every record carries the headers ``c360-src``
-(the sending stage and partition) and ``c360-seq`` (the input offset it came
-from): a receiving stage drops a record it has already applied (a replay after a
-crash), which makes the internal hops exactly-once.
+Internal topics get **one record per destination partition** per group: a list
+of segments ``[source, seq, [messages]]``, one per input record that produced
+messages for that partition (see :mod:`stream.core.messages`); every key in it
+belongs to that partition, by the producer's own partitioner. Output topics,
+which users consume, get one record per message, keyed as their contract says.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import msgspec
 from stream import topics
 from stream.contract.outputs import DeadLetter, SourcePosition
 from stream.core.ingest import Rejection
+from stream.core.messages import encode_record
 from stream.core.partitioner import partition_for
 from stream.settings import Settings
 from stream.shell.sender import BatchSender, Sent
@@ -29,25 +28,34 @@ MAX_DEAD_LETTER_ORIGINAL = 256 * 1024  # keeps a dead letter under the broker's 
 
 
 class Outbox:
-    """Collects the messages of one input record, then sends them in as few records as possible."""
+    """Collects the messages of a group of input records, then sends them in few records."""
 
-    __slots__ = ("_batches", "_records", "headers", "settings")
+    __slots__ = ("_records", "_segments", "seq", "settings", "source")
 
-    def __init__(self, settings: Settings, source: str = "", seq: int = 0) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.headers = [("c360-src", source.encode()), ("c360-seq", str(seq).encode())]
-        self._batches: dict[tuple[str, int], list[Any]] = {}
+        self.source = ""
+        self.seq = 0
+        self._segments: dict[tuple[str, int], list[list[Any]]] = {}
         self._records: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+
+    def begin(self, source: str, seq: int) -> None:
+        """Messages from now on come from input record ``seq`` of ``source``."""
+        self.source, self.seq = source, seq
 
     def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
         """A message for an internal topic, batched with the others of its partition."""
         n = spec.partition_count(self.settings)
         group = (spec.name(self.settings), 0 if n == 1 else partition_for(key, n))
-        batch = self._batches.get(group)
-        if batch is None:
-            self._batches[group] = [message]
+        segments = self._segments.get(group)
+        if segments is None:
+            self._segments[group] = [[self.source, self.seq, [message]]]
+            return
+        last = segments[-1]
+        if last[1] == self.seq and last[0] == self.source:
+            last[2].append(message)
         else:
-            batch.append(message)
+            segments.append([self.source, self.seq, [message]])
 
     def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None:
         """A record of an output topic, keyed by ``key``."""
@@ -60,26 +68,16 @@ class Outbox:
         self.record(topics.DEAD_LETTERS, topic, dead_letter(topic, partition, offset, rejection))
 
     def __len__(self) -> int:
-        return len(self._batches) + sum(len(r) for r in self._records.values())
-
-    def counts(self) -> dict[str, int]:
-        """Messages and records per topic name (for metrics)."""
-        out: dict[str, int] = {}
-        for (name, _), messages in self._batches.items():
-            out[name] = out.get(name, 0) + len(messages)
-        for (name, _), records in self._records.items():
-            out[name] = out.get(name, 0) + len(records)
-        return out
+        return len(self._segments) + sum(len(r) for r in self._records.values())
 
     async def send(self, sender: BatchSender) -> list[Sent]:
         """Hand everything to the producer (one producer batch per partition)."""
         sent = []
-        headers = self.headers
-        for (name, partition), messages in self._batches.items():
-            sent.append(await sender.send(name, partition, [(None, _encode(messages), headers)]))
+        for (name, partition), segments in self._segments.items():
+            sent.append(await sender.send(name, partition, [(None, encode_record(segments), None)]))
         for (name, partition), records in self._records.items():
-            sent.append(await sender.send(name, partition, [(k, v, headers) for k, v in records]))
-        self._batches = {}
+            sent.append(await sender.send(name, partition, [(k, v, None) for k, v in records]))
+        self._segments = {}
         self._records = {}
         return sent
 
@@ -106,15 +104,3 @@ def dead_letter(topic: str, partition: int, offset: int, r: Rejection) -> DeadLe
         index=r.index,
         truncated=truncated,
     )
-
-
-def source_of(headers: Any) -> tuple[str | None, int]:
-    """The (c360-src, c360-seq) headers of a received record, if any."""
-    src = None
-    seq = -1
-    for name, value in headers or ():
-        if name == "c360-src":
-            src = value.decode()
-        elif name == "c360-seq":
-            seq = int(value)
-    return src, seq

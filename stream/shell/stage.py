@@ -1,20 +1,25 @@
-"""Running a pure stage inside a Faust agent, one input record (a batch) at a time.
+"""Running a pure stage inside a Faust agent, a group of input records at a time.
 
-For each record the runner
+The agent takes what its stream has buffered (``take_events``: up to
+``GROUP_MAX`` records, waiting at most ``GROUP_WAIT`` seconds) and, for each
+partition in the group:
 
-1. skips it if its offset is not beyond the input position committed with the
-   partition's state (a redelivery after a restart), or if its ``c360-src`` /
-   ``c360-seq`` headers say this source's record was already applied;
-2. runs the core stage over a :class:`~stream.shell.store.Txn` of the record's
-   partition, collecting its messages in an :class:`~stream.shell.outbox.Outbox`;
-3. sends the messages and the state's changelog records (batched per partition),
-   waits for the broker's acknowledgement, then writes the state, the input
-   position and the changelog position in one RocksDB WriteBatch.
+1. skips records at or below the input offset committed with the partition's
+   state (a redelivery after a restart);
+2. decodes each record's segments and drops those a sender already delivered
+   (the highest ``seq`` per ``source`` is kept in the state: ``h:{source}``);
+3. runs the core stage over a :class:`~stream.shell.store.Txn` of the partition,
+   once per input record, collecting messages in one
+   :class:`~stream.shell.outbox.Outbox` (tagged with this stage, partition and
+   input offset);
+4. sends the messages and the changelog records (batched per partition), waits
+   for the broker's acknowledgement, then writes the state, the input offset and
+   the changelog offset in one RocksDB WriteBatch.
 
-A failure between steps is survived by replay: outputs may be sent twice (the
-receivers drop them by their headers) but state is applied exactly once. Any
-unexpected exception stops the process at once (exit code 70), so that faust
-never commits the offset of a record whose work was lost.
+A crash between 4's send and write is survived by replay: the group is redone
+from the stored offset, the receivers drop the segments they have, and state is
+applied exactly once. Any unexpected exception stops the process (exit 70), so
+that faust never commits the offset of a record whose work was lost.
 """
 
 from __future__ import annotations
@@ -24,18 +29,22 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
+from stream.core.ingest import Rejection
 from stream.settings import Settings
 from stream.shell.metrics import METRICS
-from stream.shell.outbox import Outbox, source_of
+from stream.shell.outbox import Outbox
 from stream.shell.sender import BatchSender
 from stream.shell.store import BatchStore
 
 log = logging.getLogger(__name__)
+
+GROUP_MAX = 500
+GROUP_WAIT = 0.005
 
 
 def fatal(what: str, exc: BaseException) -> None:
@@ -82,56 +91,68 @@ class StageRunner:
             self._positions[key] = position
         return position
 
-    def forget(self, partitions: set[int]) -> None:
-        """Positions of revoked partitions are re-read from their state when they come back."""
-        for key in [k for k in self._positions if int(k.split("|", 1)[0]) in partitions]:
-            del self._positions[key]
+    def forget(self) -> None:
+        """After a rebalance, positions are re-read from the partitions' state."""
+        self._positions.clear()
 
-    async def handle(self, message: Any) -> None:
+    async def handle(self, messages: Sequence[Any]) -> None:
+        """Apply a group of input records (in arrival order)."""
         try:
-            await self._handle(message)
-        except Exception as exc:
-            fatal(f"stage {self.name} at {message.topic}:{message.partition}@{message.offset}", exc)
+            by_partition: dict[int, list[Any]] = {}
+            for message in messages:
+                by_partition.setdefault(message.partition, []).append(message)
+            for partition, records in by_partition.items():
+                await self._partition(partition, records)
+        except Exception as exc:  # see fatal()
+            first = messages[0] if messages else None
+            where = f"{first.topic}:{first.partition}@{first.offset}" if first else "?"
+            fatal(f"stage {self.name} at {where}", exc)
 
-    async def _handle(self, message: Any) -> None:
+    async def _partition(self, partition: int, records: list[Any]) -> None:
         started = time.perf_counter()
-        partition = message.partition
-        tp = f"{message.topic}:{partition}"
-        if message.offset <= self._position(partition, tp):
-            self.metric_skipped.inc()
+        tp = f"{records[0].topic}:{partition}"
+        position = self._position(partition, tp)
+        txn = self.store.txn(partition)
+        outbox = Outbox(self.settings)
+        source = f"{self.name}:{partition}"
+        last = None
+        for message in records:
+            if message.offset <= position:
+                self.metric_skipped.inc()
+                continue
+            last = message.offset
+            outbox.begin(source, message.offset)
+            self.process(txn, self._fresh(txn, message, outbox), outbox)
+            self.metric_records.inc()
+        if last is None:
             return
-        store = self.store
-        txn = store.txn(partition)
-        src, seq = source_of(message.headers)
-        replayed = False
-        if src is not None:
-            hwm = txn.get("h:" + src)
-            if hwm is not None and seq <= hwm:
-                replayed = True
-            else:
-                txn.put("h:" + src, seq)
-        outbox = Outbox(self.settings, f"{self.name}:{partition}", message.offset)
-        if replayed:
-            self.metric_skipped.inc()
-        else:
-            try:
-                messages = self.decode(message.value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                # Our own records: never expected. Keep the evidence, do not stop the stage.
-                from stream.core.ingest import Rejection
-
-                outbox.dead_letter(
-                    message.topic,
-                    partition,
-                    message.offset,
-                    Rejection("internal_decode", str(exc), message.value or b""),
-                )
-                messages = []
-            self.process(txn, messages, outbox)
-        await self.commit(partition, tp, message.offset, txn, outbox)
-        self._positions[f"{partition}|{tp}"] = message.offset
-        self.metric_records.inc()
+        await self.commit(partition, tp, last, txn, outbox)
+        self._positions[f"{partition}|{tp}"] = last
         self.metric_seconds.observe(time.perf_counter() - started)
+
+    def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
+        """The messages of a record's segments that were not applied yet."""
+        try:
+            segments = self.decode(message.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # Our own records: never expected. Keep the evidence, do not stop the stage.
+            outbox.dead_letter(
+                message.topic,
+                message.partition,
+                message.offset,
+                Rejection("internal_decode", str(exc), message.value or b""),
+            )
+            return []
+        fresh: list[Any] = []
+        for source, seq, items in segments:
+            key = "h:" + source
+            hwm = txn.get(key)
+            if hwm is not None and seq <= hwm:
+                self.metric_skipped.inc()
+                continue
+            txn.put(key, seq)
+            fresh.extend(items)
+        return fresh
 
     async def commit(self, partition: int, tp: str, offset: int, txn: Any, outbox: Outbox) -> None:
         if self._sender is None:

@@ -113,10 +113,15 @@ def test_the_journey_profile_through_the_api(settings, start_worker):
     status, _ = http_get(f"{settings.web_url}/v1/profiles/{everyone[0]}")
     assert status == 401
 
-    status, body = http_get(f"{settings.web_url}/v1/channels/revenue", key)
-    channels = {c["channel"]: c for c in json.loads(body)["channels"]}
-    journey = channels["twitter / social / season-2"]
-    assert journey["persons"] == 1 and journey["revenue"] == expected["revenue"]
+    def channels():  # the channel stage follows the profiles asynchronously
+        status, body = http_get(f"{settings.web_url}/v1/channels/revenue", key)
+        return {c["channel"]: c for c in json.loads(body)["channels"]} if status == 200 else {}
+
+    journey = wait_for(
+        channels,
+        lambda cs: cs.get("twitter / social / season-2", {}).get("revenue") == expected["revenue"],
+    )["twitter / social / season-2"]
+    assert journey["persons"] == 1
     assert journey["revenue_usd"] == expected["revenue_usd"]
 
     changes = asyncio.run(

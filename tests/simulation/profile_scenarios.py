@@ -320,7 +320,7 @@ class ProfileGenerator:
         }
         key = f"1:{token}"
         t = Truth(
-            f"hold:wallet:{wallet(a)}:{key}:{block}",
+            f"hold:wallet:{wallet(a)}:{key}:{block}:{ts}",
             f"wallet:{wallet(a)}",
             ts,
             own=False,

@@ -40,7 +40,11 @@ GUARDS = Rules(
 def run(seed: int, partitions: int, rules: Rules, *, labels: bool, events: int = 60, size: int = 8):
     sc = scenario(seed, events, labels=labels, size=size)
     sim = Simulator(
-        partitions=partitions, seed=seed * 7919 + partitions, rules=rules, record_log=True
+        partitions=partitions,
+        seed=seed * 7919 + partitions,
+        rules=rules,
+        record_log=True,
+        check_views=True,
     )
     sim.run(sc.inputs)
     return sc, sim

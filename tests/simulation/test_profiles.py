@@ -25,7 +25,7 @@ RULES = Rules(retract_window_hours=10**6)
 
 def check(seed: int, partitions: int) -> Simulator:
     sc = profile_scenario(seed)
-    sim = Simulator(partitions=partitions, seed=seed + partitions, rules=RULES)
+    sim = Simulator(partitions=partitions, seed=seed + partitions, rules=RULES, check_views=True)
     sim.run(sc.inputs)
     sim.run([Input("tick", now=sc.now)])
     persons = sim.persons()
