@@ -38,6 +38,8 @@ MARKER = b"__c360\x00marker__"
 """The key of the record that ends a commit; its value holds the input offset."""
 INPUT_OFFSET = b"__c360\x00input__"
 """Where the local database keeps the last input offset it committed (JSON)."""
+GROUP_SIZE = "#records"
+"""The marker's count of the records in its group (the marker included)."""
 
 _DELETED = object()
 
@@ -114,14 +116,23 @@ class BatchStore(faust_rocksdb.Store):
     def input_offset(self, partition: int) -> dict[str, int]:
         """Input positions committed with the state: {"topic:partition": offset}."""
         raw = self._db_for_partition(partition).get(INPUT_OFFSET)
-        return {} if raw is None else _decode(raw)
+        if raw is None:
+            return {}
+        positions = _decode(raw)
+        positions.pop(GROUP_SIZE, None)
+        return positions
 
     def changelog_records(
         self, txn: Txn, positions: dict[str, int]
     ) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
-        """The changelog records of a commit: its changes, then the marker."""
-        marker = _encode(positions)
-        return [*txn.changes(), (MARKER, marker)], marker
+        """The changelog records of a commit: its changes, then the marker.
+
+        The marker counts the records of its group, so that a replay applies exactly
+        this group even when an interrupted attempt left a partial group before it.
+        """
+        changes = txn.changes()
+        marker = _encode({**positions, GROUP_SIZE: len(changes) + 1})
+        return [*changes, (MARKER, marker)], marker
 
     def apply_local(
         self,
@@ -157,7 +168,8 @@ class BatchStore(faust_rocksdb.Store):
             pending = self._pending.setdefault(msg.partition, [])
             pending.append((msg.key, msg.value))
             if msg.key == MARKER:
-                self.apply_local(msg.partition, pending, msg.value, msg.offset)
+                group = completed_group(pending, msg.value)
+                self.apply_local(msg.partition, group, msg.value, msg.offset)
                 self._pending[msg.partition] = []
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
@@ -165,6 +177,18 @@ class BatchStore(faust_rocksdb.Store):
         never finished (its batch will be redone): forget it."""
         for tp in active_tps:
             self._pending.pop(tp.partition, None)
+
+
+def completed_group(
+    pending: list[tuple[bytes, bytes | None]], marker: bytes
+) -> list[tuple[bytes, bytes | None]]:
+    """The records of the group that ``marker`` (the last of ``pending``) ends.
+
+    Records before it are what an interrupted commit left in the changelog; its redo
+    wrote a whole group after them, so they are not applied.
+    """
+    size = _decode(marker).get(GROUP_SIZE, len(pending))
+    return pending[-size:]
 
 
 def register() -> None:
