@@ -1,0 +1,114 @@
+"""The chain connector on the real broker: its events land on the topic and pass ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import orjson
+import pytest
+
+from connectors.chain import cli
+from connectors.chain.rpc import Web3Rpc
+from connectors.producer import BatchProducer
+from stream import admin, topics
+from stream.core.ingest import Ingest
+from stream.core.partitioner import partition_for
+from stream.core.rules import DEFAULT, Compiled
+from tests.support.chain import Evm, config, connector, drain
+from tests.support.kafka import read_until
+from tests.support.worker import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def events_in(records) -> list[dict]:
+    return [e for r in records for e in orjson.loads(r.value)]
+
+
+async def test_events_and_retractions_land_on_the_topic_and_pass_ingest(settings, tmp_path):
+    evm = Evm()
+    acc = evm.accounts
+    wallet = acc[1].lower()
+    evm.erc20(acc[0], acc[1], 10**18)
+    evm.mint(acc[1], 1)
+    evm.send(acc[1], acc[2], 10**15)
+    await admin.ensure_topics(settings, (topics.CHAIN_EVENTS,))
+    producer = BatchProducer(settings, client_id="c360-chain-test")
+    await producer.start()
+    try:
+        c = connector(evm, config(evm, tmp_path, wallets=(wallet,)), producer)
+        await drain(c)
+        snap = evm.w3.testing.snapshot()
+        evm.erc20(acc[0], acc[1], 5)
+        await drain(c)
+        evm.w3.testing.revert(snap)
+        evm.erc20(acc[0], acc[3], 6)
+        evm.mine(1)
+        await drain(c)
+        produced = producer.sent_events
+    finally:
+        await producer.stop()
+
+    topic = topics.CHAIN_EVENTS.name(settings)
+    records = await read_until(
+        settings.kafka_bootstrap, topic, lambda rs: len(events_in(rs)) >= produced
+    )
+    events = events_in(records)
+    assert len(events) == produced
+    ingest = Ingest(Compiled(DEFAULT))
+    for r in records:
+        out = ingest.record("chain.events", r.value)
+        assert not out.rejections and out.facts, out.rejections
+        # one record carries many events, all keyed to its partition
+        for e in orjson.loads(r.value):
+            key = f"{e['chain_id']}:{e['tx_hash']}"
+            assert partition_for(key, settings.partitions) == r.partition
+    ops = [(e["op"], e.get("decoded", {}).get("value")) for e in events]
+    assert ("retract", "5") in ops and ("upsert", "6") in ops
+    # in the partition of the orphaned transfer, its retraction follows its upsert
+    [orphan] = [e for e in events if e["op"] == "upsert" and e["decoded"].get("value") == "5"]
+    same = [
+        (r.offset, e["op"])
+        for r in records
+        for e in orjson.loads(r.value)
+        if e["event_id"] == orphan["event_id"]
+    ]
+    assert [op for _, op in sorted(same)] == ["upsert", "retract"]
+
+
+async def test_the_command_serves_metrics_produces_and_stops_gracefully(
+    settings, tmp_path, monkeypatch
+):
+    evm = Evm()
+    acc = evm.accounts
+    evm.erc20(acc[0], acc[1], 3)
+    monkeypatch.setattr(Web3Rpc, "http", classmethod(lambda cls, url, timeout: evm.rpc()))
+    port = free_port()
+    cfg = config(evm, tmp_path, rpc_url="http://eth-tester.invalid", metrics_port=port)
+    stop = asyncio.Event()
+    task = asyncio.create_task(cli.serve(cfg, settings, stop))
+    head = evm.head()
+    text = ""
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while f"c360_chain_processed_block {float(head)}" not in text:
+            assert not task.done(), task.exception()
+            assert time.monotonic() < deadline, f"not caught up; metrics:\n{text}"
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    text = await resp.text()
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    assert 'c360_connector_up{connector="chain"} 1.0' in text
+    stop.set()  # what SIGTERM/SIGINT do
+    await asyncio.wait_for(task, 10)
+    records = await read_until(
+        settings.kafka_bootstrap,
+        topics.CHAIN_EVENTS.name(settings),
+        lambda rs: len(events_in(rs)) >= 2,
+    )
+    values = sorted(e["decoded"]["value"] for e in events_in(records))
+    assert values == ["1000000000000000000000000", "3"]
