@@ -68,7 +68,9 @@ async def test_events_and_retractions_land_on_the_topic_and_pass_ingest(settings
     ops = [(e["op"], e.get("decoded", {}).get("value")) for e in events]
     assert ("retract", "5") in ops and ("upsert", "6") in ops
     # in the partition of the orphaned transfer, its retraction follows its upsert
-    [orphan] = [e for e in events if e["op"] == "upsert" and e["decoded"].get("value") == "5"]
+    [orphan] = [
+        e for e in events if e["op"] == "upsert" and e.get("decoded", {}).get("value") == "5"
+    ]
     same = [
         (r.offset, e["op"])
         for r in records
