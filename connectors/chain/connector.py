@@ -252,7 +252,12 @@ class ChainConnector:
                     newest = window.newest
                     number = newest.number + 1 if newest else number
                     continue
-                events = self._block_batch(block, self._logs(number, number))
+                logs = (
+                    self.rpc.block_logs(block, self.config.contracts, self.topic0s)
+                    if self.config.contracts
+                    else []
+                )
+                events = self._block_batch(block, logs)
                 holdings = self._holdings(block)
             except BlockMissing as exc:
                 if not batch.events and number == start:

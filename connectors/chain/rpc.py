@@ -155,6 +155,13 @@ class ChainRpc(Protocol):
         """Logs of ``addresses`` with one of ``topic0s`` in blocks ``start..end`` (inclusive)."""
         ...
 
+    def block_logs(
+        self, block: Block, addresses: Sequence[str], topic0s: Sequence[str]
+    ) -> list[Log]:
+        """The logs of exactly this block version (EIP-234 ``blockHash`` filter when the
+        node has it, else its number: the caller checks every log's block hash)."""
+        ...
+
     def receipt(self, tx_hash: str) -> Receipt: ...
 
     def balance(self, wallet: str, block: int) -> int: ...
@@ -186,6 +193,7 @@ class Web3Rpc:
 
     def __init__(self, w3: Any) -> None:
         self.w3 = w3
+        self.by_hash = True  # cleared when the node refuses blockHash filters (eth-tester)
 
     @classmethod
     def http(cls, url: str, timeout: float) -> Web3Rpc:
@@ -248,6 +256,29 @@ class Web3Rpc:
             if classify(exc) == "range":
                 raise RangeTooLarge(str(exc), suggested_range(str(exc))) from exc
             raise
+        return self._logs(raw)
+
+    def block_logs(
+        self, block: Block, addresses: Sequence[str], topic0s: Sequence[str]
+    ) -> list[Log]:
+        from web3 import Web3
+        from web3.exceptions import MethodUnavailable
+
+        if self.by_hash:
+            params = {
+                "blockHash": block.hash,
+                "address": [Web3.to_checksum_address(a) for a in addresses],
+                "topics": [list(topic0s)],
+            }
+            try:
+                return self._logs(self.w3.eth.get_logs(params))
+            except (TypeError, MethodUnavailable):  # eth-tester: no blockHash filter
+                log.info("the node has no blockHash filter for eth_getLogs; using numbers")
+                self.by_hash = False
+        return self.logs(block.number, block.number, addresses, topic0s)
+
+    @staticmethod
+    def _logs(raw: Any) -> list[Log]:
         return [
             Log(
                 address=str(entry["address"]).lower(),
@@ -358,6 +389,11 @@ class RetryingRpc:
         self, start: int, end: int, addresses: Sequence[str], topic0s: Sequence[str]
     ) -> list[Log]:
         return self._call("eth_getLogs", self.inner.logs, start, end, addresses, topic0s)
+
+    def block_logs(
+        self, block: Block, addresses: Sequence[str], topic0s: Sequence[str]
+    ) -> list[Log]:
+        return self._call("eth_getLogs", self.inner.block_logs, block, addresses, topic0s)
 
     def receipt(self, tx_hash: str) -> Receipt:
         return self._call("eth_getTransactionReceipt", self.inner.receipt, tx_hash)

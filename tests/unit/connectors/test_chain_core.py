@@ -180,6 +180,9 @@ class FakeChain:
             if n % 7 == 0
         ]
 
+    def block_logs(self, block, addresses, topic0s):
+        return self.logs(block.number, block.number, addresses, topic0s)
+
     def receipt(self, tx_hash):
         raise AssertionError("no wallets configured")
 
