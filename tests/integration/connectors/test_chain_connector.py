@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import aiohttp
 import orjson
 import pytest
 
+from connectors.chain import checkpoint as cpmod
 from connectors.chain import cli
 from connectors.chain.rpc import Web3Rpc
 from connectors.producer import BatchProducer
@@ -80,7 +83,7 @@ async def test_events_and_retractions_land_on_the_topic_and_pass_ingest(settings
     assert [op for _, op in sorted(same)] == ["upsert", "retract"]
 
 
-async def test_the_command_serves_metrics_produces_and_stops_gracefully(
+async def test_the_command_serves_metrics_produces_and_stops_on_sigterm(
     settings, tmp_path, monkeypatch
 ):
     evm = Evm()
@@ -105,8 +108,11 @@ async def test_the_command_serves_metrics_produces_and_stops_gracefully(
                 pass
             await asyncio.sleep(0.05)
     assert 'c360_connector_up{connector="chain"} 1.0' in text
-    stop.set()  # what SIGTERM/SIGINT do
+    os.kill(os.getpid(), signal.SIGTERM)  # serve() handles it: flush, checkpoint, close
     await asyncio.wait_for(task, 10)
+    assert stop.is_set()
+    cp = cpmod.load(tmp_path / "checkpoint.json")
+    assert cp.number == head and cp.redo is None
     records = await read_until(
         settings.kafka_bootstrap,
         topics.CHAIN_EVENTS.name(settings),

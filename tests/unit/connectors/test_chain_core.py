@@ -289,3 +289,22 @@ def test_config_reads_addresses_and_signatures_from_the_environment():
         ChainConfig.from_env({"C360_CHAIN_WINDOW": "64"})
     with pytest.raises(ConfigError, match="not an EVM address"):
         ChainConfig.from_env({"C360_CHAIN_WALLETS": "0x1234"})
+
+
+def test_the_command_refuses_an_incomplete_configuration(monkeypatch, capsys):
+    import argparse
+
+    from connectors.chain import cli
+    from stream.settings import Settings
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    for name in [n for n in __import__("os").environ if n.startswith("C360_CHAIN_")]:
+        monkeypatch.delenv(name)
+    assert cli.run(parser.parse_args([]), Settings.from_env({})) == 2
+    assert "C360_CHAIN_RPC_URL" in capsys.readouterr().err
+    monkeypatch.setenv("C360_CHAIN_RPC_URL", "http://127.0.0.1:8545")
+    assert cli.run(parser.parse_args([]), Settings.from_env({})) == 2
+    assert "nothing to read" in capsys.readouterr().err
+    assert cli.run(parser.parse_args(["--window", "10"]), Settings.from_env({})) == 2
+    assert "C360_CHAIN_WINDOW" in capsys.readouterr().err
