@@ -308,3 +308,46 @@ def test_the_command_refuses_an_incomplete_configuration(monkeypatch, capsys):
     assert "nothing to read" in capsys.readouterr().err
     assert cli.run(parser.parse_args(["--window", "10"]), Settings.from_env({})) == 2
     assert "C360_CHAIN_WINDOW" in capsys.readouterr().err
+
+
+def test_http_rate_limits_and_server_errors_are_retried_through_web3():
+    """web3's HTTPProvider against a server answering 429, then 503, then the result."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from connectors.chain.rpc import Web3Rpc
+
+    answers = [429, 503, 200]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status = answers.pop(0)
+            payload = {"jsonrpc": "2.0", "id": body["id"], "result": "0x2a"}
+            data = json.dumps(payload if status == 200 else {"error": "busy"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        kinds: list[str] = []
+        waits: list[float] = []
+        rpc = RetryingRpc(
+            Web3Rpc.http(f"http://127.0.0.1:{server.server_port}", 5.0),
+            RetryPolicy(retries=3, base=0.01, sleep=waits.append),
+            on_error=kinds.append,
+        )
+        assert rpc.head() == 42
+        assert kinds == ["rate_limit", "timeout"] and len(waits) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
