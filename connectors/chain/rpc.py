@@ -183,6 +183,13 @@ def _get(d: Any, camel: str, snake: str) -> Any:
     return d[camel] if camel in d else d.get(snake)
 
 
+def _int(value: Any) -> int:
+    """A quantity: web3 formats known keys to int; unknown ones stay ``0x`` hex strings."""
+    if isinstance(value, str):
+        return int(value, 16) if value.startswith(("0x", "0X")) else int(value)
+    return int(value or 0)
+
+
 def _addr(value: Any) -> str | None:
     """An address, None for a contract creation (``null``; eth-tester says ``""``)."""
     return str(value).lower() if value else None
@@ -223,10 +230,10 @@ class Web3Rpc:
         txs = tuple(
             Tx(
                 hash=hex0x(t["hash"]),
-                index=int(_get(t, "transactionIndex", "transaction_index")),
+                index=_int(_get(t, "transactionIndex", "transaction_index")),
                 sender=str(t["from"]).lower(),
                 to=_addr(t.get("to")),
-                value=int(t.get("value", 0)),
+                value=_int(t.get("value", 0)),
             )
             for t in b["transactions"]
         )
@@ -272,8 +279,15 @@ class Web3Rpc:
             }
             try:
                 return self._logs(self.w3.eth.get_logs(params))
-            except (TypeError, MethodUnavailable):  # eth-tester: no blockHash filter
-                log.info("the node has no blockHash filter for eth_getLogs; using numbers")
+            except Exception as exc:
+                # eth-tester raises TypeError (in process) or an RPC error naming blockHash;
+                # other nodes "invalid params" or "method unavailable". Rate limits and
+                # timeouts are not a refusal: they go to the retries.
+                if classify(exc) in ("rate_limit", "timeout") and not isinstance(
+                    exc, TypeError | MethodUnavailable
+                ):
+                    raise
+                log.info("no blockHash filter for eth_getLogs (%s); using numbers", exc)
                 self.by_hash = False
         return self.logs(block.number, block.number, addresses, topic0s)
 
