@@ -133,3 +133,66 @@ def assert_ingest_accepts(events: list[Any], topic: str = "chain.events") -> Non
     out = _ingest.record(topic, b"[" + b",".join(_encode(e) for e in events) + b"]")
     assert not out.rejections, out.rejections
     assert out.events == len(events)
+
+
+def _json_value(v: Any) -> Any:
+    """A node's answer as JSON-RPC puts it: quantities and bytes as 0x hex."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return hex(v)
+    if isinstance(v, bytes | bytearray):
+        return "0x" + bytes(v).hex()
+    if hasattr(v, "items"):
+        return {k: _json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    return v
+
+
+class JsonRpcServer:
+    """Serves the in-process EVM over HTTP JSON-RPC, for a connector in a subprocess.
+
+    Requests and the test's own chain changes take ``lock`` so they never interleave
+    (eth-tester is not thread-safe): mine inside ``with server.lock:``.
+    """
+
+    def __init__(self, evm: Evm) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.lock = threading.Lock()
+        call = evm.w3.provider.request_func(evm.w3, evm.w3.middleware_onion)
+        lock = self.lock
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                out: dict[str, Any] = {"jsonrpc": "2.0", "id": body.get("id")}
+                try:
+                    with lock:
+                        answer = call(body["method"], body.get("params", []))
+                    if "error" in answer:
+                        out["error"] = answer["error"]
+                    else:
+                        out["result"] = _json_value(answer["result"])
+                except Exception as exc:
+                    out["error"] = {"code": -32000, "message": str(exc)}
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 
 import aiohttp
+import msgspec
 import orjson
 import pytest
 
@@ -19,9 +21,9 @@ from stream import admin, topics
 from stream.core.ingest import Ingest
 from stream.core.partitioner import partition_for
 from stream.core.rules import DEFAULT, Compiled
-from tests.support.chain import Evm, config, connector, drain
+from tests.support.chain import Evm, JsonRpcServer, MemorySink, config, connector, drain
 from tests.support.kafka import read_until
-from tests.support.worker import free_port
+from tests.support.worker import BIN, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +122,93 @@ async def test_the_command_serves_metrics_produces_and_stops_on_sigterm(
     )
     values = sorted(e["decoded"]["value"] for e in events_in(records))
     assert values == ["1000000000000000000000000", "3"]
+
+
+def wait_for(condition, what: str, proc: subprocess.Popen, log_path, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"connector exited {proc.returncode}:\n{log_path.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}:\n{log_path.read_text()}")
+        time.sleep(0.05)
+
+
+async def test_a_killed_connector_process_resumes_with_no_gap(settings, tmp_path):
+    """kill -9 of ``c360 connect chain`` (an HTTP RPC over eth-tester), then a restart."""
+    evm = Evm()
+    server = JsonRpcServer(evm)
+    acc = evm.accounts
+    wallet = acc[1].lower()
+    cp_path = tmp_path / "checkpoint.json"
+
+    def activity(start: int, n: int) -> None:
+        with server.lock:
+            for i in range(n):
+                evm.erc20(acc[0], acc[1], start + i)
+                evm.send(acc[1], acc[2], 10**15 + start + i)
+
+    def checkpoint_at_head() -> bool:
+        with server.lock:
+            head = evm.head()
+        try:
+            cp = cpmod.load(cp_path)
+        except cpmod.CheckpointError:
+            return False
+        return cp is not None and cp.number == head and cp.redo is None
+
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "C360_CHAIN_RPC_URL": server.url,
+        "C360_CHAIN_CONTRACTS": f"{evm.token.address},{evm.nft.address}",
+        "C360_CHAIN_WALLETS": wallet,
+        "C360_CHAIN_CHECKPOINT_FILE": str(cp_path),
+        "C360_CHAIN_POLL_INTERVAL": "0.05",
+        "C360_CHAIN_METRICS_PORT": "0",
+    }
+    log_path = tmp_path / "connector.log"
+    command = [str(BIN / "c360"), "connect", "chain"]
+    try:
+        activity(1, 4)
+        with open(log_path, "ab") as log:
+            first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(checkpoint_at_head, "the first run to catch up", first, log_path)
+            activity(100, 6)  # the connector is reading these when it is killed
+            first.kill()  # SIGKILL: no flush, no checkpoint
+            first.wait(10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        activity(200, 3)
+        with open(log_path, "ab") as log:
+            second = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(checkpoint_at_head, "the restart to catch up", second, log_path)
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(15) == 0, log_path.read_text()
+        finally:
+            if second.poll() is None:
+                second.kill()
+
+        reference_sink = MemorySink()  # a fresh in-process read of the whole chain
+        reference_config = config(evm, tmp_path / "ref", wallets=(wallet,))
+        await drain(connector(evm, reference_config, reference_sink))
+        reference = {e.event_id: e for e in reference_sink.chain_events()}
+    finally:
+        server.close()
+
+    topic = topics.CHAIN_EVENTS.name(settings)
+    records = await read_until(
+        settings.kafka_bootstrap,
+        topic,
+        lambda rs: {e["event_id"] for e in events_in(rs)} >= set(reference),
+    )
+    got = events_in(records)
+    assert {e["event_id"] for e in got} == set(reference), "no gap, nothing else"
+    encode = msgspec.json.Encoder().encode
+    for e in got:  # a duplicate is the very same event
+        assert orjson.loads(encode(reference[e["event_id"]])) == e
+    ingest = Ingest(Compiled(DEFAULT))
+    assert not any(ingest.record("chain.events", r.value).rejections for r in records)
