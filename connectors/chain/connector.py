@@ -276,8 +276,7 @@ class ChainConnector:
         lo, hi = self.ranges.next_range(start, backfill_to)
         try:
             logs = self._logs(lo, hi)
-        except RangeTooLarge as exc:
-            self.metrics.rpc_errors.labels("range").inc()
+        except RangeTooLarge as exc:  # counted in rpc_errors by the RetryingRpc
             if not self.ranges.too_large(hi - lo + 1, exc.suggested):
                 raise
             self.metrics.logs_range.set(self.ranges.size)

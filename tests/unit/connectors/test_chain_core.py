@@ -10,6 +10,7 @@ from connectors.chain.config import ChainConfig
 from connectors.chain.connector import ChainConnector
 from connectors.chain.core import AdaptiveRange, BlockWindow, DeepReorg, WindowBlock
 from connectors.chain.decode import TRANSFER_TOPIC, Scope, decode_transfer, retraction, topic0
+from connectors.chain.metrics import ChainMetrics
 from connectors.chain.rpc import (
     Block,
     Log,
@@ -200,7 +201,9 @@ async def test_backfill_shrinks_on_range_errors_grows_on_success_and_misses_noth
         checkpoint_file=str(tmp_path / "cp.json"),
     )  # fmt: skip
     sink = MemorySink()
-    c = ChainConnector(cfg, chain, sink)
+    metrics = ChainMetrics()
+    rpc = RetryingRpc(chain, on_error=lambda kind: metrics.rpc_errors.labels(kind).inc())
+    c = ChainConnector(cfg, rpc, sink, metrics=metrics)
     for _ in range(500):
         if not await c.step():
             break
