@@ -111,8 +111,10 @@ class AdaptiveRange:
     """The eth_getLogs block range: halve on a provider's range error, grow after successes.
 
     A provider hint (``[from, to]`` in its error) sets the size at once. Grows x1.5
-    after each success, up to ``maximum``; at size 1 a range error is fatal (the caller
-    raises it).
+    after each success, up to ``maximum`` but below the smallest size that failed
+    (for ``probe_after`` successes, then it probes larger ranges again: a provider's
+    limit may be on results, which vary along the chain). At size 1 a range error is
+    fatal (the caller raises it).
     """
 
     def __init__(self, initial: int = 2000, maximum: int = 10_000, minimum: int = 1) -> None:
@@ -121,18 +123,28 @@ class AdaptiveRange:
         self.size = initial
         self.minimum = minimum
         self.maximum = maximum
+        self.ceiling = maximum  # below the smallest size that failed lately
+        self._since_failure = 0
 
     def next_range(self, start: int, last: int) -> tuple[int, int]:
         """The next range from ``start``, never beyond ``last``."""
         return start, min(last, start + self.size - 1)
 
+    probe_after = 50  # successes after which sizes above the ceiling are tried again
+
     def success(self) -> None:
-        self.size = min(self.maximum, max(self.size + 1, int(self.size * 1.5)))
+        self._since_failure += 1
+        if self._since_failure >= self.probe_after:
+            self.ceiling = self.maximum
+        limit = min(self.maximum, self.ceiling)
+        self.size = max(self.size, min(limit, max(self.size + 1, int(self.size * 1.5))))
 
     def too_large(self, tried: int, suggested: tuple[int, int] | None = None) -> bool:
         """Shrink after a failed range of ``tried`` blocks; False when it cannot shrink."""
         if tried <= self.minimum:
             return False
+        self._since_failure = 0
+        self.ceiling = max(self.minimum, min(self.ceiling, tried - 1))
         if suggested is not None:
             hinted = suggested[1] - suggested[0] + 1
             if self.minimum <= hinted < tried:

@@ -131,7 +131,10 @@ def test_the_range_halves_on_errors_follows_hints_and_grows_on_success():
     assert r.size == 375
     for _ in range(20):
         r.success()
-    assert r.size == 5000
+    assert r.size == 999  # not again to a size that failed
+    for _ in range(r.probe_after):
+        r.success()
+    assert r.size == 5000  # until it probes again
     one = AdaptiveRange(initial=1, maximum=1)
     assert not one.too_large(1)
 
