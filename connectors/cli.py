@@ -18,6 +18,10 @@ CONNECTORS: dict[str, tuple[str, str]] = {
         "Segment-compatible web collector with Sign-In With Ethereum (HTTP)",
     ),
     "support": ("connectors.support.cli", "Zendesk and Intercom webhook receiver (HTTP)"),
+    "chain": (
+        "connectors.chain.cli",
+        "EVM chain connector: contract logs, wallet transactions, reorg retractions",
+    ),
 }
 
 

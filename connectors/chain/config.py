@@ -1,0 +1,162 @@
+"""The chain connector's configuration: environment ``C360_CHAIN_*``, overridden by flags."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors import envconfig
+from connectors.envconfig import setting
+
+TRANSFER = "Transfer(address,address,uint256)"
+_ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
+_SIGNATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\([A-Za-z0-9_,\[\]() ]*\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    """Every knob of ``c360 connect chain``. Build with :meth:`from_env`.
+
+    Addresses are kept lower-case. The minimums (e.g. a window of 128 blocks) are
+    enforced on the environment and flags; tests may build smaller configs directly.
+    """
+
+    rpc_url: str = setting(
+        "C360_CHAIN_RPC_URL",
+        "",
+        "JSON-RPC endpoint (http(s)://…); it may embed an API key, so it is read from "
+        "the environment only.",
+        secret=True,
+    )
+    chain_id: int = setting(
+        "C360_CHAIN_CHAIN_ID",
+        0,
+        "Expected chain id; the connector refuses to run against another chain. 0: take the RPC's.",
+        minimum=0,
+    )
+    name: str = setting(
+        "C360_CHAIN_NAME", "", "Short name of the chain (e.g. mainnet), put in each event's source."
+    )
+    contracts: tuple[str, ...] = setting(
+        "C360_CHAIN_CONTRACTS",
+        (),
+        "Contract addresses whose logs are read, comma-separated.",
+    )
+    events: str = setting(
+        "C360_CHAIN_EVENTS",
+        TRANSFER,
+        "Event signatures to read from the contracts, separated by `;` (Transfer is "
+        "decoded as ERC-20 or ERC-721; other events are passed raw, with their topics "
+        "and data).",
+    )
+    wallets: tuple[str, ...] = setting(
+        "C360_CHAIN_WALLETS",
+        (),
+        "Wallet addresses whose transactions (native transfers and fees) are read, "
+        "comma-separated.",
+    )
+    treasuries: tuple[str, ...] = setting(
+        "C360_CHAIN_TREASURIES",
+        (),
+        "Treasury/fee addresses, comma-separated: a native or ERC-20 transfer into one "
+        "is protocol revenue paid by its sender.",
+    )
+    start_block: int = setting(
+        "C360_CHAIN_START_BLOCK",
+        0,
+        "First block to read when there is no checkpoint.",
+        minimum=0,
+    )
+    confirmations: int = setting(
+        "C360_CHAIN_CONFIRMATIONS",
+        0,
+        "Blocks a block must be buried under before it is read (0: read the head).",
+        minimum=0,
+    )
+    window: int = setting(
+        "C360_CHAIN_WINDOW",
+        256,
+        "Recent blocks whose hashes (and events) are kept to detect and undo reorgs; "
+        "a deeper reorg stops the connector.",
+        minimum=128,
+    )
+    checkpoint_file: str = setting(
+        "C360_CHAIN_CHECKPOINT_FILE",
+        ".c360/chain-checkpoint.json",
+        "Checkpoint file (written atomically after every acknowledged flush).",
+    )
+    range_initial: int = setting(
+        "C360_CHAIN_RANGE_INITIAL", 2000, "First eth_getLogs block range of a backfill.", minimum=1
+    )
+    range_max: int = setting(
+        "C360_CHAIN_RANGE_MAX", 10_000, "Largest eth_getLogs block range.", minimum=1
+    )
+    poll_interval: float = setting(
+        "C360_CHAIN_POLL_INTERVAL",
+        2.0,
+        "Seconds between head polls once caught up.",
+        minimum=0.01,
+    )
+    rpc_retries: int = setting(
+        "C360_CHAIN_RPC_RETRIES",
+        8,
+        "Retries of an RPC call on rate limits, timeouts and server errors.",
+        minimum=0,
+    )
+    rpc_backoff: float = setting(
+        "C360_CHAIN_RPC_BACKOFF",
+        0.25,
+        "First retry delay in seconds; doubles each retry (full jitter), capped at 30 s.",
+        minimum=0,
+    )
+    rpc_timeout: float = setting(
+        "C360_CHAIN_RPC_TIMEOUT", 20.0, "Seconds before an RPC request times out.", minimum=0.1
+    )
+    holdings_every: int = setting(
+        "C360_CHAIN_HOLDINGS_EVERY",
+        0,
+        "Snapshot the wallets' holdings (eth_getBalance, balanceOf of the holdings tokens) "
+        "every N blocks while following the head; 0: never.",
+        minimum=0,
+    )
+    holdings_tokens: tuple[str, ...] = setting(
+        "C360_CHAIN_HOLDINGS_TOKENS",
+        (),
+        "ERC-20 contracts whose balanceOf is snapshotted for each wallet, comma-separated.",
+    )
+    metrics_host: str = setting(
+        "C360_CHAIN_METRICS_HOST", "127.0.0.1", "Interface of the /metrics server."
+    )
+    metrics_port: int = setting(
+        "C360_CHAIN_METRICS_PORT", 9464, "Port of the /metrics server (0: no server).", minimum=0
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, flags: Mapping[str, Any] | None = None
+    ) -> ChainConfig:
+        """Read the environment (default ``os.environ``); flags win."""
+        return envconfig.from_env(cls, environ, flags)
+
+    @property
+    def event_signatures(self) -> tuple[str, ...]:
+        """The configured event signatures, without spaces."""
+        return tuple(p.replace(" ", "") for p in self.events.split(";") if p.strip())
+
+    def __post_init__(self) -> None:
+        for name in ("contracts", "wallets", "treasuries", "holdings_tokens"):
+            values = getattr(self, name)
+            bad = [a for a in values if not _ADDRESS.match(a)]
+            if bad:
+                env = f"C360_CHAIN_{name.upper()}"
+                raise envconfig.ConfigError(f"{env}: not an EVM address: {', '.join(bad)}")
+            object.__setattr__(self, name, tuple(dict.fromkeys(a.lower() for a in values)))
+        bad = [s for s in self.event_signatures if not _SIGNATURE.match(s)]
+        if bad or not self.event_signatures:
+            raise envconfig.ConfigError(f"C360_CHAIN_EVENTS: not event signatures: {bad}")
+        if self.range_max < self.range_initial:
+            raise envconfig.ConfigError("C360_CHAIN_RANGE_MAX is below C360_CHAIN_RANGE_INITIAL")
+        if self.window < 2:
+            raise envconfig.ConfigError("C360_CHAIN_WINDOW must be at least 2")

@@ -1,0 +1,325 @@
+"""The chain connector's loop: a thin shell around the core.
+
+One :meth:`ChainConnector.step` plans a batch in a worker thread (RPC calls,
+decoding, reorg walk-back on a copy of the window), then writes the batch to the
+checkpoint's redo section, hands it to the producer, awaits the acknowledgements
+and only then commits the checkpoint (atomically). Below
+``head - confirmations - window`` it backfills with eth_getLogs over adaptive
+ranges; above it follows the chain block by block, keeping every block in the
+window so a reorg can be undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from connectors.chain import checkpoint as cpmod
+from connectors.chain.config import ChainConfig
+from connectors.chain.core import AdaptiveRange, BlockWindow, DeepReorg, WindowBlock
+from connectors.chain.decode import Scope, block_events, key_of, topic0
+from connectors.chain.metrics import ChainMetrics
+from connectors.chain.rpc import Block, BlockMissing, ChainRpc, RangeTooLarge, RpcError
+from stream import topics
+from stream.contract.inputs import ChainEvent, HoldingSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where events go: :class:`connectors.producer.BatchProducer` in production."""
+
+    def add(self, spec: topics.TopicSpec, key: str, event: Any) -> None: ...
+
+    async def flush(self) -> int: ...
+
+
+class ChainIdMismatch(RuntimeError):
+    """The node, the configuration or the checkpoint name different chains."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one step produces, and the window once it is acknowledged."""
+
+    window: BlockWindow
+    events: list[ChainEvent] = field(default_factory=list)
+    holdings: list[HoldingSnapshot] = field(default_factory=list)
+    reorg_depth: int = 0
+    more: bool = False  # more work is available right away
+
+
+class ChainConnector:
+    """Reads a chain into ``chain.events`` (and ``chain.holdings``) with reorg retractions."""
+
+    follow_batch = 64  # blocks per flush while following
+
+    def __init__(
+        self,
+        config: ChainConfig,
+        rpc: ChainRpc,
+        sink: Sink,
+        *,
+        metrics: ChainMetrics | None = None,
+        checkpoint_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.rpc = rpc
+        self.sink = sink
+        self.metrics = metrics or ChainMetrics()
+        self.path = Path(checkpoint_path or config.checkpoint_file)
+        self.ranges = AdaptiveRange(config.range_initial, config.range_max)
+        self.topic0s = [topic0(s) for s in config.event_signatures]
+        self.window = BlockWindow(config.window)
+        self.next_block = config.start_block
+        self.chain_id = 0
+        self.scope: Scope | None = None
+        self._started = False
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        """Check the chain id, load the checkpoint, redeliver an interrupted batch."""
+        chain_id = await asyncio.to_thread(self.rpc.chain_id)
+        if self.config.chain_id and chain_id != self.config.chain_id:
+            raise ChainIdMismatch(
+                f"the RPC serves chain {chain_id}, C360_CHAIN_CHAIN_ID says {self.config.chain_id}"
+            )
+        self.chain_id = chain_id
+        name = self.config.name or str(chain_id)
+        self.scope = Scope(
+            chain_id=chain_id,
+            contracts=frozenset(self.config.contracts),
+            wallets=frozenset(self.config.wallets),
+            treasuries=frozenset(self.config.treasuries),
+            source=f"chain-connector/{name}",
+        )
+        cp = cpmod.load(self.path)
+        if cp is not None:
+            if cp.chain_id != chain_id:
+                raise ChainIdMismatch(
+                    f"the checkpoint {self.path} is of chain {cp.chain_id}, "
+                    f"the RPC serves {chain_id}"
+                )
+            self.window = cpmod.to_window(cp.window, self.config.window)
+            if cp.number is not None:
+                self.next_block = cp.number + 1
+            if cp.redo is not None:
+                log.warning("redelivering %d events of an interrupted batch", len(cp.redo.events))
+                redo_window = cpmod.to_window(cp.redo.window, self.config.window)
+                await self._deliver(Batch(window=redo_window, events=list(cp.redo.events)))
+        self.metrics.processed_block.set(self.next_block - 1)
+        self._started = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Step until ``stop`` is set; wait ``poll_interval`` when caught up.
+
+        Transient RPC failures (after the RPC's own retries) are logged and retried
+        at the next poll; a deep reorg, a chain id mismatch or a Kafka failure stops it.
+        """
+        if not self._started:
+            await self.start()
+        self.metrics.up.labels("chain").set(1)
+        try:
+            while not stop.is_set():
+                try:
+                    busy = await self.step()
+                except DeepReorg:
+                    raise
+                except RangeTooLarge:
+                    raise
+                except RpcError as exc:
+                    log.warning("RPC: %s; retrying in %.1fs", exc, self.config.poll_interval)
+                    busy = False
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.config.poll_interval)
+        finally:
+            self.metrics.up.labels("chain").set(0)
+
+    # --- one step -------------------------------------------------------------------
+    async def step(self) -> bool:
+        """Plan, deliver and commit one batch; True when more work is available now."""
+        if not self._started:
+            await self.start()
+        batch = await asyncio.to_thread(self._plan, self.window.copy(), self.next_block)
+        if batch is None:
+            return False
+        await self._deliver(batch)
+        if batch.reorg_depth:
+            self.metrics.reorgs.inc()
+            self.metrics.reorg_depth.set(batch.reorg_depth)
+        return batch.more
+
+    async def _deliver(self, batch: Batch) -> None:
+        """Redo record, produce, await the acks, then commit the checkpoint."""
+        if batch.events:
+            redo = cpmod.Redo(events=batch.events, window=cpmod.blocks_of(batch.window))
+            cpmod.save(self.path, cpmod.of_window(self.chain_id, self.window, redo))
+        for event in batch.events:
+            self.sink.add(topics.CHAIN_EVENTS, key_of(event), event)
+        for snap in batch.holdings:
+            self.sink.add(topics.HOLDINGS, snap.wallet, snap)
+        await self.sink.flush()  # raises when Kafka did not acknowledge: nothing is committed
+        self.commit(batch)
+
+    def commit(self, batch: Batch) -> None:
+        """Adopt the batch's window and write the checkpoint (after the acks)."""
+        cpmod.save(self.path, cpmod.of_window(self.chain_id, batch.window))
+        self.window = batch.window
+        newest = batch.window.newest
+        if newest is not None:
+            self.next_block = newest.number + 1
+            self.metrics.processed_block.set(newest.number)
+        for event in batch.events:
+            self.metrics.events.labels("retract" if event.op == "retract" else event.kind).inc()
+        if batch.holdings:
+            self.metrics.events.labels("holding").inc(len(batch.holdings))
+
+    # --- planning (runs in a thread: blocking RPC calls) -----------------------------
+    def _plan(self, window: BlockWindow, start: int) -> Batch | None:
+        head = self.rpc.head()
+        self.metrics.head_block.set(head)
+        target = head - self.config.confirmations
+        newest = window.newest
+        if start > target:
+            # Caught up. A reorg to a branch no longer than ours shows only here.
+            if newest is not None and self._canonical_hash(newest.number) != newest.hash:
+                batch = Batch(window=window)
+                self._reorg(batch)
+                batch.more = True
+                return batch
+            return None
+        backfill_to = target - window.size
+        if start <= backfill_to:
+            return self._backfill(window, start, backfill_to)
+        return self._follow(window, start, target)
+
+    def _canonical_hash(self, number: int) -> str | None:
+        try:
+            return self.rpc.block(number).hash
+        except BlockMissing:
+            return None
+
+    def _reorg(self, batch: Batch) -> None:
+        """Walk back to the common ancestor; retract everything above it, newest first."""
+        window = batch.window
+        newest = window.newest
+        assert newest is not None
+        number = newest.number
+        while not window.is_ancestor(number, self._canonical_hash(number) or ""):
+            number -= 1
+        depth = newest.number - number
+        log.warning(
+            "reorg: blocks %d..%d orphaned (common ancestor %d)", number + 1, newest.number, number
+        )
+        batch.events.extend(window.rollback(number))
+        batch.reorg_depth = max(batch.reorg_depth, depth)
+
+    def _block_batch(self, block: Block, logs: list) -> list[ChainEvent]:
+        assert self.scope is not None
+        receipts = {
+            tx.hash: self.rpc.receipt(tx.hash)
+            for tx in block.transactions
+            if self.scope.wants_tx(tx)
+        }
+        for r in receipts.values():
+            if r.block_hash != block.hash:
+                raise BlockMissing(f"receipt {r.tx_hash} is of another version of {block.number}")
+        try:
+            return block_events(self.scope, block, logs, receipts)
+        except ValueError as exc:
+            raise BlockMissing(str(exc)) from None
+
+    def _logs(self, start: int, end: int) -> list:
+        if not self.config.contracts:
+            return []
+        return self.rpc.logs(start, end, self.config.contracts, self.topic0s)
+
+    def _follow(self, window: BlockWindow, start: int, target: int) -> Batch:
+        batch = Batch(window=window)
+        number = start
+        last = min(target, start + self.follow_batch - 1)
+        while number <= last:
+            try:
+                block = self.rpc.block(number)
+                if not window.extends(number, block.parent_hash):
+                    self._reorg(batch)
+                    newest = window.newest
+                    number = newest.number + 1 if newest else number
+                    continue
+                logs = (
+                    self.rpc.block_logs(block, self.config.contracts, self.topic0s)
+                    if self.config.contracts
+                    else []
+                )
+                events = self._block_batch(block, logs)
+                holdings = self._holdings(block)
+            except BlockMissing as exc:
+                if not batch.events and number == start:
+                    raise
+                log.info("stopping the batch at block %d: %s", number, exc)
+                return batch  # deliver what is complete; the next step retries
+            window.push(WindowBlock(block.number, block.hash, block.parent_hash, events))
+            batch.events.extend(events)
+            batch.holdings.extend(holdings)
+            number += 1
+        batch.more = last < target
+        return batch
+
+    def _backfill(self, window: BlockWindow, start: int, backfill_to: int) -> Batch:
+        assert self.scope is not None
+        lo, hi = self.ranges.next_range(start, backfill_to)
+        try:
+            logs = self._logs(lo, hi)
+        except RangeTooLarge as exc:  # counted in rpc_errors by the RetryingRpc
+            if not self.ranges.too_large(hi - lo + 1, exc.suggested):
+                raise
+            self.metrics.logs_range.set(self.ranges.size)
+            log.info("eth_getLogs range %d..%d too large; now %d", lo, hi, self.ranges.size)
+            return Batch(window=window, more=True)
+        self.ranges.success()
+        self.metrics.logs_range.set(self.ranges.size)
+        by_block: dict[int, list] = {}
+        for entry in logs:
+            by_block.setdefault(entry.block_number, []).append(entry)
+        # every block when transactions are scanned; else those with logs, and the last one
+        scan_txs = bool(self.scope.wallets or self.scope.treasuries)
+        numbers = range(lo, hi + 1) if scan_txs else sorted({*by_block, hi})
+        batch = Batch(window=window)
+        block = None
+        for number in numbers:
+            block = self.rpc.block(number)
+            batch.events.extend(self._block_batch(block, by_block.get(number, [])))
+        assert block is not None
+        # Below the window: only the last block's hash is kept, to check the next one.
+        batch.window = BlockWindow(window.size, [WindowBlock(hi, block.hash, block.parent_hash)])
+        batch.more = True
+        return batch
+
+    def _holdings(self, block: Block) -> list[HoldingSnapshot]:
+        every = self.config.holdings_every
+        if not every or block.number % every or not self.config.wallets:
+            return []
+        observed = datetime.fromtimestamp(block.timestamp, UTC)
+        out = []
+        for wallet in self.config.wallets:
+            balances = [("native", self.rpc.balance(wallet, block.number))]
+            for token in self.config.holdings_tokens:
+                balances.append((token, self.rpc.token_balance(token, wallet, block.number)))
+            for token, balance in balances:
+                out.append(
+                    HoldingSnapshot(
+                        wallet=wallet,
+                        chain_id=self.chain_id,
+                        token=token,
+                        balance=str(balance),
+                        block_number=block.number,
+                        observed_at=observed,
+                    )
+                )
+        return out

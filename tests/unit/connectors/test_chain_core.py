@@ -1,0 +1,359 @@
+"""The chain connector's pure core: decoding, the reorg window, adaptive ranges, retries."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from connectors.chain.config import ChainConfig
+from connectors.chain.connector import ChainConnector
+from connectors.chain.core import AdaptiveRange, BlockWindow, DeepReorg, WindowBlock
+from connectors.chain.decode import TRANSFER_TOPIC, Scope, decode_transfer, retraction, topic0
+from connectors.chain.metrics import ChainMetrics
+from connectors.chain.rpc import (
+    Block,
+    Log,
+    RangeTooLarge,
+    RetryingRpc,
+    RetryPolicy,
+    RpcError,
+    Tx,
+    classify,
+    suggested_range,
+)
+from connectors.envconfig import ConfigError
+from tests.support.chain import MemorySink, assert_ingest_accepts
+
+A = "0x" + "a1" * 20
+B = "0x" + "b2" * 20
+TOKEN = "0x" + "c3" * 20
+
+
+def word(address: str) -> str:
+    return "0x" + address.removeprefix("0x").rjust(64, "0")
+
+
+def h(n: int, branch: str = "a") -> str:
+    return "0x" + branch * 4 + f"{n % 2**200:060x}"
+
+
+def log_at(block: int, index: int, topics: tuple[str, ...], data: str = "0x") -> Log:
+    return Log(TOKEN, topics, data, block, h(block), h(1000 + block), 0, index)
+
+
+# --- decoding -----------------------------------------------------------------------
+def test_transfer_topic_is_keccak_of_the_signature():
+    assert topic0("Transfer(address,address,uint256)") == TRANSFER_TOPIC
+
+
+def test_erc20_and_erc721_transfers_are_told_apart_by_their_topics():
+    erc20 = log_at(1, 0, (TRANSFER_TOPIC, word(A), word(B)), "0x" + f"{10**18:064x}")
+    erc721 = log_at(1, 1, (TRANSFER_TOPIC, word(A), word(B), "0x" + f"{42:064x}"))
+    d20, d721 = decode_transfer(erc20), decode_transfer(erc721)
+    assert (d20.standard, d20.sender, d20.recipient, d20.value) == ("erc20", A, B, str(10**18))
+    assert (d721.standard, d721.token_id, d721.value) == ("erc721", "42", None)
+
+
+def test_unknown_shapes_are_passed_raw():
+    all_in_data = log_at(1, 0, (TRANSFER_TOPIC,), "0x" + "00" * 96)  # CryptoKitties-style
+    other = log_at(1, 1, (topic0("Approval(address,address,uint256)"), word(A), word(B)))
+    assert decode_transfer(all_in_data) is None
+    assert decode_transfer(other) is None
+
+
+def test_a_retraction_is_the_same_payload_with_op_retract():
+    block = Block(1, h(1), h(0), 1_700_000_000, (Tx(h(1001), 0, A, TOKEN, 0),))
+    from connectors.chain.decode import log_event
+
+    upsert = log_event(
+        Scope(chain_id=1), block, log_at(1, 0, (TRANSFER_TOPIC, word(A), word(B)), "0x" + "0" * 64)
+    )
+    undo = retraction(upsert)
+    assert undo.op == "retract" and upsert.op == "upsert"
+    assert undo.event_id == upsert.event_id == f"1:{h(1)}:0"
+    assert_ingest_accepts([upsert, undo])
+
+
+# --- the window ---------------------------------------------------------------------
+def window_of(n: int, size: int, branch: str = "a") -> BlockWindow:
+    w = BlockWindow(size)
+    for i in range(1, n + 1):
+        w.push(WindowBlock(i, h(i, branch), h(i - 1, branch)))
+    return w
+
+
+def test_the_window_keeps_the_last_blocks_and_checks_parents():
+    w = window_of(10, 4)
+    assert [b.number for b in w.blocks()] == [7, 8, 9, 10]
+    assert w.extends(11, h(10))
+    assert not w.extends(11, h(10, "b"))  # another parent: a reorg
+    assert not w.extends(12, h(11))
+
+
+def test_rollback_retracts_newest_first():
+    from connectors.chain.decode import log_event
+
+    w = BlockWindow(8)
+    scope = Scope(chain_id=1)
+    for i in range(1, 5):
+        block = Block(i, h(i), h(i - 1), 1_700_000_000 + i)
+        events = [
+            log_event(scope, block, log_at(i, k, (TRANSFER_TOPIC, word(A), word(B)), "0x"))
+            for k in range(2)
+        ]
+        w.push(WindowBlock(i, h(i), h(i - 1), events))
+    assert w.is_ancestor(2, h(2)) and not w.is_ancestor(3, h(3, "b"))
+    undone = w.rollback(2)
+    assert [(e.op, e.block_number, e.log_index) for e in undone] == [
+        ("retract", 4, 1),
+        ("retract", 4, 0),
+        ("retract", 3, 1),
+        ("retract", 3, 0),
+    ]
+    assert w.newest.number == 2
+
+
+def test_an_ancestor_below_the_window_is_a_deep_reorg():
+    w = window_of(10, 4)
+    with pytest.raises(DeepReorg, match="deeper than the window of 4 blocks"):
+        w.is_ancestor(6, h(6))
+
+
+# --- adaptive ranges ----------------------------------------------------------------
+def test_the_range_halves_on_errors_follows_hints_and_grows_on_success():
+    r = AdaptiveRange(initial=2000, maximum=5000)
+    assert r.next_range(100, 10_000) == (100, 2099)
+    assert r.next_range(100, 500) == (100, 500)
+    assert r.too_large(2000) and r.size == 1000
+    assert r.too_large(1000, suggested=(100, 349)) and r.size == 250
+    r.success()
+    assert r.size == 375
+    for _ in range(20):
+        r.success()
+    assert r.size == 999  # not again to a size that failed
+    for _ in range(r.probe_after):
+        r.success()
+    assert r.size == 5000  # until it probes again
+    one = AdaptiveRange(initial=1, maximum=1)
+    assert not one.too_large(1)
+
+
+def test_provider_range_errors_are_classified_with_their_hints():
+    infura = ValueError(
+        {
+            "code": -32005,
+            "message": "query returned more than 10000 results. "
+            "Try with this block range [0x1E8480, 0x1E8520].",
+        }
+    )
+    assert classify(infura) == "range"
+    assert suggested_range(str(infura)) == (0x1E8480, 0x1E8520)
+    assert classify(ValueError("eth_getLogs block range is too large, max 2000")) == "range"
+    assert classify(ValueError("429 Too Many Requests")) == "rate_limit"
+    assert classify(TimeoutError()) == "timeout"
+    assert classify(ValueError("execution reverted")) == "other"
+
+
+class FakeChain:
+    """A synthetic chain of ``n`` blocks with a log every 7th block; getLogs over more than
+    ``limit`` blocks fails as a provider would."""
+
+    def __init__(self, n: int = 1000, limit: int = 100) -> None:
+        self.n, self.limit = n, limit
+        self.log_calls: list[tuple[int, int, bool]] = []
+
+    def chain_id(self) -> int:
+        return 1
+
+    def head(self) -> int:
+        return self.n
+
+    def block(self, number: int) -> Block:
+        return Block(number, h(number), h(number - 1), 1_700_000_000 + number)
+
+    def logs(self, start, end, addresses, topic0s):
+        ok = end - start + 1 <= self.limit
+        self.log_calls.append((start, end, ok))
+        if not ok:
+            raise RangeTooLarge(f"block range of {end - start + 1} exceeds {self.limit}")
+        data = "0x" + f"{5:064x}"
+        return [
+            Log(TOKEN, (TRANSFER_TOPIC, word(A), word(B)), data, n, h(n), h(10_000 + n), 0, 0)
+            for n in range(start, end + 1)
+            if n % 7 == 0
+        ]
+
+    def block_logs(self, block, addresses, topic0s):
+        return self.logs(block.number, block.number, addresses, topic0s)
+
+    def receipt(self, tx_hash):
+        raise AssertionError("no wallets configured")
+
+    def balance(self, wallet, block):
+        return 0
+
+    def token_balance(self, token, wallet, block):
+        return 0
+
+
+async def test_backfill_shrinks_on_range_errors_grows_on_success_and_misses_nothing(tmp_path):
+    chain = FakeChain(n=1000, limit=100)
+    cfg = ChainConfig(
+        contracts=(TOKEN,), window=8, range_initial=400, range_max=1000,
+        checkpoint_file=str(tmp_path / "cp.json"),
+    )  # fmt: skip
+    sink = MemorySink()
+    metrics = ChainMetrics()
+    rpc = RetryingRpc(chain, on_error=lambda kind: metrics.rpc_errors.labels(kind).inc())
+    c = ChainConnector(cfg, rpc, sink, metrics=metrics)
+    for _ in range(500):
+        if not await c.step():
+            break
+    numbers = [e.block_number for e in sink.chain_events()]
+    assert numbers == [n for n in range(0, 1001) if n % 7 == 0]  # no gap, no duplicate
+    failed = [e - s + 1 for s, e, ok in chain.log_calls if not ok]
+    succeeded = [e - s + 1 for s, e, ok in chain.log_calls if ok]
+    assert failed[:2] == [400, 200]
+    assert max(succeeded) <= 100
+    # it grows after a success: some successful range directly follows a smaller one
+    calls = chain.log_calls
+    sizes = [e - s + 1 for s, e, _ in calls]
+    grew = [i for i in range(1, len(calls)) if calls[i][2] and calls[i - 1][2]]
+    assert any(sizes[i] > sizes[i - 1] for i in grew), sizes
+    assert c.metrics.rpc_errors.labels("range")._value.get() == len(failed)
+    assert c.next_block == 1001
+    assert_ingest_accepts(sink.chain_events())
+
+
+async def test_a_range_error_at_one_block_is_fatal(tmp_path):
+    chain = FakeChain(n=50, limit=0)
+    cfg = ChainConfig(
+        contracts=(TOKEN,), window=4, range_initial=4, range_max=8,
+        checkpoint_file=str(tmp_path / "cp.json"),
+    )  # fmt: skip
+    c = ChainConnector(cfg, chain, MemorySink())
+    with pytest.raises(RangeTooLarge):
+        for _ in range(10):
+            await c.step()
+
+
+# --- retries ------------------------------------------------------------------------
+class Flaky:
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
+        self.calls = 0
+
+    def head(self) -> int:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return 7
+
+
+def test_rate_limits_and_timeouts_are_retried_with_jittered_exponential_backoff():
+    waits: list[float] = []
+    kinds: list[str] = []
+    inner = Flaky([ValueError("429 Too Many Requests"), TimeoutError(), ValueError("rate limit")])
+    policy = RetryPolicy(retries=5, base=0.5, cap=30, sleep=waits.append, rng=random.Random(1))
+    rpc = RetryingRpc(inner, policy, on_error=kinds.append)  # type: ignore[arg-type]
+    assert rpc.head() == 7
+    assert kinds == ["rate_limit", "timeout", "rate_limit"]
+    assert len(waits) == 3 and all(0 <= w <= 0.5 * 2**i for i, w in enumerate(waits))
+
+
+def test_retries_give_up_and_other_errors_are_not_retried():
+    waits: list[float] = []
+    policy = RetryPolicy(retries=2, base=0.1, sleep=waits.append)
+    rpc = RetryingRpc(Flaky([TimeoutError()] * 5), policy)  # type: ignore[arg-type]
+    with pytest.raises(RpcError, match="timeout"):
+        rpc.head()
+    assert len(waits) == 2
+    waits.clear()
+    rpc = RetryingRpc(Flaky([ValueError("execution reverted")]), policy)  # type: ignore[arg-type]
+    with pytest.raises(RpcError, match="other"):
+        rpc.head()
+    assert waits == []
+
+
+# --- configuration ------------------------------------------------------------------
+def test_config_reads_addresses_and_signatures_from_the_environment():
+    cfg = ChainConfig.from_env(
+        {
+            "C360_CHAIN_CONTRACTS": f"{TOKEN.upper().replace('0X', '0x')}, {TOKEN}",
+            "C360_CHAIN_WALLETS": A,
+            "C360_CHAIN_EVENTS": "Transfer(address,address,uint256); "
+            "Approval(address,address,uint256)",
+        }
+    )
+    assert cfg.contracts == (TOKEN,)
+    assert cfg.event_signatures == (
+        "Transfer(address,address,uint256)",
+        "Approval(address,address,uint256)",
+    )
+    with pytest.raises(ConfigError, match="below its minimum 128"):
+        ChainConfig.from_env({"C360_CHAIN_WINDOW": "64"})
+    with pytest.raises(ConfigError, match="not an EVM address"):
+        ChainConfig.from_env({"C360_CHAIN_WALLETS": "0x1234"})
+
+
+def test_the_command_refuses_an_incomplete_configuration(monkeypatch, capsys):
+    import argparse
+
+    from connectors.chain import cli
+    from stream.settings import Settings
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    for name in [n for n in __import__("os").environ if n.startswith("C360_CHAIN_")]:
+        monkeypatch.delenv(name)
+    assert cli.run(parser.parse_args([]), Settings.from_env({})) == 2
+    assert "C360_CHAIN_RPC_URL" in capsys.readouterr().err
+    monkeypatch.setenv("C360_CHAIN_RPC_URL", "http://127.0.0.1:8545")
+    assert cli.run(parser.parse_args([]), Settings.from_env({})) == 2
+    assert "nothing to read" in capsys.readouterr().err
+    assert cli.run(parser.parse_args(["--window", "10"]), Settings.from_env({})) == 2
+    assert "C360_CHAIN_WINDOW" in capsys.readouterr().err
+
+
+def test_http_rate_limits_and_server_errors_are_retried_through_web3():
+    """web3's HTTPProvider against a server answering 429, then 503, then the result."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from connectors.chain.rpc import Web3Rpc
+
+    answers = [429, 503, 200]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status = answers.pop(0)
+            payload = {"jsonrpc": "2.0", "id": body["id"], "result": "0x2a"}
+            data = json.dumps(payload if status == 200 else {"error": "busy"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        kinds: list[str] = []
+        waits: list[float] = []
+        rpc = RetryingRpc(
+            Web3Rpc.http(f"http://127.0.0.1:{server.server_port}", 5.0),
+            RetryPolicy(retries=3, base=0.01, sleep=waits.append),
+            on_error=kinds.append,
+        )
+        assert rpc.head() == 42
+        assert kinds == ["rate_limit", "timeout"] and len(waits) == 2
+    finally:
+        server.shutdown()
+        server.server_close()

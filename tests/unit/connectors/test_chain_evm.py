@@ -1,0 +1,372 @@
+"""The chain connector against a real in-process EVM (eth-tester + py-evm), with web3.py.
+
+Reorgs are made with ``w3.testing.snapshot()`` / ``revert()`` and a different branch.
+Events go to an in-memory sink; the broker test is in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from connectors.chain import checkpoint as cpmod
+from connectors.chain.core import DeepReorg
+from connectors.chain.decode import TRANSFER_TOPIC
+from tests.support.chain import (
+    Evm,
+    MemorySink,
+    assert_ingest_accepts,
+    config,
+    connector,
+    drain,
+)
+
+
+@pytest.fixture
+def evm() -> Evm:
+    return Evm()
+
+
+def ids(events) -> list[str]:
+    return [e.event_id for e in events]
+
+
+async def test_erc20_and_erc721_transfers_are_decoded(evm, tmp_path):
+    a = [x.lower() for x in evm.accounts]
+    evm.erc20(evm.accounts[0], evm.accounts[1], 10**18)
+    evm.mint(evm.accounts[2], 42)
+    evm.nft_transfer(evm.accounts[2], evm.accounts[3], 42)
+    sink = MemorySink()
+    await drain(connector(evm, config(evm, tmp_path), sink))
+    logs = sink.chain_events()
+    assert [(e.decoded.standard, e.decoded.sender, e.decoded.recipient) for e in logs] == [
+        ("erc20", "0x" + "0" * 40, a[0]),  # the mint in the constructor
+        ("erc20", a[0], a[1]),
+        ("erc721", "0x" + "0" * 40, a[2]),
+        ("erc721", a[2], a[3]),
+    ]
+    assert logs[0].decoded.value == str(10**24) and logs[1].decoded.value == str(10**18)
+    assert logs[2].decoded.token_id == logs[3].decoded.token_id == "42"
+    assert all(e.kind == "log" and e.op == "upsert" for e in logs)
+    assert logs[1].address == evm.token.address.lower()
+    assert logs[1].topics[0] == TRANSFER_TOPIC and len(logs[3].topics) == 4
+    assert logs[1].tx_from == a[0] and logs[1].tx_to == evm.token.address.lower()
+    block = evm.w3.eth.get_block(logs[1].block_number)
+    assert logs[1].block_hash == block["hash"].to_0x_hex()
+    assert logs[1].block_timestamp == block["timestamp"]
+    assert logs[1].event_id == f"{evm.w3.eth.chain_id}:{logs[1].block_hash}:{logs[1].log_index}"
+    assert_ingest_accepts(logs)
+
+
+async def test_native_transfers_fees_and_treasury_revenue(evm, tmp_path):
+    acc = evm.accounts
+    wallet, treasury = acc[5].lower(), acc[6].lower()
+    r1 = evm.send(acc[5], acc[7], 3 * 10**17)  # out of the wallet
+    r2 = evm.send(acc[8], acc[5], 10**17)  # into the wallet
+    r3 = evm.send(acc[5], acc[6], 5 * 10**16)  # to the treasury: revenue
+    evm.erc20(acc[0], acc[6], 777)  # ERC-20 into the treasury: revenue paid by acc[0]
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, wallets=(wallet,), treasuries=(treasury,))
+    await drain(connector(evm, cfg, sink))
+    txs = [e for e in sink.chain_events() if e.kind == "tx"]
+    # the deploys (by acc[0]) are not the wallet's; the three transfers are
+    assert [(e.tx_from, e.tx_to, e.tx_value) for e in txs] == [
+        (wallet, acc[7].lower(), str(3 * 10**17)),
+        (acc[8].lower(), wallet, str(10**17)),
+        (wallet, treasury, str(5 * 10**16)),
+    ]
+    for e, r in zip(txs, (r1, r2, r3), strict=True):
+        assert e.fee_wei == str(r["gasUsed"] * r["effectiveGasPrice"])
+        assert e.tx_hash == r["transactionHash"].to_0x_hex()
+    assert int(txs[0].fee_wei) == 21000 * r1["effectiveGasPrice"]
+    assert txs[0].revenue is None
+    assert (txs[2].revenue.payer, txs[2].revenue.token, txs[2].revenue.amount) == (
+        wallet,
+        "native",
+        str(5 * 10**16),
+    )
+    [paid] = [e for e in sink.chain_events() if e.kind == "log" and e.revenue is not None]
+    assert (paid.revenue.payer, paid.revenue.token, paid.revenue.amount) == (
+        acc[0].lower(),
+        evm.token.address.lower(),
+        "777",
+    )
+    assert_ingest_accepts(sink.chain_events())
+
+
+async def test_holdings_snapshots_read_native_and_token_balances(evm, tmp_path):
+    acc = evm.accounts
+    evm.erc20(acc[0], acc[4], 1234)
+    sink = MemorySink()
+    cfg = config(
+        evm,
+        tmp_path,
+        wallets=(acc[4].lower(),),
+        holdings_every=1,
+        holdings_tokens=(evm.token.address.lower(),),
+    )
+    await drain(connector(evm, cfg, sink))
+    head = evm.head()
+    last = {s.token: s for s in sink.holdings() if s.block_number == head}
+    assert last["native"].balance == str(evm.w3.eth.get_balance(acc[4]))
+    assert last[evm.token.address.lower()].balance == "1234"
+    assert last["native"].observed_at.timestamp() == evm.w3.eth.get_block(head)["timestamp"]
+    assert_ingest_accepts(sink.holdings(), topic="chain.holdings")
+
+
+async def test_a_reorg_retracts_orphaned_events_newest_first_then_emits_the_new_branch(
+    evm, tmp_path
+):
+    acc = evm.accounts
+    wallet = acc[1].lower()
+    evm.erc20(acc[0], acc[1], 1)
+    sink = MemorySink()
+    c = connector(evm, config(evm, tmp_path, wallets=(wallet,)), sink)
+    await drain(c)
+    base = evm.head()
+    snap = evm.w3.testing.snapshot()
+    # branch A: an ERC-20 transfer, a native transfer, an NFT mint (three blocks)
+    evm.erc20(acc[0], acc[1], 2)
+    evm.send(acc[1], acc[2], 10**15)
+    evm.mint(acc[1], 7)
+    await drain(c)
+    branch_a = [e for e in sink.chain_events() if e.block_number > base]
+    # the ERC-20 log, the wallet's native transfer, the NFT mint's log
+    assert [(e.kind, e.block_number) for e in branch_a] == [
+        ("log", base + 1),
+        ("tx", base + 2),
+        ("log", base + 3),
+    ]
+    assert all(e.op == "upsert" for e in branch_a)
+    before = len(sink.delivered)
+
+    evm.w3.testing.revert(snap)
+    # branch B: other transactions, one block longer
+    evm.erc20(acc[0], acc[3], 5)
+    evm.send(acc[1], acc[4], 2 * 10**15)
+    evm.mine(2)
+    assert evm.head() == base + 4
+    await drain(c)
+
+    after = sink.chain_events()[before:]
+    retracts = [e for e in after if e.op == "retract"]
+    upserts = [e for e in after if e.op == "upsert"]
+    assert after[: len(retracts)] == retracts, "retractions come before the new branch"
+    assert ids(retracts) == ids(reversed(branch_a)), "newest first, same event ids"
+    assert [e.block_number for e in retracts] == sorted(
+        (e.block_number for e in retracts), reverse=True
+    )
+    assert retracts == [
+        type(e)(**{**{f: getattr(e, f) for f in e.__struct_fields__}, "op": "retract"})
+        for e in reversed(branch_a)
+    ], "a retraction carries the upsert's payload"
+    canonical = {evm.w3.eth.get_block(n)["hash"].to_0x_hex() for n in range(base + 1, base + 5)}
+    assert {e.block_hash for e in upserts} <= canonical
+    assert [(e.kind, e.block_number) for e in upserts] == [
+        ("log", base + 1),
+        ("tx", base + 2),
+    ]
+    assert upserts[0].decoded.recipient == acc[3].lower()
+    assert not set(ids(upserts)) & set(ids(branch_a))
+    assert c.metrics.reorgs._value.get() == 1
+    assert c.metrics.reorg_depth._value.get() == 3
+    # the keys put a retraction in the same partition as its upsert
+    keys = {e.event_id: k for _, k, e in sink.delivered}
+    assert all(keys[e.event_id] == f"{e.chain_id}:{e.tx_hash}" for e in retracts)
+    assert_ingest_accepts(sink.chain_events())
+
+
+async def test_a_reorg_to_a_shorter_branch_is_detected_when_caught_up(evm, tmp_path):
+    acc = evm.accounts
+    sink = MemorySink()
+    c = connector(evm, config(evm, tmp_path), sink)
+    await drain(c)
+    snap = evm.w3.testing.snapshot()
+    evm.erc20(acc[0], acc[1], 1)
+    evm.erc20(acc[0], acc[1], 2)
+    await drain(c)
+    evm.w3.testing.revert(snap)
+    evm.erc20(acc[0], acc[2], 3)  # one block: shorter than the orphaned two
+    await drain(c)
+    ops = [(e.op, e.decoded.value) for e in sink.chain_events()[-3:]]
+    assert ops == [("retract", "2"), ("retract", "1"), ("upsert", "3")]
+
+
+async def test_a_reorg_deeper_than_the_window_stops_the_connector(evm, tmp_path):
+    acc = evm.accounts
+    sink = MemorySink()
+    c = connector(evm, config(evm, tmp_path, window=4), sink)
+    await drain(c)
+    snap = evm.w3.testing.snapshot()
+    for i in range(6):
+        evm.erc20(acc[0], acc[1], i + 1)
+    await drain(c)
+    evm.w3.testing.revert(snap)
+    for i in range(7):
+        evm.erc20(acc[0], acc[2], 100 + i)
+    with pytest.raises(DeepReorg, match="reorg deeper than the window of 4 blocks"):
+        await c.run(asyncio.Event())
+    # nothing was retracted, and the checkpoint did not move
+    assert all(e.op == "upsert" for e in sink.chain_events())
+    cp = cpmod.load(tmp_path / "checkpoint.json")
+    assert cp.number == c.next_block - 1 and cp.redo is None
+
+
+async def test_confirmations_hold_back_the_newest_blocks(evm, tmp_path):
+    acc = evm.accounts
+    for i in range(3):
+        evm.erc20(acc[0], acc[1], i + 1)
+    sink = MemorySink()
+    c = connector(evm, config(evm, tmp_path, confirmations=2), sink)
+    await drain(c)
+    assert c.next_block - 1 == evm.head() - 2
+    assert [e.decoded.value for e in sink.chain_events()][-1] == "1"
+
+
+async def reference_ids(evm: Evm, tmp_path, **kw) -> list[str]:
+    """The event ids a fresh connector reads from the whole chain."""
+    sink = MemorySink()
+    await drain(connector(evm, config(evm, tmp_path / "reference", **kw), sink))
+    return ids(sink.chain_events())
+
+
+async def test_a_graceful_stop_and_restart_resumes_with_no_gap_and_no_duplicate(evm, tmp_path):
+    acc = evm.accounts
+    wallet = acc[1].lower()
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, wallets=(wallet,), window=4)
+    for i in range(5):
+        evm.erc20(acc[0], acc[1], i + 1)
+    first = connector(evm, cfg, sink)
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    deadline = time.monotonic() + 10
+    while first.next_block <= evm.head():
+        assert time.monotonic() < deadline, "the connector did not catch up"
+        await asyncio.sleep(0.01)
+    stop.set()  # what SIGTERM does
+    await asyncio.wait_for(task, 5)
+    assert first.metrics.up.labels("chain")._value.get() == 0
+    for i in range(4):
+        evm.send(acc[1], acc[2], 10**15 + i)
+        evm.erc20(acc[0], acc[1], 10 + i)
+    second = connector(evm, cfg, sink)
+    await drain(second)
+    got = ids(sink.chain_events())
+    assert len(got) == len(set(got)), "no duplicate"
+    assert got == await reference_ids(evm, tmp_path, wallets=(wallet,), window=4), "no gap"
+
+
+async def test_a_crash_after_delivery_before_the_checkpoint_redelivers_same_ids(
+    evm, tmp_path, monkeypatch
+):
+    acc = evm.accounts
+    for i in range(3):
+        evm.erc20(acc[0], acc[1], i + 1)
+    sink = MemorySink()
+    cfg = config(evm, tmp_path)
+    first = connector(evm, cfg, sink)
+    await drain(first)
+    committed = cpmod.load(tmp_path / "checkpoint.json")
+    for i in range(3):
+        evm.erc20(acc[0], acc[2], 10 + i)
+
+    real_save = cpmod.save
+    saves = []
+
+    def crash_on_commit(path, cp):
+        saves.append(cp)
+        if cp.redo is None:  # the commit after the acks
+            raise SystemExit("killed between produce and checkpoint")
+        real_save(path, cp)
+
+    monkeypatch.setattr(cpmod, "save", crash_on_commit)
+    with pytest.raises(SystemExit):
+        await first.step()
+    monkeypatch.setattr(cpmod, "save", real_save)
+    assert len(sink.delivered) > len(committed.window)  # the batch did reach "Kafka"
+    on_disk = cpmod.load(tmp_path / "checkpoint.json")
+    assert on_disk.number == committed.number and on_disk.redo is not None
+
+    second = connector(evm, cfg, sink)
+    await drain(second)
+    got = ids(sink.chain_events())
+    reference = await reference_ids(evm, tmp_path)
+    assert set(got) == set(reference), "no gap"
+    duplicated = [i for i, n in Counter(got).items() if n > 1]
+    assert duplicated, "the interrupted batch was delivered twice"
+    for event_id in duplicated:  # a duplicate is the very same event
+        same = [e for e in sink.chain_events() if e.event_id == event_id]
+        assert all(e == same[0] for e in same)
+    assert cpmod.load(tmp_path / "checkpoint.json").redo is None
+
+
+async def test_a_failed_flush_commits_nothing_and_a_restart_delivers_the_batch(evm, tmp_path):
+    acc = evm.accounts
+    sink = MemorySink()
+    cfg = config(evm, tmp_path)
+    first = connector(evm, cfg, sink)
+    await drain(first)
+    evm.erc20(acc[0], acc[1], 9)
+    before = cpmod.load(tmp_path / "checkpoint.json").number
+    sink.fail_next_flush = True
+    with pytest.raises(ConnectionError):
+        await first.step()
+    assert cpmod.load(tmp_path / "checkpoint.json").number == before
+    await drain(connector(evm, cfg, sink))
+    assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path)
+
+
+async def test_a_batch_orphaned_while_the_connector_was_down_is_retracted(
+    evm, tmp_path, monkeypatch
+):
+    """Delivered, crash before the checkpoint, then a reorg: the redo keeps it undoable."""
+    acc = evm.accounts
+    sink = MemorySink()
+    cfg = config(evm, tmp_path)
+    first = connector(evm, cfg, sink)
+    await drain(first)
+    snap = evm.w3.testing.snapshot()
+    evm.erc20(acc[0], acc[1], 41)
+    real_save = cpmod.save
+
+    def crash_on_commit(path, cp):
+        if cp.redo is None:
+            raise SystemExit("killed")
+        real_save(path, cp)
+
+    monkeypatch.setattr(cpmod, "save", crash_on_commit)
+    with pytest.raises(SystemExit):
+        await first.step()
+    monkeypatch.setattr(cpmod, "save", real_save)
+    orphan = sink.chain_events()[-1]
+    assert orphan.decoded.value == "41"
+    evm.w3.testing.revert(snap)
+    evm.erc20(acc[0], acc[2], 42)
+    evm.mine(1)
+    await drain(connector(evm, cfg, sink))
+    tail = [(e.op, e.decoded.value, e.event_id) for e in sink.chain_events()[-3:]]
+    assert tail == [
+        ("upsert", "41", orphan.event_id),  # redelivered (same id)
+        ("retract", "41", orphan.event_id),  # then undone
+        ("upsert", "42", tail[2][2]),
+    ]
+
+
+async def test_metrics_follow_the_head_and_count_events(evm, tmp_path):
+    evm.erc20(evm.accounts[0], evm.accounts[1], 1)
+    sink = MemorySink()
+    c = connector(evm, config(evm, tmp_path), sink)
+    await drain(c)
+    from prometheus_client import generate_latest
+
+    text = generate_latest(c.metrics.registry).decode()
+    head = evm.head()
+    assert f"c360_chain_head_block {float(head)}" in text
+    assert f"c360_chain_processed_block {float(head)}" in text
+    assert 'c360_chain_events_total{kind="log"} 2.0' in text
+    assert "c360_chain_reorgs_total 0.0" in text
+    assert 'c360_chain_rpc_errors_total{kind="rate_limit"} 0.0' in text
