@@ -80,6 +80,7 @@ def stage(
         help=f"state of the {name} stage",
     )
     c360.tables[name] = table
+    METRICS.recovery_records.labels(name)  # exposed at 0 until a recovery applies records
     runner = StageRunner(
         name,
         settings,
