@@ -110,10 +110,16 @@ def _recovery(c360: C360) -> dict:
     return {
         "c360_table_recovering": [((), 1.0 if recovery.in_recovery else 0.0)],
         "c360_table_recovery_remaining_records": [
-            (("active",), float(recovery.active_remaining_total())),
-            (("standby",), float(recovery.standby_remaining_total())),
+            (("active",), _remaining(recovery.active_remaining())),
+            (("standby",), _remaining(recovery.standby_remaining())),
         ],
     }
+
+
+def _remaining(by_tp: Any) -> float:
+    """faust's highwater - offset per changelog partition; an empty changelog (-1 - 0)
+    counts as 0, not as negative records."""
+    return float(sum(max(0, n) for n in by_tp.values()))
 
 
 def _profiles(c360: C360) -> dict:
