@@ -69,10 +69,15 @@ MUST_MOVE = {
     "c360_profile_changes_total": lambda s: _total(s) > 0,
     "c360_profiles": lambda s: _total(s) > 0,
     "c360_persons_by_lifecycle": lambda s: _total(s) > 0,
+    "c360_persons_by_vip_tier": lambda s: _total(s) > 0,  # the journey's person is VIP
     "c360_channel_persons": lambda s: _total(s) > 0,
+    "c360_channel_revenue_usd": lambda s: _total(s) > 0,  # the journey has revenue
     "c360_worker_ready": lambda s: _total(s) == 1,
     "c360_consumer_lag": lambda s: len(s) > 0,
-    "c360_api_requests_total": lambda s: _total(s, status="200") * _total(s, status="401") > 0,
+    # one request without a key: counted once (it was counted twice before)
+    "c360_api_requests_total": lambda s: (
+        _total(s, status="200") > 0 and _total(s, status="401") == 1
+    ),
     "c360_api_request_seconds_count": lambda s: _total(s) > 0,
     "c360_collector_requests_total": lambda s: _total(s, status="200") > 0,
     "c360_collector_request_seconds_count": lambda s: _total(s) > 0,
