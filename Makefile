@@ -41,6 +41,7 @@ test: $(STAMP)
 	@ops/test.sh
 
 test-unit: $(STAMP)
+	@ops/install-prometheus.sh
 	$(BIN)/pytest -q tests/unit tests/simulation
 
 lint: $(STAMP)

@@ -7,5 +7,7 @@ export CI=${CI:-}
 echo "== ruff"
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1
+echo "== promtool and prometheus"
+ops/install-prometheus.sh || exit 1
 echo "== tests"
 exec ops/with-kafka.sh .venv/bin/pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -126,10 +126,11 @@ def create_app(settings: Settings, rules: rules_mod.Rules | None = None) -> C360
             internal=False,
         )
     _register_web(c360)
-    from stream.shell import agents, api
+    from stream.shell import agents, api, observe
 
     agents.register(c360)
     c360.lookups = api.register(c360)
+    observe.install(c360)
     return c360
 
 

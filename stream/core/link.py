@@ -66,6 +66,7 @@ class LinkStage:
         self.limits = rules.rules.limits
         self.max_joins = rules.rules.max_joins
         self.stats = {"links": 0, "merges": 0, "refused": 0, "splits": 0, "known": 0}
+        self.refusals: dict[str, int] = {}  # by rule (metrics)
         self.log: list[tuple] | None = None  # set to a list to record decisions (tests)
 
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
@@ -215,6 +216,7 @@ class LinkStage:
     def _refuse(self, state, a, b, na, nb, rule, detail, evidence, fact, emit) -> None:
         seq = self._next_seq(state)
         self.stats["refused"] += 1
+        self.refusals[rule] = self.refusals.get(rule, 0) + 1
         if self.log is not None:
             self.log.append(("refuse", a, b, rule, seq))
         emit.record(

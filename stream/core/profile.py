@@ -21,6 +21,10 @@ result.
 
 At the end of each input batch every touched person gets at most one
 ``profile.changes`` event (the fields that changed, old and new).
+
+``s:counts`` holds the partition's totals for metrics: live persons (``n``), by
+lifecycle stage (``lc``) and by VIP tier (``vip``). They move by the changes each
+batch publishes (never by a scan), in the same transaction as the rows.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from stream.core.messages import (
 from stream.core.state import Emit, State
 
 MAX_CAUSE_IDS = 10
+COUNTS = "s:counts"
 
 
 class _Touched:
@@ -69,6 +74,10 @@ class ProfileStage:
         # tests: check that recomputing only the touched groups gives the whole view
         self.check_views = check_views
         self.stats = {"applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0}
+        # for metrics: the event time (ms) of the oldest event applied since the shell
+        # last read it (None: none since)
+        self.oldest_event: int | None = None
+        self._counts: dict[str, Any] | None = None
 
     # --- entry ---
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
@@ -92,8 +101,12 @@ class ProfileStage:
                 self.refresh(state, message, touched, emit)
             elif kind is Tick:
                 self.tick(state, message, touched, ctx)
+        self._counts = None
         for person, t in touched.items():
             self.publish(state, person, t, ctx, emit)
+        if self._counts is not None:
+            state.put(COUNTS, self._counts)
+            self._counts = None
 
     # --- helpers ---
     def _row(self, state: State, person: str) -> dict:
@@ -147,6 +160,8 @@ class ProfileStage:
             groups = groups | {"ids"}
         state.put("p:" + e.person, row)
         self.stats["applied"] += 1
+        if self.oldest_event is None or fact.ts < self.oldest_event:
+            self.oldest_event = fact.ts
         t = self._touch(touched, e.person, None, groups)
         t.events += 1
         if len(t.event_ids) < MAX_CAUSE_IDS:
@@ -355,8 +370,38 @@ class ProfileStage:
                 ),
             )
             self._segments(person, row["v"], old, view, at, emit)
+            self._count(state, old, view)
         if changes or dirty:
             state.put("p:" + person, row)
+
+    def _count(self, state: State, old: dict, new: dict) -> None:
+        """Move the partition's totals (``s:counts``) by one published change."""
+        was = bool(old) and "merged_into" not in old
+        now = bool(new) and "merged_into" not in new
+        lc_old, lc_new = (
+            old.get("lifecycle") if was else None,
+            new.get("lifecycle") if now else None,
+        )
+        vip_old, vip_new = (
+            old.get("vip_tier") if was else None,
+            new.get("vip_tier") if now else None,
+        )
+        if was == now and lc_old == lc_new and vip_old == vip_new:
+            return
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = state.get(COUNTS) or {"n": 0, "lc": {}, "vip": {}}
+        counts["n"] += now - was
+        for key, before, after in (("lc", lc_old, lc_new), ("vip", vip_old, vip_new)):
+            if before == after:
+                continue
+            by = counts[key]
+            if before is not None:
+                by[before] = by.get(before, 0) - 1
+                if not by[before]:
+                    del by[before]
+            if after is not None:
+                by[after] = by.get(after, 0) + 1
 
     def _segments(
         self, person: str, version: int, old: dict, new: dict, at: int, emit: Emit

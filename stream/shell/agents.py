@@ -22,6 +22,7 @@ from stream.core.messages import DECODERS
 from stream.core.profile import ProfileStage
 from stream.core.reference import price_entry, wallet_label
 from stream.core.route import RouteStage
+from stream.shell import observe
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.sender import BatchSender
@@ -42,11 +43,13 @@ def register(c360: C360) -> None:
     register_ingest(c360)
     prices, labels = register_reference(c360)
     c360.stages["route"] = stage(c360, "route", topics.ROUTE, RouteStage(c360.rules).process)
-    c360.stages["link"] = stage(c360, "link", topics.LINK, LinkStage(c360.rules).process)
+    link = LinkStage(c360.rules)
+    c360.stages["link"] = stage(c360, "link", topics.LINK, link.process, observe.link_hook(link))
     aggregator = Aggregator(c360.rules.rules, GlobalView(prices), GlobalView(labels))
     c360.aggregator = aggregator
+    profile = ProfileStage(aggregator)
     c360.stages["profile"] = stage(
-        c360, "profile", topics.PROFILE, ProfileStage(aggregator).process
+        c360, "profile", topics.PROFILE, profile.process, observe.profile_hook(profile)
     )
     c360.stages["channel"] = stage(c360, "channel", topics.CHANNEL, ChannelStage().process)
     register_ticker(c360)
@@ -62,7 +65,9 @@ def sender_of(c360: C360) -> BatchSender:
     return BatchSender(c360.app.producer._ensure_producer())
 
 
-def stage(c360: C360, name: str, spec: topics.TopicSpec, process: Any) -> StageRunner:
+def stage(
+    c360: C360, name: str, spec: topics.TopicSpec, process: Any, hook: Any = None
+) -> StageRunner:
     """A stateful stage: its table (batch store), its agent and its runner."""
     settings = c360.settings
     table = c360.app.Table(
@@ -75,8 +80,15 @@ def stage(c360: C360, name: str, spec: topics.TopicSpec, process: Any) -> StageR
         help=f"state of the {name} stage",
     )
     c360.tables[name] = table
+    METRICS.recovery_records.labels(name)  # exposed at 0 until a recovery applies records
     runner = StageRunner(
-        name, settings, table, process, DECODERS[spec.suffix].decode, lambda: sender_of(c360)
+        name,
+        settings,
+        table,
+        process,
+        DECODERS[spec.suffix].decode,
+        lambda: sender_of(c360),
+        observe=hook,
     )
 
     async def agent(stream):
@@ -98,6 +110,7 @@ def register_ingest(c360: C360) -> None:
         *suffix_of, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     counters: dict[tuple[str, str], Any] = {}
+    latency = METRICS.stage_latency.labels("ingest")
 
     def count(suffix: str, kind: str, n: int) -> None:
         counter = counters.get((suffix, kind))
@@ -126,6 +139,9 @@ def register_ingest(c360: C360) -> None:
                         outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
                 for sent in await outbox.send(sender):
                     await sent.last_offset()
+                oldest = min(event.message.timestamp or 0 for event in events)
+                if oldest:
+                    latency.observe(max(0.0, time.time() - oldest))
             except Exception as exc:
                 msg = events[0].message
                 fatal(f"ingest at {msg.topic}:{msg.partition}@{msg.offset}", exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -144,20 +145,23 @@ def register(c360: C360) -> Lookups:
     app = c360.app
     lookups = Lookups(c360)
 
-    def guard(request: Request, route: str) -> None:
+    def guard(request: Request) -> None:
         if not lookups.authorized(request):
-            METRICS.api_requests.labels(route, "401").inc()
             raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key or Bearer)")
 
     async def answer(route: str, request: Request, work) -> Response:
-        with METRICS.api_seconds.labels(route).time():
-            try:
-                guard(request, route)
-                status, body = await work()
-            except ApiError as exc:
-                status, body = exc.status, {"error": exc.error, "message": exc.message}
+        """Run ``work`` and count the answer once, by route and status (timed likewise)."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            guard(request)
+            status, body = await work()
+        except ApiError as exc:
+            status, body = exc.status, {"error": exc.error, "message": exc.message}
+        finally:
             METRICS.api_requests.labels(route, str(status)).inc()
-            return _json(status, body)
+            METRICS.api_seconds.labels(route, str(status)).observe(time.perf_counter() - started)
+        return _json(status, body)
 
     @app.page("/v1/identities/{identifier}")
     class Identities(View):

@@ -66,6 +66,7 @@ class StageRunner:
         process: Callable[[Any, list[Any], Outbox], None],
         decode: Callable[[bytes], list[Any]],
         sender: Callable[[], BatchSender],
+        observe: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -78,6 +79,9 @@ class StageRunner:
         self.metric_records = METRICS.stage_records.labels(name)
         self.metric_skipped = METRICS.stage_replays_skipped.labels(name)
         self.metric_seconds = METRICS.stage_seconds.labels(name)
+        self.metric_latency = METRICS.stage_latency.labels(name)
+        # called after each committed group: moves the stage's counters by its counts
+        self.observe = observe
 
     @property
     def store(self) -> BatchStore:
@@ -129,6 +133,11 @@ class StageRunner:
         await self.commit(partition, tp, last, txn, outbox)
         self._positions[f"{partition}|{tp}"] = last
         self.metric_seconds.observe(time.perf_counter() - started)
+        oldest = records[0].timestamp  # faust: seconds (the records are in offset order)
+        if oldest:
+            self.metric_latency.observe(max(0.0, time.time() - oldest))
+        if self.observe is not None:
+            self.observe()
 
     def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
         """The messages of a record's segments that were not applied yet."""
@@ -136,6 +145,7 @@ class StageRunner:
             segments = self.decode(message.value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             # Our own records: never expected. Keep the evidence, do not stop the stage.
+            METRICS.dead_letters.labels(self.name, "internal_decode").inc()
             outbox.dead_letter(
                 message.topic,
                 message.partition,

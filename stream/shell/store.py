@@ -30,6 +30,7 @@ from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP, EventT
 
 from stream.core.state import prefix_end
+from stream.shell.metrics import METRICS
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -163,7 +164,9 @@ class BatchStore(faust_rocksdb.Store):
         to_value: Callable[[Any], Any],
     ) -> None:
         """Apply changelog records group by group: a group is applied when its marker arrives."""
+        n = 0
         for event in batch:
+            n += 1
             msg = event.message
             pending = self._pending.setdefault(msg.partition, [])
             pending.append((msg.key, msg.value))
@@ -171,6 +174,8 @@ class BatchStore(faust_rocksdb.Store):
                 group = completed_group(pending, msg.value)
                 self.apply_local(msg.partition, group, msg.value, msg.offset)
                 self._pending[msg.partition] = []
+        if n:
+            METRICS.recovery_records.labels(self.table_name).inc(n)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         """An incomplete trailing group of an active partition is a commit that

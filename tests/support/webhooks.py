@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from connectors.support.signatures import zendesk_signature
 
 ZENDESK_TICKET_CREATED: dict[str, Any] = {
     "type": "zen:event-type:ticket.created",
@@ -116,3 +120,22 @@ def intercom_closed_with_rating(score: int = 5) -> dict[str, Any]:
     item.update(state="closed", open=False, updated_at=1793783000)
     item["conversation_rating"] = {"rating": score, "remark": "Fast and clear"}
     return payload
+
+
+def now_rfc3339(offset: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def post_zendesk(client, payload, *, secret: str, timestamp: str | None = None):
+    """POST a Zendesk webhook signed with ``secret`` to an aiohttp test client."""
+    body = json.dumps(payload).encode()
+    timestamp = timestamp or now_rfc3339()
+    return await client.post(
+        "/v1/webhooks/zendesk",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Zendesk-Webhook-Signature": zendesk_signature(secret, timestamp, body),
+            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+        },
+    )

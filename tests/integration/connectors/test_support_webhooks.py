@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -12,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.support.app import create_app
 from connectors.support.config import SupportConfig
-from connectors.support.signatures import intercom_signature, zendesk_signature
+from connectors.support.signatures import intercom_signature
 from stream import topics
 from stream.core.partitioner import partition_for
 from tests.support.kafka import read_until
@@ -20,6 +19,8 @@ from tests.support.webhooks import (
     INTERCOM_USER_CREATED,
     ZENDESK_TICKET_CREATED,
     intercom_closed_with_rating,
+    now_rfc3339,
+    post_zendesk,
     zendesk_status_changed,
 )
 
@@ -35,22 +36,8 @@ async def client(settings):
         yield c
 
 
-def now_rfc3339(offset: float = 0) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 async def zendesk(client, payload, *, secret=ZENDESK_SECRET, timestamp=None):
-    body = json.dumps(payload).encode()
-    timestamp = timestamp or now_rfc3339()
-    return await client.post(
-        "/v1/webhooks/zendesk",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-Zendesk-Webhook-Signature": zendesk_signature(secret, timestamp, body),
-            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
-        },
-    )
+    return await post_zendesk(client, payload, secret=secret, timestamp=timestamp)
 
 
 async def intercom(client, payload, *, secret=INTERCOM_SECRET, signature=None):

@@ -1,0 +1,182 @@
+"""The worker's metric hooks: per-group counters of the stages, and scrape-time readings.
+
+Stage hooks run once per committed group and move counters by what the pure
+stage counted (its ``stats``), so nothing is done per event. Readings
+(:func:`readings`) run when ``/metrics`` is scraped and read what faust and the
+local state already hold: one RocksDB get per profile partition, the channel
+rows of the channel partitions, offsets and highwaters of the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stream import topics
+from stream.core.channel import channel_rows
+from stream.core.link import LinkStage
+from stream.core.profile import COUNTS, ProfileStage
+from stream.shell.metrics import METRICS, Throttle, top_channels
+
+if TYPE_CHECKING:
+    from stream.app import C360
+
+log = logging.getLogger(__name__)
+
+
+def link_hook(stage: LinkStage) -> Callable[[], None]:
+    """Counters of the identity graph, moved by the link stage's counts since last time."""
+    seen = {"links": 0, "merges": 0, "splits": 0}
+    refused: dict[str, int] = {}
+    counters = {"links": METRICS.link_events, "merges": METRICS.merges, "splits": METRICS.splits}
+
+    def observe() -> None:
+        stats = stage.stats
+        for key, counter in counters.items():
+            n = stats[key] - seen[key]
+            if n:
+                counter.inc(n)
+                seen[key] = stats[key]
+        for rule, total in stage.refusals.items():
+            n = total - refused.get(rule, 0)
+            if n:
+                METRICS.merge_refusals.labels(rule).inc(n)
+                refused[rule] = total
+
+    return observe
+
+
+def profile_hook(stage: ProfileStage) -> Callable[[], None]:
+    """Profile changes published and the event-time latency of the group's oldest event."""
+    seen = {"changes": 0}
+
+    def observe() -> None:
+        n = stage.stats["changes"] - seen["changes"]
+        if n:
+            METRICS.profile_changes.inc(n)
+            seen["changes"] = stage.stats["changes"]
+        oldest = stage.oldest_event
+        if oldest is not None:
+            stage.oldest_event = None
+            METRICS.event_latency.observe(max(0.0, time.time() - oldest / 1000))
+
+    return observe
+
+
+def _active_partitions(c360: C360, spec: topics.TopicSpec) -> list[int]:
+    name = spec.name(c360.settings)
+    try:
+        actives = c360.app.assignor.assigned_actives()
+    except Exception:
+        return []
+    return sorted(tp.partition for tp in actives if tp.topic == name)
+
+
+def readings(c360: C360) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+    """Every scrape-time gauge of the worker (see :class:`WorkerCollector`)."""
+    out: dict[str, list[tuple[tuple[str, ...], float]]] = {
+        "c360_worker_ready": [((), 1.0 if c360.is_ready() else 0.0)]
+    }
+    for reading in (_lag, _recovery, _profiles, _channels):
+        try:
+            out.update(reading(c360))
+        except Exception as exc:  # a metric must never break the scrape
+            log.debug("metric reading %s failed: %r", reading.__name__, exc)
+    return out
+
+
+def _lag(c360: C360) -> dict:
+    consumer = c360.app.consumer
+    changelogs = c360.app.tables.changelog_topics
+    samples = []
+    for tp in sorted(consumer.assignment()):
+        if tp.topic in changelogs:
+            continue
+        highwater = consumer.highwater(tp)
+        committed = consumer._committed_offset.get(tp)
+        if committed is None:
+            read = consumer._read_offset.get(tp)
+            committed = None if read is None else read + 1
+        if highwater is None or committed is None:
+            continue
+        samples.append(((tp.topic, str(tp.partition)), float(max(0, highwater - committed))))
+    return {"c360_consumer_lag": samples}
+
+
+def _recovery(c360: C360) -> dict:
+    recovery = c360.app.tables.recovery
+    return {
+        "c360_table_recovering": [((), 1.0 if recovery.in_recovery else 0.0)],
+        "c360_table_recovery_remaining_records": [
+            (("active",), _remaining(recovery.active_remaining())),
+            (("standby",), _remaining(recovery.standby_remaining())),
+        ],
+    }
+
+
+def _remaining(by_tp: Any) -> float:
+    """faust's highwater - offset per changelog partition; an empty changelog (-1 - 0)
+    counts as 0, not as negative records."""
+    return float(sum(max(0, n) for n in by_tp.values()))
+
+
+def _profiles(c360: C360) -> dict:
+    store = c360.tables["profile"].data
+    persons = 0
+    lifecycle: dict[str, int] = {}
+    vip: dict[str, int] = {}
+    for p in _active_partitions(c360, topics.PROFILE):
+        counts = store.txn(p).get(COUNTS)
+        if not counts:
+            continue
+        persons += counts["n"]
+        for by, into in ((counts["lc"], lifecycle), (counts["vip"], vip)):
+            for k, n in by.items():
+                into[k] = into.get(k, 0) + n
+    rules = c360.rules.rules
+    for stage in _lifecycle_stages(rules):
+        lifecycle.setdefault(stage, 0)
+    for tier in _tiers(rules):
+        vip.setdefault(tier, 0)
+    return {
+        "c360_profiles": [((), float(persons))],
+        "c360_persons_by_lifecycle": [((k,), float(n)) for k, n in sorted(lifecycle.items())],
+        "c360_persons_by_vip_tier": [((k,), float(n)) for k, n in sorted(vip.items())],
+    }
+
+
+LIFECYCLE_STAGES = ("new", "returning", "power", "at_risk", "churned", "resurrected")
+"""Every value of the ``lifecycle`` field (stream.core.aggregate), exposed even at 0."""
+
+
+def _lifecycle_stages(rules: Any) -> tuple[str, ...]:
+    return LIFECYCLE_STAGES
+
+
+def _tiers(rules: Any) -> list[str]:
+    return [t.name for t in rules.vip]
+
+
+def _channels(c360: C360) -> dict:
+    from stream.shell.api import PricesOnly
+
+    store = c360.tables["channel"].data
+    value = c360.aggregator.value
+    prices = PricesOnly(c360)
+    rows: dict[str, tuple[int, float]] = {}
+    for p in _active_partitions(c360, topics.CHANNEL):
+        for channel, row in channel_rows(store.txn(p)).items():
+            agg = {"vol": {}, "fee": {}, "rev": row["revenue"], "hold": {}}
+            rows[channel] = (row["persons"], value(agg, prices)["revenue_usd"])
+    top = top_channels(rows)
+    return {
+        "c360_channel_persons": [((c,), float(n)) for c, n, _ in top],
+        "c360_channel_revenue_usd": [((c,), float(usd)) for c, _, usd in top],
+    }
+
+
+def install(c360: C360) -> None:
+    """Connect the scrape-time readings of this app to the worker's collector."""
+    METRICS.collector.source = Throttle(lambda: readings(c360), seconds=1.0)

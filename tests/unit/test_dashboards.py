@@ -1,0 +1,99 @@
+"""The Grafana dashboards: generated from ops/grafana/build_dashboards.py, provisioned,
+valid PromQL (promtool), and reading only catalogued metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+
+import yaml
+
+from tests.support.observability import (
+    CHAIN_METRICS,
+    DASHBOARDS,
+    ROOT,
+    catalogue,
+    dashboards,
+    panel_exprs,
+    promtool,
+    referenced_metrics,
+)
+
+GRAFANA = ROOT / "ops" / "grafana"
+EXPECTED = {
+    "c360-pipeline.json",
+    "c360-identity.json",
+    "c360-profiles.json",
+    "c360-vip-revenue.json",
+    "c360-connectors.json",
+}
+
+
+def build_module():
+    spec = importlib.util.spec_from_file_location("build", GRAFANA / "build_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_json_files_are_the_generators_output():
+    rendered = build_module().render()
+    assert set(rendered) == EXPECTED
+    for name, text in rendered.items():
+        stale = f"{name} is stale: run ops/grafana/build_dashboards.py"
+        assert (DASHBOARDS / name).read_text() == text, stale
+
+
+def test_dashboards_have_unique_uids_panel_ids_and_the_provisioned_datasource():
+    datasource = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    uids = [d["uid"] for d in dashboards().values()]
+    assert len(set(uids)) == len(uids) == len(EXPECTED)
+    for name, d in dashboards().items():
+        ids = [p["id"] for p in d["panels"]]
+        assert len(set(ids)) == len(ids), name
+        for p in d["panels"]:
+            if p["type"] != "row":
+                assert p["datasource"]["uid"] == uid, (name, p["title"])
+                assert p["targets"], (name, p["title"])
+
+
+def test_the_provider_loads_the_directory_compose_mounts():
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/c360.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    grafana = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
+    assert f"./ops/grafana/dashboards:{path}:ro" in grafana["volumes"]
+    assert "./ops/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+
+
+def test_every_panel_expression_is_valid_promql(tmp_path):
+    rules = []
+    for name, d in dashboards().items():
+        for i, expr in enumerate(panel_exprs(d)):
+            expr = expr.replace("$__rate_interval", "1m")
+            record = f"panel:{name.split('.')[0].replace('-', '_')}:{i}"
+            rules.append({"record": record, "expr": expr})
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    done = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dashboards_and_alerts_read_only_catalogued_metrics():
+    known = {"up"} | {name for section in catalogue().values() for name in section}
+    histograms = {
+        name
+        for section in catalogue().values()
+        for name, (kind, _) in section.items()
+        if kind == "histogram"
+    }
+    known |= {f"{h}_{suffix}" for h in histograms for suffix in ("bucket", "sum", "count")}
+    unknown = {m: where for m, where in referenced_metrics().items() if m not in known}
+    assert unknown == {}
+
+
+def test_the_chain_metrics_read_are_the_chain_contract():
+    chain = {m for m in referenced_metrics() if m.startswith("c360_chain_")}
+    assert chain == CHAIN_METRICS

@@ -1,0 +1,54 @@
+"""docs/metrics.md lists every registered metric, with its type and labels, and nothing else."""
+
+from __future__ import annotations
+
+from connectors.support.app import SupportMetrics
+from connectors.web.metrics import CollectorMetrics
+from stream.shell.metrics import METRICS, TOP_CHANNELS, catalogue, top_channels
+from tests.support.observability import CHAIN_CONNECTOR, CHAIN_METRICS
+from tests.support.observability import catalogue as documented
+
+
+def registered(registry) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {name: (kind, labels) for name, kind, labels in catalogue(registry)}
+
+
+def test_the_worker_section_is_the_worker_registry():
+    assert documented()["Worker"] == registered(METRICS.registry)
+
+
+def test_the_connector_sections_are_their_registries():
+    docs = documented()
+    assert docs["Web collector"] == registered(CollectorMetrics().registry)
+    assert docs["Support receiver"] == registered(SupportMetrics().registry)
+
+
+def test_the_chain_section_is_the_chain_connectors_contract():
+    assert set(documented()["Chain connector"]) == CHAIN_METRICS
+    assert not CHAIN_CONNECTOR.exists(), (
+        "connectors/chain exists now: check its registry against the 'Chain connector' "
+        "section here, as the other connectors are"
+    )
+
+
+def test_every_metric_has_the_prefix_and_counters_end_in_total():
+    for section in documented().values():
+        for name, (kind, _) in section.items():
+            assert name.startswith("c360_")
+            assert name.endswith("_total") == (kind == "counter"), name
+
+
+def test_no_label_is_an_identifier():
+    forbidden = {"person", "person_id", "wallet", "identifier", "ident", "address", "user"}
+    for section in documented().values():
+        for name, (_, labels) in section.items():
+            assert not forbidden & set(labels), name
+
+
+def test_channels_beyond_the_top_n_add_up_as_other():
+    rows = {f"ch{i}": (i, float(i * 10)) for i in range(TOP_CHANNELS + 5)}
+    top = top_channels(rows)
+    assert len(top) == TOP_CHANNELS + 1
+    assert top[0] == (f"ch{TOP_CHANNELS + 4}", TOP_CHANNELS + 4, (TOP_CHANNELS + 4) * 10.0)
+    assert top[-1] == ("other", sum(range(5)), sum(i * 10.0 for i in range(5)))
+    assert top_channels({"a": (1, 2.0)}) == [("a", 1, 2.0)]

@@ -1,0 +1,53 @@
+"""The worker's metric hooks move counters by the stages' counts, once per group."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from stream.shell.metrics import METRICS
+from stream.shell.observe import _remaining, link_hook, profile_hook
+
+
+def value(name: str, **labels: str) -> float:
+    return METRICS.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
+    stage = SimpleNamespace(stats={"links": 0, "merges": 0, "splits": 0}, refusals={})
+    observe = link_hook(stage)
+    before = {
+        "links": value("c360_link_events_total"),
+        "merges": value("c360_merges_total"),
+        "hub": value("c360_merge_refusals_total", rule="hub:anon"),
+    }
+    stage.stats.update(links=10, merges=3, splits=1)
+    stage.refusals["hub:anon"] = 2
+    observe()
+    observe()  # nothing new: nothing added
+    stage.stats["links"] = 12
+    stage.refusals["hub:anon"] = 5
+    observe()
+    assert value("c360_link_events_total") - before["links"] == 12
+    assert value("c360_merges_total") - before["merges"] == 3
+    assert value("c360_merge_refusals_total", rule="hub:anon") - before["hub"] == 5
+
+
+def test_the_profile_hook_observes_the_oldest_event_once():
+    stage = SimpleNamespace(stats={"changes": 4}, oldest_event=None)
+    observe = profile_hook(stage)
+    count = value("c360_event_latency_seconds_count")
+    changes = value("c360_profile_changes_total")
+    stage.oldest_event = int((time.time() - 120) * 1000)
+    observe()
+    observe()  # no new event since: no sample
+    assert value("c360_event_latency_seconds_count") - count == 1
+    assert value("c360_event_latency_seconds_bucket", le="300.0") > value(
+        "c360_event_latency_seconds_bucket", le="60.0"
+    )
+    assert value("c360_profile_changes_total") - changes == 4
+    assert stage.oldest_event is None
+
+
+def test_recovery_remaining_ignores_empty_changelogs():
+    assert _remaining({"a": -1, "b": 5, "c": 0}) == 5.0
