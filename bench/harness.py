@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 from stream import admin  # noqa: E402
 from stream.loadgen import Record, batched, produce  # noqa: E402
 from stream.settings import Settings  # noqa: E402
-from tests.support.pipeline import group_lag, last_record_time, wait_quiet  # noqa: E402
+from stream.watch import group_lag, last_record_time, wait_quiet  # noqa: E402
 from tests.support.worker import free_port  # noqa: E402
 
 __all__ = [

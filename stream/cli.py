@@ -15,13 +15,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("worker", help="run a stream worker (Faust) until interrupted")
-    sub.add_parser("demo", help="start a worker and show c360 at work (see `make demo`)")
+    from stream import demo
+
+    demo.add_arguments(
+        sub.add_parser("demo", help="start a worker and show c360 at work (see `make demo`)")
+    )
     from connectors import cli as connectors_cli
 
     p_connect = sub.add_parser("connect", help="run a connector (chain, web, support)")
     connectors_cli.add_parsers(p_connect)
     p_topics = sub.add_parser("topics", help="create the declared topics; check partition counts")
     p_topics.add_argument("--list", action="store_true", help="print the topics table and exit")
+    from stream import generate
+
+    generate.add_arguments(
+        sub.add_parser("generate", help="a synthetic population: replay JSONL or to Kafka")
+    )
     p_replay = sub.add_parser("replay", help="run events through the simulator; print persons")
     p_replay.add_argument("events", help="JSONL file ({topic, key, value} per line), or -")
     p_replay.add_argument("--partitions", type=int, default=4)
@@ -45,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "connect":
         return connectors_cli.run(args, settings)
     if args.command == "demo":
-        from stream import demo
+        return demo.run(settings, args)
+    if args.command == "generate":
+        from stream import generate
 
-        return demo.run(settings)
+        return generate.run(args, settings)
     if args.command == "topics":
         return cmd_topics(settings, args.list)
     if args.command == "replay":

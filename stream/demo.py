@@ -1,16 +1,48 @@
-"""`c360 demo`: start a worker, show where it answers, stop everything on Ctrl-C."""
+"""``c360 demo``: start a worker, stream a synthetic population, show what c360 made of it.
+
+Each run uses its own topic prefix and consumer group (so it can be re-run on the same
+broker), streams ``--persons`` synthetic persons in batched records with a progress
+bar, waits until every stage is drained, then prints a few unified profiles (a VIP,
+a person with three wallets and a support history, a campaign user who never
+transacted), the revenue-by-channel table, the identity quality against the ground
+truth, and the URLs of the API and the metrics. The worker keeps serving until
+Ctrl-C (or exits at once with ``--exit``); Ctrl-C stops everything the demo started.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import dataclasses
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
+from stream.population import Person, Population, score
 from stream.settings import Settings
+
+BAR = 32
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--persons", type=int, default=10_000, help="synthetic persons (10000)")
+    parser.add_argument(
+        "--events", type=int, default=None, help="activity events (default 12 per person)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    parser.add_argument(
+        "--exit", action="store_true", help="stop once the results are printed (for scripts)"
+    )
 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
@@ -21,7 +53,7 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen:
         return subprocess.Popen([str(exe), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_ready(settings: Settings, proc: subprocess.Popen, timeout: float = 60) -> float:
+def wait_ready(settings: Settings, proc: subprocess.Popen, timeout: float = 90) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
@@ -36,16 +68,201 @@ def wait_ready(settings: Settings, proc: subprocess.Popen, timeout: float = 60) 
     raise RuntimeError(f"the worker was not ready after {timeout:.0f}s")
 
 
-def run(settings: Settings) -> int:
+_drawn = [0.0]
+
+
+def bar(label: str, done: int, total: int, started: float) -> None:
+    """One progress line, redrawn in place (at most five times a second)."""
+    now = time.monotonic()
+    if done < total and now - _drawn[0] < 0.2:
+        return
+    _drawn[0] = now
+    frac = 0.0 if total <= 0 else min(1.0, done / total)
+    filled = int(frac * BAR)
+    rate = done / max(1e-6, time.monotonic() - started)
+    line = f"\r  {label:<10} [{'#' * filled}{'.' * (BAR - filled)}] {done:>9,}/{total:,}"
+    sys.stdout.write(f"{line}  {rate:,.0f}/s ")
+    sys.stdout.flush()
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """This run's own topics, group and state (older demo state is removed)."""
+    tag = uuid.uuid4().hex[:8]
+    root = settings.data_dir
+    if root.exists():
+        for old in root.glob("run-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    return dataclasses.replace(
+        settings,
+        app_id=f"c360-demo-{tag}",
+        topic_prefix=f"demo{tag}.",
+        data_dir=root / f"run-{tag}",
+        api_key=settings.api_key or "demo-key",
+    )
+
+
+def get(settings: Settings, path: str) -> Any:
+    request = urllib.request.Request(
+        settings.web_url + path, headers={"X-API-Key": settings.api_key}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def profile_of(settings: Settings, identifier: str) -> dict | None:
+    try:
+        return get(settings, "/v1/profiles/" + quote(identifier, safe=":"))
+    except OSError:
+        return None
+
+
+def find(
+    settings: Settings, people: list[Person], want: Callable[[dict], bool], tries: int = 400
+) -> dict | None:
+    """The first profile among ``people`` (looked up by their first identifier) that fits."""
+    for person in people[:tries]:
+        profile = profile_of(settings, person.identifiers[0])
+        if profile is not None and want(profile):
+            return profile
+    return None
+
+
+def show_profile(title: str, p: dict | None) -> None:
+    print(f"\n  ── {title}")
+    if p is None:
+        print("     (none in this population)")
+        return
+    ids = p["identifiers"]
+    touch = p.get("first_touch") or {}
+    ticket = p.get("last_ticket") or {}
+    rows = [
+        ("person", p["person_id"]),
+        ("identifiers", ", ".join(f"{len(v)} {k}" for k, v in sorted(ids.items()))),
+        ("wallets", " ".join(w.split(":", 1)[1][:12] + "…" for w in ids.get("wallet", []))),
+        ("lifecycle / VIP", f"{p.get('lifecycle')} / {p.get('vip_tier') or '-'}"),
+        (
+            "first touch",
+            " / ".join(str(touch.get(k) or "-") for k in ("source", "medium", "campaign")),
+        ),
+        (
+            "sessions, pages",
+            f"{p.get('sessions', 0)} sessions, {p.get('page_views', 0)} page views",
+        ),
+        (
+            "onchain",
+            f"{p.get('transactions', 0)} tx, volume ${p.get('volume_usd', 0):,.2f}, "
+            f"fees ${p.get('fees_usd', 0):,.2f}, revenue ${p.get('revenue_usd', 0):,.2f}",
+        ),
+        ("net worth", f"${p.get('net_worth_usd', 0):,.2f}"),
+        (
+            "support",
+            f"{p.get('tickets_total', 0)} tickets ({p.get('tickets_open', 0)} open)"
+            + (f", last: {ticket.get('subject')!r} [{ticket.get('status')}]" if ticket else ""),
+        ),
+        ("events", str(p.get("events", 0))),
+    ]
+    for name, value in rows:
+        print(f"     {name:<16} {value}")
+
+
+def show_channels(settings: Settings) -> None:
+    channels = get(settings, "/v1/channels/revenue")["channels"]
+    print("\n  ── Revenue by acquisition channel (first touch)")
+    print(f"     {'channel':<40} {'persons':>8} {'revenue USD':>14}")
+    for c in channels[:12]:
+        print(f"     {c['channel']:<40} {c['persons']:>8,} {c['revenue_usd']:>14,.2f}")
+
+
+def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
+    from stream import admin
+    from stream.loadgen import batched, produce
+    from stream.quality import assignments
+    from stream.ticks import send_tick
+    from stream.watch import wait_quiet
+
+    persons = args.persons if args else 10_000
+    events = (args.events if args else None) or persons * 12
+    settings = demo_settings(settings)
     log_path = settings.data_dir / "worker.log"
-    print(f"c360 demo: Kafka at {settings.kafka_bootstrap}; starting a worker (log: {log_path})")
+    print(f"c360 demo: Kafka at {settings.kafka_bootstrap}; topics {settings.topic_prefix}*")
+    asyncio.run(admin.ensure_topics(settings))
     proc = start_worker(settings, log_path)
     try:
-        seconds = wait_ready(settings, proc)
-        print(f"worker ready in {seconds:.1f}s")
-        print(f"  readiness: {settings.web_url}/ready")
-        print(f"  metrics:   {settings.web_url}/metrics")
-        print("Ctrl-C stops the worker (and the broker, if the demo started it).")
+        print(f"  worker ready in {wait_ready(settings, proc):.1f}s (log: {log_path})")
+        # the population's 30 days end now, so that lifecycles (new … churned) mean something
+        now = int(time.time() * 1000)
+        population = Population(persons, seed=args.seed if args else 7, end=now)
+        print(f"  streaming {persons:,} synthetic persons ({events:,} events) in batched records")
+        records = batched(settings, population.events(events))
+        total = sum(r.events for r in records)
+        started = time.monotonic()
+        asyncio.run(
+            produce(settings, records, progress=lambda n: bar("produced", n, total, started))
+        )
+        print()
+
+        def processing(lag: int) -> None:
+            sys.stdout.write(f"\r  records queued between stages: {lag:>7,}   ")
+            sys.stdout.flush()
+
+        asyncio.run(wait_quiet(settings, timeout=1800, settle=1.0, progress=processing))
+        print(f"\n  all stages drained {time.monotonic() - started:.1f}s after the first event")
+        # time is a message: a tick with the wall clock moves lifecycles (who churned?)
+        asyncio.run(send_tick(settings, now))
+        asyncio.run(wait_quiet(settings, timeout=300, settle=0.5))
+
+        people = population.persons
+        show_profile(
+            "A VIP",
+            find(
+                settings, [p for p in people if p.whale] + people, lambda p: bool(p.get("vip_tier"))
+            ),
+        )
+        show_profile(
+            "Three wallets and a support history",
+            find(
+                settings,
+                [p for p in people if len(p.wallets) >= 3],
+                lambda p: (
+                    len(p["identifiers"].get("wallet", [])) >= 3 and p.get("tickets_total", 0) > 0
+                ),
+            ),
+        )
+        show_profile(
+            "A campaign user who never transacted",
+            find(
+                settings,
+                [p for p in people if p.channel[0]],
+                lambda p: (
+                    bool((p.get("first_touch") or {}).get("campaign"))
+                    and not p.get("transactions")
+                    and not p.get("volume")
+                ),
+            ),
+        )
+        show_channels(settings)
+
+        truth = population.truth()
+        print("\n  ── Identity quality against the ground truth (pairwise over identifiers)")
+        assigned = asyncio.run(assignments(settings, truth["owner"].keys() | set(truth["shared"])))
+        q = score(truth, assigned)
+        print(
+            f"     precision {q['precision']:.4f}   recall {q['recall']:.4f}   "
+            f"persons: {q['persons_found']:,} found / {q['persons_true']:,} true   "
+            f"shared identifiers kept apart: {q['shared_kept_apart']}/{q['shared_identifiers']}"
+        )
+
+        example = population.persons[0].identifiers[0]
+        print("\n  ── Where it answers (API key: header X-API-Key: " + settings.api_key + ")")
+        print(f"     profile   {settings.web_url}/v1/profiles/{example}")
+        print(f"     identity  {settings.web_url}/v1/identities/{example}")
+        print(f"     channels  {settings.web_url}/v1/channels/revenue")
+        print(f"     metrics   {settings.web_url}/metrics")
+        if args is not None and args.exit:
+            return 0
+        print(
+            "\n  The worker keeps serving; Ctrl-C stops it (and the broker if the demo started it)."
+        )
         while proc.poll() is None:
             time.sleep(0.5)
         print(f"the worker exited with code {proc.returncode}; see {log_path}")
@@ -53,8 +270,8 @@ def run(settings: Settings) -> int:
     except KeyboardInterrupt:
         print("\nstopping…")
         return 0
-    except RuntimeError as exc:
-        print(f"c360 demo: {exc}; see {log_path}", file=sys.stderr)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"\nc360 demo: {exc}; see {log_path}", file=sys.stderr)
         return 1
     finally:
         if proc.poll() is None:

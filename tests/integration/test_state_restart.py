@@ -22,7 +22,7 @@ import pytest
 from stream.loadgen import batched, produce
 from stream.population import Population
 from stream.sim import Input, Simulator
-from tests.support.pipeline import wait_quiet
+from stream.watch import wait_quiet
 from tests.support.worker import http_get
 
 pytestmark = pytest.mark.integration

@@ -1,9 +1,13 @@
-"""Watching a running pipeline from outside: consumer-group lag, quiet, output times."""
+"""Watching a running pipeline from outside: consumer-group lag, quiet, output times.
+
+Used by ``make demo``, the benchmarks and the integration tests.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -40,14 +44,23 @@ async def lag_by_partition(
         await admin_client.close()
 
 
-async def wait_quiet(settings: Settings, timeout: float = 600.0, settle: float = 2.0) -> float:
-    """Wait until every stage has consumed everything; returns when that was first seen."""
+async def wait_quiet(
+    settings: Settings,
+    timeout: float = 600.0,
+    settle: float = 2.0,
+    progress: Callable[[int], None] | None = None,
+) -> float:
+    """Wait until every stage has consumed everything; returns when that was first seen.
+
+    ``progress`` is called with the total lag at each look."""
     names = [t.name(settings) for t in topics.ALL if t.role is not topics.Role.OUTPUT]
     deadline = time.time() + timeout
     quiet_since = None
     lag: dict[TopicPartition, int] = {}
     while time.time() < deadline:
         lag = await lag_by_partition(settings, settings.app_id, names)
+        if progress is not None:
+            progress(sum(lag.values()))
         now = time.time()
         if not any(lag.values()):
             quiet_since = quiet_since or now
