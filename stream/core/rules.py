@@ -104,7 +104,7 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
         }
     )
     max_joins: dict[str, PositiveInt] = field(
-        default_factory=lambda: {"anon": 20, "wallet": 20, "email": 10, "user": 50}
+        default_factory=lambda: {"anon": 10, "wallet": 20, "email": 10, "user": 50}
     )
     blocked: Blocked = field(default_factory=Blocked)
     blocked_label_categories: list[str] = field(

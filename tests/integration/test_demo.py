@@ -1,0 +1,47 @@
+"""`c360 demo` end to end on the real broker (small population, exits when done)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from tests.support.worker import BIN
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_streams_a_population_and_shows_profiles_channels_and_quality(settings):
+    env = {**os.environ, **settings.to_env()}
+    run = subprocess.run(
+        [str(BIN / "c360"), "demo", "--persons", "600", "--events", "15000", "--exit"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = run.stdout
+    assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
+    for title in (
+        "A VIP",
+        "Three wallets and a support history",
+        "A campaign user who never transacted",
+        "Revenue by acquisition channel",
+    ):
+        assert title in out
+    assert out.count("     person           p") == 3, out[-4000:]
+    quality = re.search(r"precision (\d\.\d+)\s+recall (\d\.\d+)", out)
+    assert quality is not None, out[-2000:]
+    assert float(quality.group(1)) >= 0.99 and float(quality.group(2)) >= 0.99
+    assert f"{settings.web_url}/metrics" in out
+    # each run has its own topics: a second run on the same broker starts clean
+    again = subprocess.run(
+        [str(BIN / "c360"), "demo", "--persons", "50", "--events", "300", "--exit"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

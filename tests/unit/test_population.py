@@ -1,0 +1,146 @@
+"""The synthetic population: reproducible, valid, realistic, with its traps; and scoring."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import msgspec
+import pytest
+
+from stream.core.ingest import Ingest
+from stream.core.rules import DEFAULT, Compiled
+from stream.population import Population, score
+
+_encode = msgspec.json.encode
+
+
+@pytest.fixture(scope="module")
+def population() -> Population:
+    return Population(400, seed=3)
+
+
+@pytest.fixture(scope="module")
+def events(population) -> list[tuple[str, str, dict]]:
+    return list(population.events(12_000))
+
+
+def test_the_same_seed_gives_the_same_stream_and_another_seed_another():
+    def first(seed: int) -> list:
+        return list(itertools.islice(Population(200, seed=seed).events(2000), 2000))
+
+    assert first(5) == first(5)
+    assert first(5) != first(6)
+    assert Population(200, seed=5).truth() == Population(200, seed=5).truth()
+
+
+def test_every_event_passes_the_contract(events):
+    ingest = Ingest(Compiled(DEFAULT))
+    for suffix, _key, payload in events:
+        if suffix in ("prices", "labels"):
+            continue
+        out = ingest.record(suffix, _encode(payload))
+        assert not out.rejections, (suffix, payload, out.rejections)
+
+
+def test_every_topic_and_kind_of_traffic_is_there(events):
+    topics = Counter(s for s, _, _ in events)
+    for suffix in (
+        "web.events",
+        "chain.events",
+        "chain.holdings",
+        "support",
+        "forms",
+        "socials",
+        "prices",
+        "labels",
+    ):
+        assert topics[suffix] > 0, suffix
+    web = [p for s, _, p in events if s == "web.events"]
+    links = [
+        p
+        for p in web
+        if p.get("type") == "identify" or p.get("event", "").startswith(("SIWE", "Wallet"))
+    ]
+    assert 0.01 < len(links) / len(events) < 0.25, len(links) / len(events)
+    sources = {
+        p["context"]["campaign"]["source"] for p in web if "campaign" in p.get("context", {})
+    }
+    assert len(sources) >= 6
+
+
+def test_activity_is_skewed_like_zipf(population, events):
+    owner = population.truth()["owner"]
+    per_person = Counter(owner.get(f"anon:{k}") for s, k, _ in events if s == "web.events")
+    per_person.pop(None, None)
+    counts = sorted(per_person.values(), reverse=True)
+    top = sum(counts[: max(1, len(counts) // 20)])
+    assert top / sum(counts) > 0.2  # the busiest 5% make more than a fifth of the traffic
+
+
+def test_the_traps_are_there(population, events):
+    truth = population.truth()
+    kiosk_users = {
+        p["userId"]
+        for s, k, p in events
+        if s == "web.events" and k == population.kiosk and "userId" in p
+    }
+    kiosk_wallets = {
+        p["properties"]["address"]
+        for s, k, p in events
+        if s == "web.events" and k == population.kiosk and "address" in p.get("properties", {})
+    }
+    assert len(kiosk_users) + len(kiosk_wallets) >= 3  # many persons on one device
+    labelled = {p["address"] for s, _, p in events if s == "labels"}
+    assert labelled == set(population.exchanges)
+    assert f"anon:{population.kiosk}" in truth["shared"]
+    assert {f"wallet:{w}" for w in population.exchanges} <= set(truth["shared"])
+
+
+def test_truth_owns_every_personal_identifier(population):
+    truth = population.truth()
+    assert len({truth["owner"][i] for i in truth["owner"]}) == 400
+    for person in population.persons:
+        for ident in person.identifiers:
+            assert truth["owner"][ident] == person.index
+
+
+TRUTH = {
+    "owner": {"a1": 1, "a2": 1, "b1": 2, "b2": 2, "c1": 3, "c2": 3, "c3": 3},
+    "shared": ["kiosk"],
+}
+
+
+def test_a_perfect_answer_scores_one():
+    assigned = {i: f"p{o}" for i, o in TRUTH["owner"].items()}
+    q = score(TRUTH, assigned)
+    assert (q["precision"], q["recall"]) == (1.0, 1.0)
+    assert q["pairs_true"] == q["pairs_found"] == 1 + 1 + 3
+
+
+def test_a_false_merge_costs_precision_and_a_split_costs_recall():
+    merged = {i: ("pAB" if o in (1, 2) else "pC") for i, o in TRUTH["owner"].items()}
+    q = score(TRUTH, merged)
+    assert q["recall"] == 1.0
+    assert q["precision"] == pytest.approx(5 / (6 + 3))  # 6 pairs found among a1 a2 b1 b2
+    split = {i: (i if i == "c3" else f"p{o}") for i, o in TRUTH["owner"].items()}
+    q = score(TRUTH, split)
+    assert q["precision"] == 1.0
+    assert q["recall"] == pytest.approx(3 / 5)
+
+
+def test_shared_identifiers_are_left_out_of_the_pairs_and_reported_apart():
+    assigned = {i: f"p{o}" for i, o in TRUTH["owner"].items()}
+    with_kiosk_merged = {**assigned, "kiosk": "p1"}
+    q = score(TRUTH, with_kiosk_merged)
+    assert (q["precision"], q["recall"]) == (1.0, 1.0)
+    assert q["shared_kept_apart"] == 0
+    q = score(TRUTH, {**assigned, "kiosk": "p-kiosk"})
+    assert q["shared_kept_apart"] == 1
+
+
+def test_unseen_identifiers_are_not_scored():
+    assigned = {i: f"p{o}" for i, o in TRUTH["owner"].items() if i != "c3"}
+    q = score(TRUTH, assigned)
+    assert q["identifiers_scored"] == 6
+    assert q["recall"] == 1.0
