@@ -164,6 +164,8 @@ ALL: tuple[TopicSpec, ...] = (
 )
 
 INPUTS: tuple[TopicSpec, ...] = tuple(t for t in ALL if t.role is Role.INPUT)
+INGESTED: tuple[TopicSpec, ...] = tuple(t for t in INPUTS if t not in (PRICES, LABELS))
+"""The event inputs the ingest agent reads (prices and labels feed global tables)."""
 
 
 def by_suffix(suffix: str) -> TopicSpec:

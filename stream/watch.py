@@ -75,7 +75,11 @@ async def wait_quiet(
 
 async def last_record_time(settings: Settings, spec: topics.TopicSpec) -> float:
     """The broker timestamp (s) of the newest record of an output topic."""
-    name = spec.name(settings)
+    return await newest_timestamp(settings, spec.name(settings))
+
+
+async def newest_timestamp(settings: Settings, name: str) -> float:
+    """The broker timestamp (s) of the newest record of topic ``name`` (0 if empty)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
     )

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Input topics that ingest reads (prices and labels feed state instead).
-INGESTED = tuple(t for t in topics.INPUTS if t not in (topics.PRICES, topics.LABELS))
+INGESTED = topics.INGESTED
 
 
 def register(c360: C360) -> None:

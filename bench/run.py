@@ -1,0 +1,450 @@
+"""End-to-end benchmark on the real broker: c360 against the physical limit and its peer.
+
+Usage: python bench/run.py quick|full   (`make bench-quick`, `make bench`)
+
+One run, one fresh deployment (own topics, group and state), in phases:
+
+1. throughput — a synthetic population (stream.population) produced as batched
+   records as fast as the producer goes; ``throughput_eps`` = input events / (last
+   profile change - first send);
+2. quality — pairwise ``precision``/``recall`` of identity resolution against the
+   ground truth, looked up through the API (all identifiers of a sample of persons);
+3. links — fresh sign-ins (anonymous id ↔ wallet, verified), each a link to make;
+   ``link_eps`` = sign-ins / (last profile change - first send);
+4. latency — background load at half of ``throughput_eps`` plus a probe event every
+   50 ms, each a new person; latency = probe sent → its profile change written;
+5. single records — ``single_record_eps``: c360 fed single-event records;
+6. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
+   same input topics (the physical limit of a Python consumer of that input);
+7. growth (full only) — profiles grown to 1M with one-event persons, RSS sampled at
+   100k and at the end;
+8. naive faust — ``naive_faust_eps``: bench/naive_faust.py (single-event records, one
+   Table write per event, the same tuned settings) on a subset.
+
+Prints a table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from harness import ROOT, batched, ensure, fresh_settings, produce, wait_quiet
+
+from stream import topics
+from stream.population import Population, address, iso, score
+from stream.quality import assignments
+from stream.settings import Settings
+from stream.watch import newest_timestamp
+from tests.support.worker import BIN, WorkerProcess, http_get
+
+SIZES = {
+    # persons, events, scored persons, link sign-ins, latency seconds, single, naive, growth
+    "quick": dict(
+        persons=2000,
+        events=30_000,
+        scored=600,
+        links=5000,
+        latency_s=6,
+        single=3000,
+        naive=3000,
+        growth=0,
+    ),
+    "full": dict(
+        persons=20_000,
+        events=300_000,
+        scored=3000,
+        links=40_000,
+        latency_s=30,
+        single=20_000,
+        naive=20_000,
+        growth=1_000_000,
+    ),
+}
+RESULTS = ROOT / "bench" / "results"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def metric(settings: Settings, name: str) -> float:
+    status, body = http_get(settings.web_url + "/metrics")
+    if status != 200:
+        return 0.0
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def timed_run(settings: Settings, events, batch: int = 200, rate: float | None = None):
+    """Produce, wait for quiet; (events, seconds from first send to last profile change)."""
+    records = batched(settings, events, batch=batch)
+    started, sent = await produce(settings, records, rate=rate)
+    await wait_quiet(settings, timeout=3600, settle=1.5)
+    last = await newest_timestamp(settings, topics.PROFILE_CHANGES.name(settings))
+    return sent, max(1e-3, last - started)
+
+
+def sign_ins(count: int, ts: int, tag: str) -> list[tuple[str, str, dict]]:
+    """Verified SIWE sign-ins, each linking a new device to a new wallet."""
+    out = []
+    for i in range(count):
+        wallet = address(0x51CE, i)
+        device = f"{tag}-dev-{i}"
+        out.append(
+            (
+                "web.events",
+                device,
+                {
+                    "type": "track",
+                    "event": "SIWE Sign In",
+                    "messageId": f"{tag}-siwe-{i}",
+                    "anonymousId": device,
+                    "timestamp": iso(ts + i),
+                    "properties": {"address": wallet, "chainId": 1},
+                    "context": {
+                        "c360": {"siwe": {"verified": True, "address": wallet, "chain_id": 1}}
+                    },
+                },
+            )
+        )
+    return out
+
+
+def page(device: str, n: int, ts: int, tag: str) -> tuple[str, str, dict]:
+    return (
+        "web.events",
+        device,
+        {
+            "type": "page",
+            "messageId": f"{tag}-{n}",
+            "anonymousId": device,
+            "timestamp": iso(ts),
+            "context": {"page": {"path": "/", "url": "https://app.c360.dev/"}},
+        },
+    )
+
+
+async def latency(settings: Settings, rate: float, seconds: float) -> list[float]:
+    """Probe latencies (ms) under background load at ``rate`` events/s."""
+    name = topics.PROFILE_CHANGES.name(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    await consumer._client.force_metadata_update()
+    tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or []]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    probe_re = re.compile(rb"latprobe-(\d+)")
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set() or len(seen) < len(sent):
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for rec in records:
+                    for m in probe_re.finditer(rec.value or b""):
+                        seen.setdefault(m.group(0).decode(), rec.timestamp / 1000)
+            if stop.is_set() and time.time() > deadline:
+                break
+
+    now = int(time.time() * 1000)
+    background = Population(5000, seed=99, end=now).events(int(rate * seconds))
+    bg_records = batched(settings, background, batch=200)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    deadline = float("inf")
+    watcher = asyncio.create_task(watch())
+
+    async def probes() -> None:
+        n = 0
+        web = topics.WEB_EVENTS.name(settings)
+        while not stop.is_set():
+            device = f"latprobe-{n}"
+            _, key, payload = page(device, n, now, "latprobe")
+            sent[device] = time.time()
+            await producer.send_and_wait(web, orjson.dumps(payload), key=key.encode())
+            n += 1
+            await asyncio.sleep(0.05)
+
+    prober = asyncio.create_task(probes())
+    await produce(settings, bg_records, rate=rate)
+    stop.set()
+    await prober
+    deadline = time.time() + 30
+    await watcher
+    await producer.stop()
+    await consumer.stop()
+    return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen]
+
+
+async def raw_consume(settings: Settings) -> tuple[int, float]:
+    """Every input record of the run, getmany + orjson decode; (events, seconds)."""
+    names = [t.name(settings) for t in topics.INGESTED]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or []]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        events = 0
+        started = time.perf_counter()
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, records in batch.items():
+                for rec in records:
+                    value = orjson.loads(rec.value)
+                    events += len(value) if isinstance(value, list) else 1
+                    if rec.offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+        return events, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def changelog_span(settings: Settings, name: str, want: int, timeout: float) -> float:
+    """Wait until topic ``name`` holds ``want`` records; seconds from its first to last."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        deadline = time.time() + timeout
+        while True:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(name) or set()
+            tps = [TopicPartition(name, p) for p in parts]
+            total = sum((await consumer.end_offsets(tps)).values()) if tps else 0
+            if total >= want:
+                break
+            if time.time() > deadline:
+                raise TimeoutError(f"{name}: {total} of {want} records after {timeout}s")
+            await asyncio.sleep(0.5)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        first, last = float("inf"), 0.0
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                for rec in records:
+                    first = min(first, rec.timestamp / 1000)
+                    last = max(last, rec.timestamp / 1000)
+                    if rec.offset >= ends[tp] - 1:
+                        remaining.discard(tp)
+        return max(1e-3, last - first)
+    finally:
+        await consumer.stop()
+
+
+async def naive_faust(tmp: Path, count: int) -> float:
+    """The peer baseline (bench/naive_faust.py) on ``count`` single-event records."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import naive_faust as naive
+
+    settings = fresh_settings(tmp / "naive")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(naive.topic_name(settings), settings.partitions, settings.replication)]
+        )
+    finally:
+        await admin.close()
+    population = Population(2000, seed=5, end=int(time.time() * 1000))
+    events = [e for e in population.events(count * 2) if e[0] == "web.events"][:count]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for _, key, payload in events:
+            await producer.send(naive.topic_name(settings), orjson.dumps(payload), key=key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    env = {**os.environ, **settings.to_env()}
+    log_file = open(tmp / "naive.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(BIN / "python"), str(ROOT / "bench" / "naive_faust.py")],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        seconds = await changelog_span(settings, naive.changelog(settings), len(events), 600)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log_file.close()
+    return len(events) / seconds
+
+
+async def growth(settings: Settings, worker: WorkerProcess, total: int) -> dict[str, float]:
+    """Grow to ``total`` one-event persons; RSS at 100k profiles and at the end."""
+    now = int(time.time() * 1000)
+    out: dict[str, float] = {}
+    done = 0
+    for upto in (100_000, total):
+        events = (page(f"grow-{i}", i, now, "grow") for i in range(done, upto))
+        await produce(settings, batched(settings, events, batch=200))
+        await wait_quiet(settings, timeout=3600, settle=1.5)
+        done = upto
+        out[f"rss_mb_at_{upto // 1000}k_profiles"] = round(rss_mb(worker.proc.pid, "VmRSS"), 1)
+        log(f"  {metric(settings, 'c360_profiles'):,.0f} profiles; RSS {out} MB")
+    return out
+
+
+async def bench(mode: str) -> dict:
+    size = SIZES[mode]
+    results: dict = {"mode": mode}
+    with tempfile.TemporaryDirectory(prefix="c360-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        settings = fresh_settings(tmp)
+        await ensure(settings)
+        worker = WorkerProcess(settings, tmp / "worker.log").start()
+        try:
+            log(f"worker ready in {worker.wait_ready(120):.1f}s; {settings.partitions} partitions")
+            now = int(time.time() * 1000)
+            population = Population(size["persons"], seed=7, end=now)
+            log(f"throughput: {size['events']:,} events of {size['persons']:,} persons")
+            events, seconds = await timed_run(settings, population.events(size["events"]))
+            results.update(events=events, seconds=round(seconds, 2))
+            results["throughput_eps"] = round(events / seconds)
+            results["profiles"] = int(metric(settings, "c360_profiles"))
+            log(f"  {events:,} events in {seconds:.1f}s = {results['throughput_eps']:,}/s")
+
+            truth = population.truth()
+            sample = set(random.Random(1).sample(range(size["persons"]), size["scored"]))
+            idents = [i for i, owner in truth["owner"].items() if owner in sample]
+            assigned = await assignments(settings, idents + truth["shared"])
+            q = score(truth, assigned)
+            results.update(precision=round(q["precision"], 5), recall=round(q["recall"], 5))
+            results["quality"] = {
+                k: q[k] for k in ("identifiers_scored", "shared_identifiers", "shared_kept_apart")
+            }
+            log(
+                f"  precision {q['precision']:.4f} recall {q['recall']:.4f} "
+                f"({q['identifiers_scored']:,} identifiers of {size['scored']:,} persons)"
+            )
+
+            log(f"links: {size['links']:,} verified sign-ins")
+            links, seconds = await timed_run(settings, sign_ins(size["links"], now, "lnk"))
+            results["link_eps"] = round(links / seconds)
+            log(f"  {results['link_eps']:,} links/s")
+
+            rate = results["throughput_eps"] / 2
+            log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (half load)")
+            lat = sorted(await latency(settings, rate, size["latency_s"]))
+            if lat:
+                results["latency_ms_p50"] = round(statistics.median(lat), 1)
+                results["latency_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
+                results["latency_probes"] = len(lat)
+            log(
+                f"  p50 {results.get('latency_ms_p50')} ms, p99 {results.get('latency_ms_p99')} ms"
+                f" over {len(lat)} probes"
+            )
+            await wait_quiet(settings, timeout=600, settle=1.0)
+
+            log(f"single-event records: {size['single']:,}")
+            single = Population(1000, seed=11, end=now).events(size["single"])
+            n, seconds = await timed_run(settings, single, batch=1)
+            results["single_record_eps"] = round(n / seconds)
+            log(f"  {results['single_record_eps']:,}/s")
+
+            n, seconds = await raw_consume(settings)
+            results["raw_consume_eps"] = round(n / seconds)
+            log(f"raw consume: {n:,} events in {seconds:.2f}s = {results['raw_consume_eps']:,}/s")
+
+            if size["growth"]:
+                log(f"growth: profiles to {size['growth']:,}")
+                results.update(await growth(settings, worker, size["growth"]))
+            results["rss_mb_peak"] = round(rss_mb(worker.proc.pid), 1)
+        finally:
+            worker.stop()
+        log(f"naive faust: {size['naive']:,} single-event records, one Table write each")
+        results["naive_faust_eps"] = round(await naive_faust(tmp, size["naive"]))
+        log(f"  {results['naive_faust_eps']:,}/s")
+    results["ratios"] = {
+        "throughput_over_naive": round(results["throughput_eps"] / results["naive_faust_eps"], 2),
+        "throughput_over_raw": round(results["throughput_eps"] / results["raw_consume_eps"], 3),
+    }
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    results["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return results
+
+
+KEYS = [
+    "events",
+    "seconds",
+    "throughput_eps",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "link_eps",
+    "raw_consume_eps",
+    "naive_faust_eps",
+    "single_record_eps",
+    "rss_mb_peak",
+    "profiles",
+    "precision",
+    "recall",
+]
+
+
+def main() -> int:
+    mode = sys.argv[1] if len(sys.argv) > 1 else "quick"
+    if mode not in SIZES:
+        print(f"usage: bench/run.py {'|'.join(SIZES)}", file=sys.stderr)
+        return 2
+    started = time.time()
+    results = asyncio.run(bench(mode))
+    results["wall_seconds"] = round(time.time() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{'figure':<24}{'value':>16}")
+    for key in KEYS + [k for k in results if k.startswith("rss_mb_at")]:
+        value = results.get(key)
+        shown = f"{value:,}" if isinstance(value, (int, float)) else str(value)
+        print(f"{key:<24}{shown:>16}")
+    ratios = results["ratios"]
+    print(f"{'throughput / naive':<24}{ratios['throughput_over_naive']:>16}")
+    print(f"{'throughput / raw':<24}{ratios['throughput_over_raw']:>16}")
+    print(f"\nwritten to {RESULTS / 'latest.json'} in {results['wall_seconds']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
