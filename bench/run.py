@@ -104,8 +104,11 @@ async def timed_run(settings: Settings, events, batch: int = 200, rate: float | 
     records = batched(settings, events, batch=batch)
     started, sent = await produce(settings, records, rate=rate)
     await wait_quiet(settings, timeout=3600, settle=1.5)
-    last = await newest_timestamp(settings, topics.PROFILE_CHANGES.name(settings))
-    return sent, max(1e-3, last - started)
+    name = topics.PROFILE_CHANGES.name(settings)
+    last = await newest_timestamp(settings, name)
+    if last < started:
+        raise RuntimeError(f"no profile change written since the run started ({last} < {started})")
+    return sent, last - started
 
 
 def sign_ins(count: int, ts: int, tag: str) -> list[tuple[str, str, dict]]:
@@ -124,7 +127,12 @@ def sign_ins(count: int, ts: int, tag: str) -> list[tuple[str, str, dict]]:
                     "messageId": f"{tag}-siwe-{i}",
                     "anonymousId": device,
                     "timestamp": iso(ts + i),
-                    "properties": {"address": wallet, "chainId": 1},
+                    "properties": {
+                        "address": wallet,
+                        "chainId": 1,
+                        "message": "sign in",
+                        "signature": "0x00",
+                    },
                     "context": {
                         "c360": {"siwe": {"verified": True, "address": wallet, "chain_id": 1}}
                     },

@@ -94,8 +94,10 @@ async def newest_timestamp(settings: Settings, name: str) -> float:
             if end > 0:
                 consumer.seek(tp, end - 1)
         remaining = {tp for tp, end in ends.items() if end > 0}
-        deadline = time.time() + 10
-        while remaining and time.time() < deadline:
+        deadline = time.time() + 30
+        while remaining:
+            if time.time() > deadline:
+                raise TimeoutError(f"{name}: the last records of {sorted(remaining)} not read")
             batch = await consumer.getmany(timeout_ms=500)
             for tp, recs in batch.items():
                 for rec in recs:
