@@ -169,7 +169,8 @@ async def latency(settings: Settings, rate: float, seconds: float) -> list[float
         await consumer.position(tp)
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
-    probe_re = re.compile(rb"latprobe-(\d+)")
+    tag = f"latprobe{random.randrange(16**8):08x}"  # new persons on every call
+    probe_re = re.compile(tag.encode() + rb"-\d+")
     stop = asyncio.Event()
 
     async def watch() -> None:
@@ -194,8 +195,8 @@ async def latency(settings: Settings, rate: float, seconds: float) -> list[float
         n = 0
         web = topics.WEB_EVENTS.name(settings)
         while not stop.is_set():
-            device = f"latprobe-{n}"
-            _, key, payload = page(device, n, now, "latprobe")
+            device = f"{tag}-{n}"
+            _, key, payload = page(device, n, now, tag)
             sent[device] = time.time()
             await producer.send_and_wait(web, orjson.dumps(payload), key=key.encode())
             n += 1
