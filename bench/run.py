@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -156,8 +157,12 @@ def page(device: str, n: int, ts: int, tag: str) -> tuple[str, str, dict]:
     )
 
 
-async def latency(settings: Settings, rate: float, seconds: float) -> list[float]:
-    """Probe latencies (ms) under background load at ``rate`` events/s."""
+async def latency(
+    settings: Settings, rate: float, seconds: float, lookups: list[str]
+) -> tuple[list[float], list[float]]:
+    """Under background load at ``rate`` events/s: probe latencies (event produced → its
+    profile change written, ms) and API lookup latencies (``GET /v1/profiles`` of
+    ``lookups`` at 50 requests/s, ms; one worker owns every key)."""
     name = topics.PROFILE_CHANGES.name(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
@@ -202,15 +207,36 @@ async def latency(settings: Settings, rate: float, seconds: float) -> list[float
             n += 1
             await asyncio.sleep(0.05)
 
+    api_ms: list[float] = []
+
+    async def requests() -> None:
+        headers = {"X-API-Key": settings.api_key}
+        async with aiohttp.ClientSession() as session:
+            n = 0
+            while not stop.is_set():
+                ident = lookups[n % len(lookups)]
+                started = time.perf_counter()
+                async with session.get(
+                    f"{settings.web_url}/v1/profiles/{ident}", headers=headers
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"lookup {ident}: HTTP {response.status}")
+                api_ms.append((time.perf_counter() - started) * 1000)
+                n += 1
+                await asyncio.sleep(0.02)
+
     prober = asyncio.create_task(probes())
+    requester = asyncio.create_task(requests())
     await produce(settings, bg_records, rate=rate)
     stop.set()
     await prober
+    await requester
     deadline = time.time() + 30
     await watcher
     await producer.stop()
     await consumer.stop()
-    return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen]
+    return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen], api_ms
 
 
 async def raw_consume(settings: Settings) -> tuple[int, float]:
@@ -377,11 +403,21 @@ async def bench(mode: str) -> dict:
 
             rate = results["throughput_eps"] / 2
             log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (half load)")
-            lat = sorted(await latency(settings, rate, size["latency_s"]))
+            lookups = [i for i in idents if i in assigned][:500]
+            lat, api = await latency(settings, rate, size["latency_s"], lookups)
+            lat, api = sorted(lat), sorted(api)
             if lat:
                 results["latency_ms_p50"] = round(statistics.median(lat), 1)
                 results["latency_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
                 results["latency_probes"] = len(lat)
+            if api:
+                results["api_ms_p50"] = round(statistics.median(api), 2)
+                results["api_ms_p99"] = round(api[min(len(api) - 1, int(len(api) * 0.99))], 2)
+                results["api_requests"] = len(api)
+            log(
+                f"  API lookups: p50 {results.get('api_ms_p50')} ms, "
+                f"p99 {results.get('api_ms_p99')} ms over {len(api)} requests"
+            )
             log(
                 f"  p50 {results.get('latency_ms_p50')} ms, p99 {results.get('latency_ms_p99')} ms"
                 f" over {len(lat)} probes"
@@ -430,6 +466,8 @@ KEYS = [
     "profiles",
     "precision",
     "recall",
+    "api_ms_p50",
+    "api_ms_p99",
 ]
 
 
