@@ -93,5 +93,5 @@ def test_the_chain_service_runs_the_connector_where_prometheus_scrapes_it():
     assert config.metrics_host == "0.0.0.0"
     # the checkpoint is on a named volume: a new container resumes, no re-read
     mounts = dict(v.split(":")[:2] for v in chain["volumes"])
-    [(volume, path)] = [(s, p) for s, p in mounts.items() if config.checkpoint_file.startswith(p)]
+    [volume] = [s for s, p in mounts.items() if config.checkpoint_file.startswith(p + "/")]
     assert volume in load()["volumes"]
