@@ -499,17 +499,38 @@ CONNECTORS = dashboard(
             unit="ops",
         ),
         panel(
-            "Reorgs and RPC errors",
+            "Reorgs",
             [
                 (
                     "sum by (instance) (increase(c360_chain_reorgs_total[1h]))",
                     "reorgs/h {{instance}}",
                 ),
                 (
-                    f"sum by (instance) (rate(c360_chain_rpc_errors_total[{RATE}]))",
-                    "RPC errors/s {{instance}}",
+                    "max by (instance) (c360_chain_last_reorg_depth)",
+                    "depth of the last {{instance}}",
                 ),
             ],
+            description="Reorgs undone per hour, and the blocks the last one orphaned "
+            "(C360ChainDeepReorg: over 12).",
+        ),
+        panel(
+            "RPC errors /s by kind",
+            [
+                (
+                    f"sum by (instance, kind) (rate(c360_chain_rpc_errors_total[{RATE}]))",
+                    "{{instance}} {{kind}}",
+                )
+            ],
+            unit="ops",
+            description="Failed RPC calls, retried or not: rate_limit, timeout, range, "
+            "missing, other.",
+        ),
+        panel(
+            "Backfill eth_getLogs range",
+            [("max by (instance) (c360_chain_getlogs_range)", "{{instance}}")],
+            unit="none",
+            description="Blocks per eth_getLogs call while backfilling; it shrinks on "
+            "the provider's range errors.",
         ),
     ],
 )

@@ -2,10 +2,11 @@
 Prometheus server scrapes a worker.
 
 A scripted run sends events through a worker, the web collector and the support
-receiver (all on the real broker), then scrapes their /metrics: every metric named
-in an alert rule or a dashboard panel must be there with a sample, and non-zero
-where the run must have produced one. The chain connector's metrics are checked
-against an explicit list while ``connectors/chain`` does not exist in this tree.
+receiver, and runs ``c360 connect chain`` (a subprocess reading a real EVM,
+eth-tester over HTTP JSON-RPC: transfers, then a 2-block reorg), all on the real
+broker, then scrapes their /metrics: every metric named in an alert rule or a
+dashboard panel must be there with a sample, and non-zero where the run must have
+produced one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -27,11 +30,10 @@ from connectors.support.config import SupportConfig
 from connectors.web.app import create_app as create_web
 from connectors.web.config import CollectorConfig
 from stream import topics
+from tests.support.chain import Evm, JsonRpcServer
 from tests.support.journey import JOURNEY, produce_jsonl
 from tests.support.kafka import produce
 from tests.support.observability import (
-    CHAIN_CONNECTOR,
-    CHAIN_METRICS,
     PROMETHEUS,
     prometheus,
     recorded,
@@ -39,7 +41,7 @@ from tests.support.observability import (
     samples,
 )
 from tests.support.webhooks import ZENDESK_TICKET_CREATED, post_zendesk
-from tests.support.worker import free_port, http_get
+from tests.support.worker import BIN, free_port, http_get
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +88,22 @@ MUST_MOVE = {
     "c360_siwe_verifications_total": lambda s: _total(s) > 0,
     "c360_table_recovery_records_total": lambda s: len(s) >= 4,  # one per stage table, at 0
     "c360_webhook_requests_total": lambda s: _total(s, result="accepted") > 0,
-    "c360_connector_up": lambda s: len(s) > 0 and all(v == 1 for _, v in s),
+    # web, support and chain, each up while scraped
+    "c360_connector_up": lambda s: (
+        {labels["connector"] for labels, _ in s} >= {"web", "support", "chain"}
+        and all(v == 1 for _, v in s)
+    ),
+    # the chain connector caught up with the EVM (its head: checked in chain_run)
+    "c360_chain_head_block": lambda s: _total(s) > 0,
+    "c360_chain_processed_block": lambda s: _total(s) > 0,
+    "c360_chain_events_total": lambda s: all(
+        _total(s, kind=k) > 0 for k in ("log", "tx", "retract")
+    ),
+    "c360_chain_reorgs_total": lambda s: _total(s) == 1,
+    "c360_chain_last_reorg_depth": lambda s: _total(s) == REORG_DEPTH,
 }
+
+REORG_DEPTH = 2  # blocks of the branch chain_run orphans
 
 
 def _total(series: list[tuple[dict, float]], **match: str) -> float:
@@ -148,7 +164,82 @@ async def scripted_run(settings, web: TestClient, support: TestClient) -> None:
     await produce(settings.kafka_bootstrap, topics.FORMS.name(settings), [(b"f", b"not json")])
 
 
-def test_every_metric_of_the_dashboards_and_alerts_is_exposed(settings, start_worker):
+def chain_run(settings, tmp_path) -> dict:
+    """``c360 connect chain`` in a subprocess over an HTTP JSON-RPC EVM: ERC-20, ERC-721
+    and native transfers, then a reorg orphaning ``REORG_DEPTH`` blocks; once it has
+    caught up with the new branch, its /metrics (scraped while it runs)."""
+    evm = Evm()
+    server = JsonRpcServer(evm)
+    acc = evm.accounts
+    port = free_port()
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "C360_CHAIN_RPC_URL": server.url,
+        "C360_CHAIN_CONTRACTS": f"{evm.token.address},{evm.nft.address}",
+        "C360_CHAIN_WALLETS": acc[1].lower(),
+        "C360_CHAIN_CHECKPOINT_FILE": str(tmp_path / "chain-checkpoint.json"),
+        "C360_CHAIN_POLL_INTERVAL": "0.05",
+        "C360_CHAIN_METRICS_HOST": "127.0.0.1",
+        "C360_CHAIN_METRICS_PORT": str(port),
+    }
+    log_path = tmp_path / "chain.log"
+    proc = None
+
+    def scrape() -> dict:
+        if proc.poll() is not None:
+            log = log_path.read_text()
+            raise AssertionError(f"chain connector exited {proc.returncode}:\n{log}")
+        try:
+            status, body = http_get(f"http://127.0.0.1:{port}/metrics", timeout=2.0)
+        except OSError:
+            return {}
+        return samples(body.decode()) if status == 200 else {}
+
+    def at_head(s: dict, reorgs: int) -> bool:
+        with server.lock:
+            head = evm.head()
+        return (
+            _total(s.get("c360_chain_processed_block", [])) == head
+            and _total(s.get("c360_chain_reorgs_total", [])) == reorgs
+        )
+
+    try:
+        with server.lock:
+            evm.erc20(acc[0], acc[1], 10**18)
+            evm.mint(acc[1], 1)
+            evm.send(acc[1], acc[2], 10**15)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(BIN / "c360"), "connect", "chain"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(scrape, lambda s: at_head(s, 0), 60, "the chain connector at the head")
+        with server.lock:  # a branch the connector reads...
+            snap = evm.w3.testing.snapshot()
+            for i in range(REORG_DEPTH):
+                evm.erc20(acc[0], acc[1], 5 + i)
+        wait_for(scrape, lambda s: at_head(s, 0), 30, "the chain connector on the branch")
+        with server.lock:  # ... replaced by a longer one
+            evm.w3.testing.revert(snap)
+            evm.erc20(acc[0], acc[3], 8)
+            evm.mine(REORG_DEPTH)
+        return wait_for(scrape, lambda s: at_head(s, 1), 30, "the chain connector past the reorg")
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        server.close()
+
+
+def test_every_metric_of_the_dashboards_and_alerts_is_exposed(settings, start_worker, tmp_path):
+    scraped = {"chain": chain_run(settings, tmp_path)}
     worker = start_worker(settings)
     worker.wait_ready()
 
@@ -167,7 +258,7 @@ def test_every_metric_of_the_dashboards_and_alerts_is_exposed(settings, start_wo
                 scraped[name] = samples(await r.text())
             return scraped
 
-    scraped = asyncio.run(connectors())
+    scraped |= asyncio.run(connectors())
     key = {"X-API-Key": settings.api_key}
     wait_for(
         lambda: http_get(f"{settings.web_url}/v1/profiles/anon:dev-obs", key)[0],
@@ -192,24 +283,17 @@ def test_every_metric_of_the_dashboards_and_alerts_is_exposed(settings, start_wo
             exposed.setdefault(name, []).extend(series)
     referenced = referenced_metrics()
     needed = set(referenced) - PROMETHEUS_MADE - recorded()
-    chain_only = {m for m in needed if m.startswith("c360_chain_")}
-    missing = {m: sorted(referenced[m]) for m in needed - chain_only if not exposed.get(m)}
+    assert {m for m in needed if m.startswith("c360_chain_")} <= set(scraped["chain"])
+    missing = {m: sorted(referenced[m]) for m in needed if not exposed.get(m)}
     assert missing == {}, "read by dashboards/alerts but not exposed with a sample"
     not_moved = sorted(n for n, check in MUST_MOVE.items() if not check(exposed.get(n, [])))
     assert not_moved == []
-    # the chain connector: built on another branch
-    if CHAIN_CONNECTOR.exists():
-        pytest.fail(
-            "connectors/chain exists: run it in this test and check "
-            f"{sorted(chain_only)} on its /metrics",
-            pytrace=False,
-        )
-    assert chain_only == CHAIN_METRICS, "chain-only metrics (checked on the chain branch)"
-    assert not chain_only & set(exposed)
 
 
 def _on_worker(name: str) -> bool:
-    return not name.startswith(("c360_collector", "c360_siwe", "c360_webhook", "c360_connector"))
+    return not name.startswith(
+        ("c360_collector", "c360_siwe", "c360_webhook", "c360_connector", "c360_chain")
+    )
 
 
 @pytest.fixture

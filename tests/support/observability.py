@@ -17,18 +17,6 @@ DOCS = ROOT / "docs" / "metrics.md"
 PROMETHEUS = ROOT / "ops" / "prometheus"
 DASHBOARDS = ROOT / "ops" / "grafana" / "dashboards"
 
-CHAIN_CONNECTOR = ROOT / "connectors" / "chain"
-CHAIN_METRICS = frozenset(
-    {
-        "c360_chain_head_block",
-        "c360_chain_processed_block",
-        "c360_chain_reorgs_total",
-        "c360_chain_events_total",
-        "c360_chain_rpc_errors_total",
-    }
-)
-"""The chain connector's metrics (built on another branch): its contract with us."""
-
 _METRIC = re.compile(r"\b(c360_[a-zA-Z0-9_]+|up)\b(?!\s*\()")
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")

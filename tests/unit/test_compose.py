@@ -1,8 +1,11 @@
 """docker-compose.yml cannot run here (no Docker engine): check what can be checked."""
 
+import re
 from pathlib import Path
 
 import yaml
+
+from connectors.chain.config import ChainConfig
 
 ROOT = Path(__file__).parents[2]
 
@@ -46,9 +49,49 @@ def test_prometheus_scrapes_the_compose_services_it_has():
     assert set(jobs) == {"c360-worker", "c360-web", "c360-support", "c360-chain"}
     for job, target in jobs.items():
         host = target.split(":")[0]
-        if job == "c360-chain" and not (ROOT / "connectors" / "chain").exists():
-            continue  # built on another branch: once merged, compose must run it
         assert host in services, job
+        assert host in services["prometheus"]["depends_on"], job
     prometheus = services["prometheus"]
     assert "./ops/prometheus/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
     assert config["rule_files"] == ["rules/*.yml"]  # relative to /etc/prometheus/
+
+
+def resolved(environment: dict) -> dict[str, str]:
+    """A service's environment as compose passes it when nothing is set on the host:
+    ``${VAR:-default}`` is its default."""
+    out = {}
+    for name, value in environment.items():
+        value = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+        assert "${" not in value, f"{name}: {value} has no default"
+        out[name] = value
+    return out
+
+
+def test_the_chain_service_runs_the_connector_where_prometheus_scrapes_it():
+    services = load()["services"]
+    chain = services["chain"]
+    assert chain["build"] == "."
+    assert chain["command"] == ["connect", "chain"]
+    raw = chain["environment"]
+    assert raw["C360_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    # the RPC URL (which may hold an API key) comes from the host's environment
+    assert raw["C360_CHAIN_RPC_URL"].startswith("${C360_CHAIN_RPC_URL:-")
+    # with nothing set, the defaults make a valid configuration the command accepts
+    config = ChainConfig.from_env(resolved(raw))
+    assert config.rpc_url.startswith("http")
+    assert config.contracts or config.wallets or config.treasuries
+    # /metrics on every interface, on the port of the c360-chain scrape target
+    prom = yaml.safe_load((ROOT / "ops/prometheus/prometheus.yml").read_text())
+    [target] = [
+        t
+        for job in prom["scrape_configs"]
+        if job["job_name"] == "c360-chain"
+        for static in job["static_configs"]
+        for t in static["targets"]
+    ]
+    assert target == f"chain:{config.metrics_port}"
+    assert config.metrics_host == "0.0.0.0"
+    # the checkpoint is on a named volume: a new container resumes, no re-read
+    mounts = dict(v.split(":")[:2] for v in chain["volumes"])
+    [volume] = [s for s, p in mounts.items() if config.checkpoint_file.startswith(p + "/")]
+    assert volume in load()["volumes"]
