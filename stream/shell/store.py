@@ -17,6 +17,16 @@ subclass of faust's RocksDB store, registered as ``c360://``. Replaying a
 changelog applies whole groups only (the records of one commit end with their
 marker), so a commit interrupted half-sent is never half-applied; the redo of
 that batch rewrites the same keys.
+
+Replay applies everything read up to a marker, not a counted group: changelogs are
+compacted, which keeps only the newest marker and the newest value of each key, so
+old groups dissolve, and "everything up to the last marker" is what stays right.
+The records an interrupted commit sent before its crash (no marker of their own)
+are therefore applied with the next marker. The redo rewrites every key the same
+way once it has processed the same inputs again; a rebuild from the changelog
+between the redo of a part of those inputs and the rest (a second failure in that
+window) could apply part of their effect twice. Closing that window needs
+transactional changelog writes (the exactly-once work that builds on this layer).
 """
 
 from __future__ import annotations
@@ -39,8 +49,6 @@ MARKER = b"__c360\x00marker__"
 """The key of the record that ends a commit; its value holds the input offset."""
 INPUT_OFFSET = b"__c360\x00input__"
 """Where the local database keeps the last input offset it committed (JSON)."""
-GROUP_SIZE = "#records"
-"""The marker's count of the records in its group (the marker included)."""
 
 _DELETED = object()
 
@@ -117,23 +125,13 @@ class BatchStore(faust_rocksdb.Store):
     def input_offset(self, partition: int) -> dict[str, int]:
         """Input positions committed with the state: {"topic:partition": offset}."""
         raw = self._db_for_partition(partition).get(INPUT_OFFSET)
-        if raw is None:
-            return {}
-        positions = _decode(raw)
-        positions.pop(GROUP_SIZE, None)
-        return positions
+        return {} if raw is None else _decode(raw)
 
     def changelog_records(
         self, txn: Txn, positions: dict[str, int]
     ) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
-        """The changelog records of a commit: its changes, then the marker.
-
-        The marker counts the records of its group, so that a replay applies exactly
-        this group even when an interrupted attempt left a partial group before it.
-        """
-        changes = txn.changes()
-        marker = _encode({**positions, GROUP_SIZE: len(changes) + 1})
-        return [*changes, (MARKER, marker)], marker
+        """The changelog records of a commit: its changes, then the marker."""
+        return [*txn.changes(), (MARKER, _encode(positions))], _encode(positions)
 
     def apply_local(
         self,
@@ -171,8 +169,7 @@ class BatchStore(faust_rocksdb.Store):
             pending = self._pending.setdefault(msg.partition, [])
             pending.append((msg.key, msg.value))
             if msg.key == MARKER:
-                group = completed_group(pending, msg.value)
-                self.apply_local(msg.partition, group, msg.value, msg.offset)
+                self.apply_local(msg.partition, pending, msg.value, msg.offset)
                 self._pending[msg.partition] = []
         if n:
             METRICS.recovery_records.labels(self.table_name).inc(n)
@@ -182,18 +179,6 @@ class BatchStore(faust_rocksdb.Store):
         never finished (its batch will be redone): forget it."""
         for tp in active_tps:
             self._pending.pop(tp.partition, None)
-
-
-def completed_group(
-    pending: list[tuple[bytes, bytes | None]], marker: bytes
-) -> list[tuple[bytes, bytes | None]]:
-    """The records of the group that ``marker`` (the last of ``pending``) ends.
-
-    Records before it are what an interrupted commit left in the changelog; its redo
-    wrote a whole group after them, so they are not applied.
-    """
-    size = _decode(marker).get(GROUP_SIZE, len(pending))
-    return pending[-size:]
 
 
 def register() -> None:
