@@ -120,11 +120,23 @@ class StageRunner:
         outbox = Outbox(self.settings)
         source = f"{self.name}:{partition}"
         last = None
+        previous = position
         for message in records:
             if message.offset <= position:
                 self.metric_skipped.inc()
                 continue
-            last = message.offset
+            if previous >= 0 and message.offset > previous + 1:
+                # Our internal topics have no compaction and no transaction markers: a
+                # hole means the consumer skipped records that this state never applied.
+                log.warning(
+                    "stage %s %s: records %d..%d were not delivered before offset %d",
+                    self.name,
+                    tp,
+                    previous + 1,
+                    message.offset - 1,
+                    message.offset,
+                )
+            previous = last = message.offset
             outbox.begin(source, message.offset)
             self.process(txn, self._fresh(txn, message, outbox), outbox)
             self.metric_records.inc()

@@ -40,6 +40,30 @@ async def lag_by_partition(
         await admin_client.close()
 
 
+async def committed_and_ends(
+    settings: Settings, group: str, names: list[str]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Per partition: (the group's committed offset, 0 when none; the end offset)."""
+    admin_client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin_client.start()
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        committed = await admin_client.list_consumer_group_offsets(group)
+        tps = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or []]
+        ends = await consumer.end_offsets(tps)
+        out = {}
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else 0
+            out[(tp.topic, tp.partition)] = (offset, end)
+        return out
+    finally:
+        await consumer.stop()
+        await admin_client.close()
+
+
 async def wait_quiet(settings: Settings, timeout: float = 600.0, settle: float = 2.0) -> float:
     """Wait until every stage has consumed everything; returns when that was first seen."""
     names = [t.name(settings) for t in topics.ALL if t.role is not topics.Role.OUTPUT]
