@@ -95,11 +95,18 @@ class Rewind:
         self._asked[key] = (offset, now, tries)
         self.count += 1
         self.next[key] = min(self.next.get(key, offset), offset)
+        tp = TP(topic, partition)
+        if self.app is not None:
+            # Never past the group's committed offset: faust commits a partition only
+            # once every offset from there on was acknowledged in this assignment.
+            committed = self.app.consumer._committed_offset.get(tp)
+            if isinstance(committed, int) and 0 <= committed < offset:
+                offset = committed
         log.warning("%s: seeking %s:%d back to offset %d", why, topic, partition, offset)
         if self.app is None:
             return True
         try:
-            await self.app.consumer.seek_wait({TP(topic, partition): offset})
+            await self.app.consumer.seek_wait({tp: offset})
         except Exception as exc:  # e.g. the partition was revoked meanwhile
             log.warning("seek of %s:%d to %d failed: %r", topic, partition, offset, exc)
         return True
