@@ -34,6 +34,7 @@ class C360:
     stages: dict[str, Any] = field(default_factory=dict)
     lookups: Any = None
     aggregator: Any = None
+    rewind: Any = None
 
     @property
     def rocksdb_options(self) -> dict[str, int]:

@@ -25,6 +25,14 @@ async def lag_by_partition(
     settings: Settings, group: str, names: list[str]
 ) -> dict[TopicPartition, int]:
     """Per partition: records not yet committed by the consumer group."""
+    positions = await committed_and_ends(settings, group, names)
+    return {TopicPartition(t, p): end - off for (t, p), (off, end) in positions.items()}
+
+
+async def committed_and_ends(
+    settings: Settings, group: str, names: list[str]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Per partition: (the group's committed offset, 0 when none; the end offset)."""
     admin_client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await admin_client.start()
@@ -34,11 +42,12 @@ async def lag_by_partition(
         committed = await admin_client.list_consumer_group_offsets(group)
         tps = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or []]
         ends = await consumer.end_offsets(tps)
-        lag = {}
+        out = {}
         for tp, end in ends.items():
             meta = committed.get(tp)
-            lag[tp] = end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
-        return lag
+            offset = meta.offset if meta is not None and meta.offset >= 0 else 0
+            out[(tp.topic, tp.partition)] = (offset, end)
+        return out
     finally:
         await consumer.stop()
         await admin_client.close()

@@ -25,6 +25,7 @@ from stream.core.route import RouteStage
 from stream.shell import observe
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
+from stream.shell.rewind import Rewind
 from stream.shell.sender import BatchSender
 from stream.shell.stage import GROUP_MAX, GROUP_WAIT, StageRunner, fatal
 from stream.ticks import tick_records
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from stream.app import C360
 
 log = logging.getLogger(__name__)
+REWIND_INTERVAL = 0.25
+"""Seconds between checks for records to deliver again (see stream/shell/rewind.py)."""
 
 # Input topics that ingest reads (prices and labels feed state instead).
 INGESTED = topics.INGESTED
@@ -40,6 +43,12 @@ INGESTED = topics.INGESTED
 
 def register(c360: C360) -> None:
     """Declare every table and agent of a worker."""
+    c360.rewind = Rewind(c360.app)
+
+    @c360.app.timer(interval=REWIND_INTERVAL, name="rewind")
+    async def _rewind() -> None:
+        await c360.rewind.flush()
+
     register_ingest(c360)
     prices, labels = register_reference(c360)
     c360.stages["route"] = stage(c360, "route", topics.ROUTE, RouteStage(c360.rules).process)
@@ -89,6 +98,7 @@ def stage(
         DECODERS[spec.suffix].decode,
         lambda: sender_of(c360),
         observe=hook,
+        rewind=c360.rewind,
     )
 
     async def agent(stream):
@@ -118,11 +128,54 @@ def register_ingest(c360: C360) -> None:
             counter = counters[(suffix, kind)] = METRICS.events_in.labels(suffix, kind)
         counter.inc(n)
 
+    # Ingest keeps no state, so its positions live in memory (``rewind.next``): the
+    # next offset it applies per partition, from the group's committed offset on, or
+    # from where it sought a partition back (see rewind.py).
+    rewind = c360.rewind
+    expected = rewind.next
+
+    async def in_order(events: list[Any]) -> list[Any]:
+        """The events to apply: each partition's records from the one expected next,
+        without holes (a hole seeks the partition back, and what follows it waits)."""
+        if not rewind.settled():
+            rewind.refuse([event.message for event in events])
+            return []
+        out = []
+        stopped = set()
+        for event in events:
+            msg = event.message
+            tp = (msg.topic, msg.partition)
+            if tp in stopped:
+                continue
+            want = expected.get(tp)
+            if want is None:
+                want = rewind.committed(msg)
+                if want is not None:
+                    expected[tp] = want
+            if want is not None and msg.offset < want:
+                continue  # applied already (a redelivery)
+            hole = want is not None and msg.offset > want
+            if hole and await rewind.to(
+                msg.topic,
+                msg.partition,
+                want,
+                f"ingest {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
+                f"missing before {msg.offset}",
+            ):
+                stopped.add(tp)
+                continue
+            expected[tp] = msg.offset + 1
+            out.append(event)
+        return out
+
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest_agent(stream):
         sender = None
         async for events in stream.take_events(GROUP_MAX, within=GROUP_WAIT):
             try:
+                events = await in_order(events)
+                if not events:
+                    continue
                 sender = sender or sender_of(c360)
                 outbox = Outbox(settings)
                 for event in events:

@@ -269,8 +269,32 @@ def register(c360: C360) -> Lookups:
 
             return await answer("/v1/_internal", request, work)
 
+    @app.page("/v1/_internal/offsets")
+    class InternalOffsets(View):
+        """The input positions stored with each stage partition's state on this worker."""
+
+        async def get(self, request: Request) -> Response:
+            async def work():
+                return 200, stored_offsets(c360)
+
+            return await answer("/v1/_internal", request, work)
+
     del Identities, InternalRoute, InternalPerson, Profiles, Persons, Channels, InternalChannels
+    del InternalOffsets
     return lookups
+
+
+def stored_offsets(c360: C360) -> dict[str, dict[str, int]]:
+    """{stage: {"topic:partition": offset}}: the last input offset each stage partition
+    committed together with its state (read from the open partition databases)."""
+    out: dict[str, dict[str, int]] = {}
+    for name, runner in c360.stages.items():
+        store = runner.store
+        positions: dict[str, int] = {}
+        for partition in sorted(store._dbs):
+            positions.update(store.input_offset(partition))
+        out[name] = positions
+    return out
 
 
 PERSON_ID = re.compile(r"^p[0-9a-f]{20}$")

@@ -5,7 +5,10 @@ The agent takes what its stream has buffered (``take_events``: up to
 partition in the group:
 
 1. skips records at or below the input offset committed with the partition's
-   state (a redelivery after a restart);
+   state (a redelivery after a restart), and applies the others strictly in offset
+   order from there: a record past the next expected one (a hole faust left, see
+   :mod:`stream.shell.rewind`) is not applied, the partition is sought back instead;
+   nothing is applied while faust is still assigning or recovering partitions;
 2. decodes each record's segments and drops those a sender already delivered
    (the highest ``seq`` per ``source`` is kept in the state: ``h:{source}``);
 3. runs the core stage over a :class:`~stream.shell.store.Txn` of the partition,
@@ -38,6 +41,7 @@ from stream.core.ingest import Rejection
 from stream.settings import Settings
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
+from stream.shell.rewind import Rewind
 from stream.shell.sender import BatchSender
 from stream.shell.store import BatchStore
 
@@ -67,8 +71,10 @@ class StageRunner:
         decode: Callable[[bytes], list[Any]],
         sender: Callable[[], BatchSender],
         observe: Callable[[], None] | None = None,
+        rewind: Rewind | None = None,
     ) -> None:
         self.name = name
+        self.rewind = rewind if rewind is not None else Rewind(None)
         self.settings = settings
         self.table = table
         self.process = process
@@ -98,9 +104,13 @@ class StageRunner:
     def forget(self) -> None:
         """After a rebalance, positions are re-read from the partitions' state."""
         self._positions.clear()
+        self.rewind.forget()
 
     async def handle(self, messages: Sequence[Any]) -> None:
         """Apply a group of input records (in arrival order)."""
+        if not self.rewind.settled():
+            self.rewind.refuse(list(messages))  # delivered again once faust settles
+            return
         try:
             by_partition: dict[int, list[Any]] = {}
             for message in messages:
@@ -120,10 +130,24 @@ class StageRunner:
         outbox = Outbox(self.settings)
         source = f"{self.name}:{partition}"
         last = None
+        expected = position + 1 if position >= 0 else self.rewind.committed(records[0])
         for message in records:
             if message.offset <= position:
                 self.metric_skipped.inc()
                 continue
+            # A hole (see stream/shell/rewind.py): our internal topics have no compaction
+            # and no transaction markers, so records expected..offset-1 exist and were
+            # not handed to us. Apply nothing past it.
+            hole = expected is not None and message.offset > expected
+            if hole and await self.rewind.to(
+                message.topic,
+                partition,
+                expected,
+                f"stage {self.name} {tp}: records {expected}..{message.offset - 1} "
+                f"missing before {message.offset}",
+            ):
+                break
+            expected = message.offset + 1
             last = message.offset
             outbox.begin(source, message.offset)
             self.process(txn, self._fresh(txn, message, outbox), outbox)

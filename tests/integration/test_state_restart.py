@@ -1,35 +1,37 @@
 """The state layer across restarts: gracefully, by kill -9, and with the local disk lost.
 
 A worker is stopped in the middle of a stream, restarted, and the final state must be
-exactly what the simulator computes from the same inputs: no event lost, none counted
-twice. After a loss of its data directory a worker rebuilds its state from the
-changelogs.
-
-The guards that depend on arrival order are off here, worker and simulator alike:
-the hub cap and the per-person limits (which merges happen before a cap or limit is
-reached depends on the order the link stage sees the links in, and a restart
-legitimately changes it). Without them the persons are the connected components of
-the links whatever the order, so any difference is a lost or doubled message.
+exactly what the inputs give: no event lost, none counted twice. The persons are those
+of the links in the order the link stage recorded them (DESIGN.md, invariant 1; see
+tests/support/identity.py: the guards make them depend on that order, and a batched
+pipeline's order is not the simulator's), each person's events the sum of its
+identifiers' events. After a loss of its data directory a worker rebuilds its state from
+the changelogs. Every restarted worker is also checked against its consumer group: the
+input offset stored with each stage partition's state is at least the committed position
+minus one (faust never committed past work the state lacks), and at most the last offset.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import shutil
 import signal
 import time
-from collections import Counter
 
-import msgspec
 import pytest
 
-from stream.core.rules import Rules
+from stream import topics
 from stream.loadgen import batched, produce
 from stream.population import Population
-from stream.sim import Input, Simulator
-from stream.watch import wait_quiet
+from stream.watch import committed_and_ends, wait_quiet
+from tests.support.identity import (
+    events_by_identifier,
+    expected_persons,
+    link_components,
+    link_records,
+    person_total,
+)
 from tests.support.worker import http_get
 
 pytestmark = pytest.mark.integration
@@ -38,31 +40,43 @@ PERSONS = 150
 EVENTS = 5000
 
 
-ORDER_FREE = Rules(max_joins={}, limits={})
-
-
-@pytest.fixture
-def settings(settings, tmp_path):
-    """The test settings with a rules file that turns the order-dependent guards off."""
-    path = tmp_path / "rules.json"
-    path.write_bytes(msgspec.json.encode(ORDER_FREE))
-    return dataclasses.replace(settings, rules_file=path)
-
-
 def population_events() -> list[tuple[str, str, dict]]:
     return list(Population(PERSONS, seed=11).events(EVENTS))
 
 
-def expected(events) -> dict[str, tuple[frozenset, int]]:
-    """identifier -> (its person's identifiers, its person's event count), offline."""
-    sim = Simulator(partitions=2, seed=5, rules=ORDER_FREE)
-    sim.run([Input(s, msgspec.json.encode(p), key=k) for s, k, p in events])
-    out = {}
-    for row in sim.persons().values():
-        members = frozenset(row["m"])
-        for ident in members:
-            out[ident] = (members, row["a"]["n"])
-    return out
+def expected(settings, counts: dict[str, int]) -> dict[str, tuple[frozenset, int]]:
+    """identifier -> (its person's identifiers, its person's event count), offline, with
+    the persons of the links in the order this run's link stage recorded them."""
+    components = link_components(asyncio.run(link_records(settings)))
+    return expected_persons(components, counts)
+
+
+STAGES = {
+    "route": topics.ROUTE,
+    "link": topics.LINK,
+    "profile": topics.PROFILE,
+    "channel": topics.CHANNEL,
+}
+
+
+def check_offsets(settings) -> None:
+    """Each stage partition's stored input offset against the group's committed position."""
+    status, body = http_get(
+        settings.web_url + "/v1/_internal/offsets", {"X-API-Key": settings.api_key}
+    )
+    assert status == 200, (status, body[:200])
+    stored = json.loads(body)
+    names = [spec.name(settings) for spec in STAGES.values()]
+    positions = asyncio.run(committed_and_ends(settings, settings.app_id, names))
+    for stage, spec in STAGES.items():
+        name = spec.name(settings)
+        for (topic, partition), (committed, end) in positions.items():
+            if topic != name:
+                continue
+            offset = stored[stage].get(f"{topic}:{partition}", -1)
+            where = (stage, topic, partition, offset, committed, end)
+            assert offset >= committed - 1, where  # faust committed past the state
+            assert offset <= end - 1, where
 
 
 def metric(settings, name: str) -> float:
@@ -95,13 +109,13 @@ def check_final(settings, want: dict[str, tuple[frozenset, int]]) -> None:
         assert got == members, ident
         assert profile["events"] == events, (ident, profile["events"], events)
         seen_persons[profile["person_id"]] = profile["events"]
-    assert sum(seen_persons.values()) == sum(Counter({m: n for m, n in want.values()}).values())
+    assert sum(seen_persons.values()) == person_total(want)
 
 
 @pytest.mark.parametrize("how", ["kill -9", "graceful"])
 def test_a_restart_mid_stream_loses_nothing_and_counts_nothing_twice(settings, start_worker, how):
     events = population_events()
-    want = expected(events)
+    counts = events_by_identifier(events)
     worker = start_worker(settings)
     worker.wait_ready()
     records = batched(settings, events, batch=50)
@@ -112,12 +126,13 @@ def test_a_restart_mid_stream_loses_nothing_and_counts_nothing_twice(settings, s
     restarted = start_worker(settings, name="restarted")
     restarted.wait_ready()
     asyncio.run(wait_quiet(settings, timeout=120))
-    check_final(settings, want)
+    check_offsets(settings)
+    check_final(settings, expected(settings, counts))
 
 
 def test_a_worker_that_lost_its_disk_rebuilds_its_state_from_the_changelogs(settings, start_worker):
     events = population_events()
-    want = expected(events)
+    counts = events_by_identifier(events)
     worker = start_worker(settings)
     worker.wait_ready()
     asyncio.run(produce(settings, batched(settings, events, batch=100)))
@@ -126,4 +141,5 @@ def test_a_worker_that_lost_its_disk_rebuilds_its_state_from_the_changelogs(sett
     shutil.rmtree(settings.data_dir)
     rebuilt = start_worker(settings, name="rebuilt")
     rebuilt.wait_ready(timeout=120)
-    check_final(settings, want)
+    check_offsets(settings)
+    check_final(settings, expected(settings, counts))

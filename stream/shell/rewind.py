@@ -1,0 +1,124 @@
+"""Asking the consumer to deliver a partition again, from the first record not applied.
+
+A stage applies the records of a partition strictly in offset order from the input
+offset stored with its state, and it must never apply a record past one it has not
+applied: the receivers' ``h:{source}`` rule would then drop the missing record's
+segments for good. faust can hand a stage such a hole. On a restart (faust-streaming
+0.15.3, seen in the kill -9 restart test), the fetcher already delivers stream
+partitions while the tables are still recovering, and the recovery's "seek stream
+partitions to committed offsets" updates the consumer's read offsets only after it has
+sought every partition: records fetched again in between are below the stale read
+offset and dropped as already read, the later ones open a gap that faust's commit
+bookkeeping counts as acknowledged (it commits past records nobody applied) or, when
+two offsets at the head are missing, never commits that partition again.
+
+So:
+
+- a stage that sees a record past the next one it expects applies nothing of that
+  partition from there and seeks the consumer back to the missing offset (which also
+  resets faust's read offset for it); the records it skipped come again after it;
+- records handed over while faust is still assigning or recovering partitions are not
+  applied (the state may be half recovered); their partitions are sought back to the
+  first of them once faust has settled (faust acknowledges them anyway, and may even
+  commit them, so nothing else would deliver them again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0
+"""A seek to the same offset is not repeated sooner (records already buffered after
+the hole keep arriving until the seek takes effect)."""
+GIVE_UP_AFTER = 30
+"""Seeks to one offset before a hole is accepted: the records are gone (retention)."""
+
+
+def settled(app: Any) -> bool:
+    """Whether faust is done assigning and recovering: the consumer's positions and
+    read offsets are those of the committed offsets, and the tables are recovered."""
+    recovery = app.tables.recovery
+    return recovery.completed.is_set() and not recovery.in_recovery and not app.rebalancing
+
+
+class Rewind:
+    """Seeks a consumer's partitions back to the offsets their agents need next."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._asked: dict[tuple[str, int], tuple[int, float, int]] = {}
+        self._refused: dict[tuple[str, int], int] = {}
+        # the next offset to apply, for agents that keep no state (ingest)
+        self.next: dict[tuple[str, int], int] = {}
+        self.count = 0
+
+    def settled(self) -> bool:
+        return self.app is None or settled(self.app)
+
+    def refuse(self, messages: list[Any]) -> None:
+        """Records not applied because faust had not settled: to be delivered again."""
+        refused = self._refused
+        for message in messages:
+            key = (message.topic, message.partition)
+            first = refused.get(key)
+            if first is None or message.offset < first:
+                refused[key] = message.offset
+
+    async def flush(self) -> None:
+        """Once faust has settled, seek the partitions of refused records back to them."""
+        if not self._refused or not self.settled():
+            return
+        refused, self._refused = self._refused, {}
+        for (topic, partition), offset in sorted(refused.items()):
+            await self.to(topic, partition, offset, "records handed over before recovery ended")
+
+    async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
+        """Seek ``topic:partition`` back to ``offset``; False when the caller should go on
+        without the missing records (sought there too often: they no longer exist)."""
+        key = (topic, partition)
+        now = time.monotonic()
+        asked = self._asked.get(key)
+        if asked is not None and asked[0] == offset:
+            if asked[2] >= GIVE_UP_AFTER:
+                log.error("%s: records from offset %d no longer exist; going on", why, offset)
+                del self._asked[key]
+                return False
+            if now - asked[1] < RETRY_SECONDS:
+                return True
+        tries = asked[2] + 1 if asked is not None and asked[0] == offset else 1
+        self._asked[key] = (offset, now, tries)
+        self.count += 1
+        self.next[key] = min(self.next.get(key, offset), offset)
+        tp = TP(topic, partition)
+        if self.app is not None:
+            # Never past the group's committed offset: faust commits a partition only
+            # once every offset from there on was acknowledged in this assignment.
+            committed = self.app.consumer._committed_offset.get(tp)
+            if isinstance(committed, int) and 0 <= committed < offset:
+                offset = committed
+        log.warning("%s: seeking %s:%d back to offset %d", why, topic, partition, offset)
+        if self.app is None:
+            return True
+        try:
+            await self.app.consumer.seek_wait({tp: offset})
+        except Exception as exc:  # e.g. the partition was revoked meanwhile
+            log.warning("seek of %s:%d to %d failed: %r", topic, partition, offset, exc)
+        return True
+
+    def committed(self, message: Any) -> int | None:
+        """The consumer group's committed offset of the message's partition, if known."""
+        if self.app is None:
+            return None
+        offset = self.app.consumer._committed_offset.get(message.tp)
+        return offset if isinstance(offset, int) and offset >= 0 else None
+
+    def forget(self) -> None:
+        """After a rebalance (refused records stay: they still have to come again)."""
+        self._asked.clear()
+        self.next.clear()

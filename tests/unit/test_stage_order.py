@@ -1,0 +1,97 @@
+"""A stage applies a partition's records strictly in offset order from its stored position.
+
+faust can hand an agent a partition with a hole after a restart (stream/shell/rewind.py):
+a stage must then apply nothing past the hole and seek the partition back, and records
+handed over before faust settled must come again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from stream.settings import Settings
+from stream.shell.rewind import GIVE_UP_AFTER, Rewind
+from stream.shell.stage import StageRunner
+
+
+class FakeRewind(Rewind):
+    def __init__(self, is_settled: bool = True) -> None:
+        super().__init__(None)
+        self.is_settled = is_settled
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def settled(self) -> bool:
+        return self.is_settled
+
+    async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
+        self.seeks.append((topic, partition, offset))
+        return await super().to(topic, partition, offset, why)
+
+
+class FakeStore:
+    def __init__(self, stored: int) -> None:
+        self.stored = stored
+
+    def input_offset(self, partition: int) -> dict[str, int]:
+        return {} if self.stored < 0 else {f"in:{partition}": self.stored}
+
+    def txn(self, partition: int) -> dict:
+        return {}
+
+
+def message(offset: int, partition: int = 0):
+    return SimpleNamespace(
+        topic="in", partition=partition, offset=offset, value=b"[]", timestamp=None, tp=None
+    )
+
+
+def runner(stored: int, rewind: FakeRewind):
+    applied: list[int] = []
+    committed: list[int] = []
+    table = SimpleNamespace(data=FakeStore(stored))
+    r = StageRunner(
+        "t", Settings.from_env({}), table, lambda *a: None, lambda v: [], None, rewind=rewind
+    )
+
+    def fresh(txn, msg, outbox):
+        applied.append(msg.offset)
+        return []
+
+    async def commit(partition, tp, offset, txn, outbox):
+        committed.append(offset)
+
+    r._fresh = fresh
+    r.commit = commit
+    return r, applied, committed
+
+
+def test_records_after_a_hole_wait_and_the_partition_is_sought_back():
+    rewind = FakeRewind()
+    r, applied, committed = runner(4, rewind)
+    asyncio.run(r.handle([message(3), message(5), message(7), message(8)]))
+    assert applied == [5]
+    assert committed == [5]
+    assert rewind.seeks == [("in", 0, 6)]
+    # the missing record comes again, then what followed it
+    asyncio.run(r.handle([message(6), message(7), message(8)]))
+    assert applied == [5, 6, 7, 8]
+    assert committed == [5, 8]
+
+
+def test_records_handed_over_before_faust_settled_are_not_applied_and_come_again():
+    rewind = FakeRewind(is_settled=False)
+    r, applied, _ = runner(4, rewind)
+    asyncio.run(r.handle([message(5), message(6), message(2, partition=1)]))
+    assert applied == []
+    rewind.is_settled = True
+    asyncio.run(rewind.flush())
+    assert sorted(rewind.seeks) == [("in", 0, 5), ("in", 1, 2)]
+
+
+def test_a_hole_that_persists_is_accepted_in_the_end():
+    rewind = FakeRewind()
+    r, applied, _ = runner(4, rewind)
+    rewind._asked[("in", 0)] = (5, 0.0, GIVE_UP_AFTER)
+    asyncio.run(r.handle([message(9)]))
+    assert applied == [9]
