@@ -1,5 +1,5 @@
 """Shared benchmark machinery: fresh isolated settings, topics, and re-exports of the
-pipeline watchers (tests/support/pipeline.py) and the load generator (stream.loadgen)."""
+pipeline watchers (stream/watch.py) and the load generator (stream.loadgen)."""
 
 from __future__ import annotations
 

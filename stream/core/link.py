@@ -3,7 +3,8 @@
 State (one writer, so the guards are exact):
 
 - ``n:{ident}`` node: ``p`` person, ``e`` edges ``{other: [evidence, event ms, event id]}``,
-  ``j`` joins (how many unions its links caused), ``b`` why it is blocked (absent: not);
+  ``a`` the distinct identifiers links have proposed for it, accepted or not (kept for
+  the types with a hub cap, at most the cap), ``b`` why it is blocked (absent: not);
 - ``c:{person}`` component: ``m`` members, ``t`` members by identifier type;
 - ``l:{wallet}`` labels ``{chain: [categories]}``;
 - ``seq``: the last sequence number. Every recorded decision (merge, refusal,
@@ -16,13 +17,16 @@ A link ``a — b`` (evidence from one fact) is, in this order:
 1. refused if either identifier is blocked: a rule's blocked value
    (``blocked_value``), a wallet labelled exchange/contract/bridge/router
    (``blocked_label``), or a detected hub (``hub``);
-2. recorded as an edge when both are already in one person;
-3. refused when the merged person would exceed a per-type limit (``limit:{type}``);
-4. refused when it would make ``a`` or ``b`` join more persons than ``max_joins``
-   allows for its type: that identifier is a **hub** (a shared device, an exchange
-   wallet in many users' sign-ins). It is blocked and every merge it caused is
-   undone: its edges are removed and its person is split into the connected
-   components that remain (``hub:{type}``);
+2. refused when links would have proposed more distinct identifiers for ``a`` or
+   ``b`` than ``max_joins`` allows for its type: that identifier is a **hub** (a
+   shared device, an exchange wallet in many users' sign-ins). It is blocked and
+   every merge it caused is undone: its edges are removed and its person is split
+   into the connected components that remain (``hub:{type}``). Counting distinct
+   proposed neighbours (not unions, not accepted edges) makes the detection
+   independent of arrival order: a link inside a person that other links already
+   merged, or one a limit refused, still counts;
+3. recorded as an edge when both are already in one person;
+4. refused when the merged person would exceed a per-type limit (``limit:{type}``);
 5. otherwise a union: the survivor is the smaller person id (so the final id of
    a person is the smallest ``f(i)`` of its founding identifiers, whatever the
    order), the other is absorbed.
@@ -80,7 +84,7 @@ class LinkStage:
     def _node(self, state: State, ident: str) -> dict:
         node = state.get("n:" + ident)
         if node is None:
-            node = {"p": person_of(ident), "e": {}, "j": 0}
+            node = {"p": person_of(ident), "e": {}}
         return node
 
     def _component(self, state: State, person: str, ident: str | None = None) -> dict:
@@ -141,6 +145,21 @@ class LinkStage:
                     state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
                 )
                 return False
+        for ident, node, other in ((a, na, b), (b, nb, a)):
+            kind = kind_of(ident)
+            cap = self.max_joins.get(kind)
+            proposed = node.get("a", ())
+            if cap is not None and other not in proposed and len(proposed) >= cap:
+                detail = (
+                    f"{ident} would be linked to more than {cap} identifiers: a hub (shared {kind})"
+                )
+                self._refuse(state, a, b, na, nb, f"hub:{kind}", detail, evidence, fact, emit)
+                self.block(state, ident, "hub", f"hub:{kind}", emit)
+                return False
+        for ident, node, other in ((a, na, b), (b, nb, a)):
+            if kind_of(ident) in self.max_joins and other not in node.get("a", ()):
+                node["a"] = [*node.get("a", ()), other]
+                state.put("n:" + ident, node)
         pa, pb = na["p"], nb["p"]
         if pa == pb:
             self._add_edge(state, a, b, na, nb, evidence, fact)
@@ -159,14 +178,6 @@ class LinkStage:
                 )
                 self._refuse(state, a, b, na, nb, f"limit:{kind}", detail, evidence, fact, emit)
                 return False
-        for ident, node in ((a, na), (b, nb)):
-            kind = kind_of(ident)
-            cap = self.max_joins.get(kind)
-            if cap is not None and node["j"] + 1 > cap:
-                detail = f"{ident} would join more than {cap} persons: a hub (shared {kind})"
-                self._refuse(state, a, b, na, nb, f"hub:{kind}", detail, evidence, fact, emit)
-                self.block(state, ident, "hub", f"hub:{kind}", emit)
-                return False
         self._union(state, a, b, na, nb, ca, cb, evidence, fact, emit)
         return True
 
@@ -183,8 +194,6 @@ class LinkStage:
         survivor, absorbed = (pa, pb) if pa < pb else (pb, pa)
         keep, gone = (ca, cb) if survivor == pa else (cb, ca)
         seq = self._next_seq(state)
-        na["j"] += 1
-        nb["j"] += 1
         edge = [evidence, fact.ts, fact.id]
         na["e"][b] = edge
         nb["e"][a] = edge

@@ -2,17 +2,18 @@
 
 Persons are the connected components of the accepted links. With guards, the
 links are replayed in the order the link stage recorded them, and each is
-decided the plain way: blocked identifiers never link; a link inside one
-component is an edge; a union that would exceed a per-type limit is refused; an
-identifier that would join more persons than its cap is a hub: refused, blocked,
-and its edges removed (so the components it held together fall apart); a wallet
+decided the plain way: blocked identifiers never link; an identifier that would
+have more distinct identifiers proposed by links (accepted or not) than its cap is
+a hub: refused, blocked, and its
+edges removed (so the components it held together fall apart); a link inside one
+component is an edge; a union that would exceed a per-type limit is refused; a wallet
 labelled with a blocking category is blocked the same way.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 
 def kind(identifier: str) -> str:
@@ -34,8 +35,8 @@ class Reference:
         self.patterns = [re.compile(p) for p in blocked_patterns or []]
         self.label_categories = label_categories or set()
         self.edges: dict[str, set[str]] = defaultdict(set)
+        self.proposed: dict[str, set[str]] = defaultdict(set)
         self.ever_linked: set[str] = set()
-        self.joins: Counter[str] = Counter()
         self.hubs: set[str] = set()
         self.labels: dict[str, dict[int, set[str]]] = defaultdict(dict)
         self.refused = 0
@@ -69,6 +70,15 @@ class Reference:
         if self.blocked(a) or self.blocked(b):
             self.refused += 1
             return
+        for x, y in ((a, b), (b, a)):
+            cap = self.max_joins.get(kind(x))
+            if cap is not None and y not in self.proposed[x] and len(self.proposed[x]) >= cap:
+                self.refused += 1
+                self.hubs.add(x)
+                self.remove_edges(x)
+                return
+        self.proposed[a].add(b)
+        self.proposed[b].add(a)
         ca = self.component(a)
         if b in ca:
             self._edge(a, b)
@@ -79,16 +89,7 @@ class Reference:
             if t in self.limits and total > self.limits[t]:
                 self.refused += 1
                 return
-        for x in (a, b):
-            cap = self.max_joins.get(kind(x))
-            if cap is not None and self.joins[x] + 1 > cap:
-                self.refused += 1
-                self.hubs.add(x)
-                self.remove_edges(x)
-                return
         self._edge(a, b)
-        self.joins[a] += 1
-        self.joins[b] += 1
 
     def _edge(self, a: str, b: str) -> None:
         self.edges[a].add(b)
