@@ -208,6 +208,7 @@ async def latency(
             await asyncio.sleep(0.05)
 
     api_ms: list[float] = []
+    api_retries: list[str] = []
 
     async def requests() -> None:
         headers = {"X-API-Key": settings.api_key}
@@ -220,7 +221,9 @@ async def latency(
                     f"{settings.web_url}/v1/profiles/{ident}", headers=headers
                 ) as response:
                     await response.read()
-                    if response.status != 200:
+                    if response.status == 503:  # its person is being split or merged
+                        api_retries.append(ident)
+                    elif response.status != 200:
                         raise RuntimeError(f"lookup {ident}: HTTP {response.status}")
                 api_ms.append((time.perf_counter() - started) * 1000)
                 n += 1
@@ -236,6 +239,8 @@ async def latency(
     await watcher
     await producer.stop()
     await consumer.stop()
+    if api_retries:
+        log(f"  {len(api_retries)} lookups answered 503 (person being split or merged)")
     return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen], api_ms
 
 

@@ -117,6 +117,23 @@ class Lookups:
         row = await self.route_row(identifier)
         return row["p"] if row else person_of(identifier)
 
+    async def resolve(self, identifier: str) -> tuple[str, dict]:
+        """The live person of a seen identifier (person id, row).
+
+        404 when the identifier has not been seen; 503 when the route stage already
+        moved it to a person whose row the profile stage has not written yet (a
+        split or merge in flight: retry)."""
+        route = await self.route_row(identifier)
+        person = route["p"] if route else person_of(identifier)
+        found = await self.person_row(person)
+        if found is not None:
+            return found
+        if route is not None:
+            raise ApiError(
+                503, "person_updating", f"{identifier} is moving to {person}; retry shortly"
+            )
+        raise ApiError(404, "unknown_identifier", f"{identifier} has not been seen")
+
     def owners(self, table: str) -> dict[URL | None, list[int]]:
         """The partitions of a table by owner (None: this worker)."""
         partitions = self.c360.tables[table].partitions
@@ -168,11 +185,7 @@ def register(c360: C360) -> Lookups:
         async def get(self, request: Request, identifier: str) -> Response:
             async def work():
                 ident = identifier_or_400(identifier)
-                person = await lookups.person_of(ident)
-                found = await lookups.person_row(person)
-                if found is None:
-                    raise ApiError(404, "unknown_identifier", f"{ident} has not been seen")
-                person_id, row = found
+                person_id, row = await lookups.resolve(ident)
                 view = row.get("w") or {}
                 return 200, {
                     "identifier": ident,
@@ -206,10 +219,7 @@ def register(c360: C360) -> Lookups:
         async def get(self, request: Request, identifier: str) -> Response:
             async def work():
                 ident = identifier_or_400(identifier)
-                found = await lookups.person_row(await lookups.person_of(ident))
-                if found is None:
-                    raise ApiError(404, "unknown_identifier", f"{ident} has not been seen")
-                return 200, profile_body(*found, identifier=ident)
+                return 200, profile_body(*await lookups.resolve(ident), identifier=ident)
 
             return await answer("/v1/profiles", request, work)
 
