@@ -8,6 +8,7 @@ stage. A leader timer sends ticks.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.rewind import Rewind
 from stream.shell.sender import BatchSender
-from stream.shell.stage import GROUP_MAX, GROUP_WAIT, StageRunner, fatal
+from stream.shell.stage import GROUP_MAX, GROUP_WAIT, YIELD_AFTER, StageRunner, fatal
 from stream.ticks import tick_records
 
 if TYPE_CHECKING:
@@ -178,7 +179,11 @@ def register_ingest(c360: C360) -> None:
                     continue
                 sender = sender or sender_of(c360)
                 outbox = Outbox(settings)
+                yielded = time.perf_counter()
                 for event in events:
+                    if time.perf_counter() - yielded > YIELD_AFTER:
+                        await asyncio.sleep(0)  # let the API and the other agents in
+                        yielded = time.perf_counter()
                     msg = event.message
                     suffix = suffix_of[msg.topic]
                     out = ingest.record(suffix, msg.value)

@@ -27,6 +27,7 @@ that faust never commits the offset of a record whose work was lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 GROUP_MAX = 500
 GROUP_WAIT = 0.005
+YIELD_AFTER = 0.005
+"""Seconds of work after which a stage lets the event loop serve others (API lookups)."""
 
 
 def fatal(what: str, exc: BaseException) -> None:
@@ -130,6 +133,7 @@ class StageRunner:
         outbox = Outbox(self.settings)
         source = f"{self.name}:{partition}"
         last = None
+        yielded = time.perf_counter()
         expected = position + 1 if position >= 0 else self.rewind.committed(records[0])
         for message in records:
             if message.offset <= position:
@@ -152,6 +156,10 @@ class StageRunner:
             outbox.begin(source, message.offset)
             self.process(txn, self._fresh(txn, message, outbox), outbox)
             self.metric_records.inc()
+            if time.perf_counter() - yielded > YIELD_AFTER:
+                # a group can hold seconds of work: let the API and the other agents in
+                await asyncio.sleep(0)
+                yielded = time.perf_counter()
         if last is None:
             return
         await self.commit(partition, tp, last, txn, outbox)
