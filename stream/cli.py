@@ -138,16 +138,21 @@ def run_worker(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    c360 = create_app(settings, rules)
+
+    async def ensure() -> None:
+        await admin.ensure_topics(settings)
+        await admin.ensure_faust_topics(settings, c360.app)
+
     try:
-        asyncio.run(admin.ensure_topics(settings))
+        asyncio.run(ensure())
     except admin.TopicMismatch as exc:
         print(f"c360: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return 1
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    c360 = create_app(settings, rules)
     worker = Worker(c360.app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -54,6 +54,7 @@ class Lookups:
     def __init__(self, c360: C360) -> None:
         self.c360 = c360
         self._session: aiohttp.ClientSession | None = None
+        self._changelogs_known = False
 
     def authorized(self, request: Request) -> bool:
         key = self.c360.settings.api_key
@@ -64,6 +65,20 @@ class Lookups:
         if auth.startswith("Bearer "):
             given = auth[7:]
         return hmac.compare_digest(given.encode(), key.encode())
+
+    async def know_changelogs(self) -> None:
+        """Make the producer know the changelog topics' partitions, once.
+
+        faust's router finds a key's owner through the producer's metadata of the
+        table's changelog topic; the topics are created before faust starts (faust's
+        declaring is off), so a worker that has not written to one yet does not know
+        it until asked."""
+        if self._changelogs_known:
+            return
+        producer = self.c360.app.producer._ensure_producer()
+        for table in self.c360.tables.values():
+            await producer.partitions_for(table.changelog_topic.get_topic_name())
+        self._changelogs_known = True
 
     def _owner(self, table: str, key: str) -> URL | None:
         """The owner's URL, or None when this worker owns the key."""
@@ -172,6 +187,7 @@ def register(c360: C360) -> Lookups:
         status = 500
         try:
             guard(request)
+            await lookups.know_changelogs()
             status, body = await work()
         except ApiError as exc:
             status, body = exc.status, {"error": exc.error, "message": exc.message}
