@@ -112,6 +112,41 @@ def check_final(settings, want: dict[str, tuple[frozenset, int]]) -> None:
     assert sum(seen_persons.values()) == person_total(want)
 
 
+def wait_applied(settings, timeout: float = 120.0) -> None:
+    """Wait until every stage partition's stored input offset is its topic's last offset
+    and ingest has committed all its input.
+
+    Not the group's committed offsets of the stages: after a kill -9, faust's commit of
+    a stage partition or of the labels agent can stay one or two records short of the
+    end although the records were applied (the state's stored offset says so; a
+    redelivery would be skipped). That is faust's offset bookkeeping on a restart
+    (docs/design.md), not lost work; what this test proves is the state."""
+    ingested = [spec.name(settings) for spec in topics.INGESTED]
+    names = [spec.name(settings) for spec in STAGES.values()]
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = http_get(
+            settings.web_url + "/v1/_internal/offsets", {"X-API-Key": settings.api_key}
+        )
+        stored = json.loads(body) if status == 200 else {}
+        positions = asyncio.run(committed_and_ends(settings, settings.app_id, names + ingested))
+        behind = []
+        for (topic, partition), (committed, end) in positions.items():
+            if topic in ingested:
+                if committed < end:
+                    behind.append((topic, partition, committed, end))
+                continue
+            stage = next(s for s, spec in STAGES.items() if spec.name(settings) == topic)
+            offset = stored.get(stage, {}).get(f"{topic}:{partition}", -1)
+            if offset < end - 1:
+                behind.append((topic, partition, offset, end))
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not applied within {timeout}s: {behind}")
+        time.sleep(0.25)
+
+
 @pytest.mark.parametrize("how", ["kill -9", "graceful"])
 def test_a_restart_mid_stream_loses_nothing_and_counts_nothing_twice(settings, start_worker, how):
     events = population_events()
@@ -125,7 +160,7 @@ def test_a_restart_mid_stream_loses_nothing_and_counts_nothing_twice(settings, s
     worker.stop(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
     restarted = start_worker(settings, name="restarted")
     restarted.wait_ready()
-    asyncio.run(wait_quiet(settings, timeout=120))
+    wait_applied(settings)
     check_offsets(settings)
     check_final(settings, expected(settings, counts))
 
