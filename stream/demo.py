@@ -180,6 +180,10 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
     from stream.ticks import send_tick
     from stream.watch import wait_quiet
 
+    # Ctrl-C (and a TERM) stop everything this started, even when started in the
+    # background, where the shell hands us SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     persons = args.persons if args else 10_000
     events = (args.events if args else None) or persons * 12
     settings = demo_settings(settings)
