@@ -50,7 +50,7 @@ from stream.population import Population, address, iso, score
 from stream.quality import assignments
 from stream.settings import Settings
 from stream.watch import newest_timestamp
-from tests.support.worker import BIN, WorkerProcess, http_get
+from tests.support.worker import BIN, WorkerProcess, metric_total
 
 SIZES = {
     # persons, events, scored persons, link sign-ins, latency seconds, single, naive, growth
@@ -87,17 +87,6 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def metric(settings: Settings, name: str) -> float:
-    status, body = http_get(settings.web_url + "/metrics")
-    if status != 200:
-        return 0.0
-    total = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 async def timed_run(settings: Settings, events, batch: int = 200, rate: float | None = None):
@@ -364,7 +353,7 @@ async def growth(settings: Settings, worker: WorkerProcess, total: int) -> dict[
         await wait_quiet(settings, timeout=3600, settle=1.5)
         done = upto
         out[f"rss_mb_at_{upto // 1000}k_profiles"] = round(rss_mb(worker.proc.pid, "VmRSS"), 1)
-        log(f"  {metric(settings, 'c360_profiles'):,.0f} profiles; RSS {out} MB")
+        log(f"  {metric_total(settings, 'c360_profiles'):,.0f} profiles; RSS {out} MB")
     return out
 
 
@@ -384,7 +373,7 @@ async def bench(mode: str) -> dict:
             events, seconds = await timed_run(settings, population.events(size["events"]))
             results.update(events=events, seconds=round(seconds, 2))
             results["throughput_eps"] = round(events / seconds)
-            results["profiles"] = int(metric(settings, "c360_profiles"))
+            results["profiles"] = int(metric_total(settings, "c360_profiles"))
             log(f"  {events:,} events in {seconds:.1f}s = {results['throughput_eps']:,}/s")
 
             truth = population.truth()

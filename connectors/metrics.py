@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+def connector_up(registry: CollectorRegistry) -> Gauge:
+    """``c360_connector_up{connector}``: 1 while a connector runs and can produce to Kafka."""
+    return Gauge(
+        "c360_connector_up",
+        "1 while the connector runs and can produce to Kafka.",
+        ["connector"],
+        registry=registry,
+    )
 
 
 def metrics_handler(registry: CollectorRegistry):

@@ -44,6 +44,14 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, To
     return out
 
 
+async def create(admin: AIOKafkaAdminClient, new: list[NewTopic]) -> None:
+    """Create topics; one that exists already (a concurrent creator) is fine."""
+    response = await admin.create_topics(new)
+    for name, code, *_ in response.topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise KafkaError(f"could not create topic {name}: error code {code}")
+
+
 async def ensure_topics(
     settings: Settings, specs: tuple[topics.TopicSpec, ...] = topics.ALL, *, timeout: float = 30.0
 ) -> list[str]:
@@ -80,10 +88,7 @@ async def ensure_topics(
                 )
                 for s in missing
             ]
-            response = await admin.create_topics(new)
-            for name, code, *_ in response.topic_errors:
-                if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise KafkaError(f"could not create topic {name}: error code {code}")
+            await create(admin, new)
             log.info("created topics: %s", ", ".join(s.name(settings) for s in missing))
         return [s.name(settings) for s in missing]
     finally:
@@ -116,10 +121,7 @@ async def ensure_faust_topics(settings: Settings, app: Any, *, timeout: float = 
         existing = set(await admin.list_topics())
         missing = [n for n in new if n.name not in existing]
         if missing:
-            response = await admin.create_topics(missing)
-            for name, code, *_ in response.topic_errors:
-                if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise KafkaError(f"could not create topic {name}: error code {code}")
+            await create(admin, missing)
     finally:
         await admin.close()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from connectors.metrics import connector_up
+
 
 class ChainMetrics:
     """The metrics of one chain connector."""
@@ -45,12 +47,7 @@ class ChainMetrics:
             "Current eth_getLogs block range of the backfill.",
             registry=r,
         )
-        self.up = Gauge(
-            "c360_connector_up",
-            "1 while the connector runs and can produce to Kafka.",
-            ["connector"],
-            registry=r,
-        )
+        self.up = connector_up(r)
         for kind in ("log", "tx", "retract", "holding"):
             self.events.labels(kind)
         for kind in ("rate_limit", "timeout", "range", "missing", "other"):

@@ -15,9 +15,9 @@ from datetime import datetime
 
 import msgspec
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
-from connectors.metrics import metrics_handler
+from connectors.metrics import connector_up, metrics_handler
 from connectors.producer import BatchProducer
 from connectors.support import mapping
 from connectors.support.config import SupportConfig
@@ -47,12 +47,7 @@ class SupportMetrics:
             ["system", "result"],
             registry=self.registry,
         )
-        self.up = Gauge(
-            "c360_connector_up",
-            "1 while the connector runs and can produce to Kafka.",
-            ["connector"],
-            registry=self.registry,
-        )
+        self.up = connector_up(self.registry)
 
 
 def error(status: int, reason: str, message: str) -> web.Response:

@@ -8,7 +8,9 @@ come from c360's code, never from a client's input.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from connectors.metrics import connector_up
 
 
 class CollectorMetrics:
@@ -48,9 +50,4 @@ class CollectorMetrics:
             ["result"],
             registry=r,
         )
-        self.up = Gauge(
-            "c360_connector_up",
-            "1 while the connector runs and can produce to Kafka.",
-            ["connector"],
-            registry=r,
-        )
+        self.up = connector_up(r)

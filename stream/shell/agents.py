@@ -39,7 +39,6 @@ REWIND_INTERVAL = 0.25
 """Seconds between checks for records to deliver again (see stream/shell/rewind.py)."""
 
 # Input topics that ingest reads (prices and labels feed state instead).
-INGESTED = topics.INGESTED
 
 
 def register(c360: C360) -> None:
@@ -116,7 +115,7 @@ def register_ingest(c360: C360) -> None:
     ingest = Ingest(
         c360.rules, batch_max=settings.batch_max_events, record_max=settings.record_max_bytes
     )
-    suffix_of = {t.name(settings): t.suffix for t in INGESTED}
+    suffix_of = {t.name(settings): t.suffix for t in topics.INGESTED}
     source = app.topic(
         *suffix_of, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )

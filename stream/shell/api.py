@@ -128,10 +128,6 @@ class Lookups:
             person = row["mi"]
         raise ApiError(500, "merge_loop", "too many merge hops")
 
-    async def person_of(self, identifier: str) -> str:
-        row = await self.route_row(identifier)
-        return row["p"] if row else person_of(identifier)
-
     async def resolve(self, identifier: str) -> tuple[str, dict]:
         """The live person of a seen identifier (person id, row).
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import msgspec
 import pytest
@@ -13,21 +12,10 @@ from stream import topics
 from stream.contract.outputs import IdentityMerge, ProfileChange
 from tests.support.journey import JOURNEY, produce_jsonl
 from tests.support.kafka import read_until
+from tests.support.waiting import wait_for
 from tests.support.worker import http_get
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(fetch, done, timeout: float = 60.0):
-    """Poll ``fetch()`` until ``done(result)``; fail with the last result after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if done(last):
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met after {timeout}s; last: {last}")
 
 
 def test_the_journey_is_one_person_through_the_api(settings, start_worker):

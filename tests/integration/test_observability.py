@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.parse
 
 import orjson
@@ -40,6 +39,7 @@ from tests.support.observability import (
     referenced_metrics,
     samples,
 )
+from tests.support.waiting import wait_for
 from tests.support.webhooks import ZENDESK_TICKET_CREATED, post_zendesk
 from tests.support.worker import BIN, free_port, http_get
 
@@ -112,18 +112,6 @@ def _total(series: list[tuple[dict, float]], **match: str) -> float:
 
 def basic(key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
-
-
-def wait_for(fetch, done, timeout: float, what: str):
-    """Poll ``fetch()`` until ``done(result)``; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if done(last):
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not after {timeout}s")
 
 
 def worker_samples(settings) -> dict:

@@ -32,7 +32,8 @@ from tests.support.identity import (
     link_records,
     person_total,
 )
-from tests.support.worker import http_get
+from tests.support.waiting import wait_for
+from tests.support.worker import http_get, metric_total
 
 pytestmark = pytest.mark.integration
 
@@ -77,25 +78,6 @@ def check_offsets(settings) -> None:
             where = (stage, topic, partition, offset, committed, end)
             assert offset >= committed - 1, where  # faust committed past the state
             assert offset <= end - 1, where
-
-
-def metric(settings, name: str) -> float:
-    status, body = http_get(settings.web_url + "/metrics")
-    if status != 200:
-        return 0.0
-    total = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def check_final(settings, want: dict[str, tuple[frozenset, int]]) -> None:
@@ -156,7 +138,7 @@ def test_a_restart_mid_stream_loses_nothing_and_counts_nothing_twice(settings, s
     records = batched(settings, events, batch=50)
     asyncio.run(produce(settings, records))
     # stop it once the profile stage is part way through
-    wait_for(lambda: metric(settings, "c360_stage_records_total") > 20)
+    wait_for(lambda: metric_total(settings, "c360_stage_records_total"), lambda n: n > 20)
     worker.stop(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
     restarted = start_worker(settings, name="restarted")
     restarted.wait_ready()

@@ -34,6 +34,18 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
         return exc.code, exc.read()
 
 
+def metric_total(settings: Settings, name: str) -> float:
+    """The sum of a worker's samples of metric ``name`` (0 when /metrics does not answer)."""
+    status, body = http_get(settings.web_url + "/metrics")
+    if status != 200:
+        return 0.0
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 class WorkerProcess:
     """A ``c360 worker`` subprocess with its own settings and log file."""
 
