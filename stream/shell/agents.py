@@ -205,20 +205,36 @@ def register_ingest(c360: C360) -> None:
 
 
 class GlobalView(Mapping):
-    """A faust GlobalTable as the read-only mapping the aggregator reads."""
+    """A faust GlobalTable as the read-only mapping the aggregator reads, with what it
+    read cached until the table's store changes (prices and labels change rarely and
+    are read on every publish; a faust Table read costs a store lookup and decode)."""
+
+    CACHE_MAX = 100_000
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._cache: dict[str, Any] = {}
+        self._version = -1
+
+    def get(self, key: str, default: Any = None) -> Any:
+        version = getattr(self.table.data, "version", None)
+        if version is None:  # not a VersionedStore: no cache
+            value = self.table.get(key)
+        else:
+            if version != self._version or len(self._cache) >= self.CACHE_MAX:
+                self._cache.clear()
+                self._version = version
+            try:
+                value = self._cache[key]
+            except KeyError:
+                value = self._cache[key] = self.table.get(key)
+        return default if value is None else value
 
     def __getitem__(self, key: str) -> Any:
-        value = self.table.get(key)
+        value = self.get(key)
         if value is None:
             raise KeyError(key)
         return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self.table.get(key)
-        return default if value is None else value
 
     def __iter__(self):
         return iter(self.table.keys())
@@ -235,9 +251,16 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
     held by every worker: DESIGN.md), bad records dead-lettered. Labels also reach the
     link stage, which blocks labelled exchange/contract/bridge/router wallets."""
     app, settings = c360.app, c360.settings
-    options = {"partitions": 1, "recovery_buffer_size": 1}
-    prices = app.GlobalTable("prices", help="chain:token -> [usd, decimals, symbol]", **options)
-    labels = app.GlobalTable("labels", help="wallet -> {chain: [categories]}", **options)
+    options = {"partitions": 1, "recovery_buffer_size": 1, "options": c360.rocksdb_options}
+    prices = app.GlobalTable(
+        "prices",
+        help="chain:token -> [usd, decimals, symbol]",
+        store="c360v:prices",  # counts changes: GlobalView caches reads between them
+        **options,
+    )
+    labels = app.GlobalTable(
+        "labels", help="wallet -> {chain: [categories]}", store="c360v:labels", **options
+    )
     c360.tables["prices"], c360.tables["labels"] = prices, labels
 
     @app.agent(c360.topic(topics.PRICES), name="prices", concurrency=1)

@@ -15,9 +15,11 @@ partition in the group:
    once per input record, collecting messages in one
    :class:`~stream.shell.outbox.Outbox` (tagged with this stage, partition and
    input offset);
-4. sends the messages and the changelog records (batched per partition), waits
-   for the broker's acknowledgement, then writes the state, the input offset and
-   the changelog offset in one RocksDB WriteBatch.
+4. once every partition of the group is applied: sends the messages and the
+   changelog records of all of them (batched per partition), waits for the broker's
+   acknowledgements (one round trip for the group, not one per partition), then
+   writes each partition's state, input offset and changelog offset in one RocksDB
+   WriteBatch.
 
 A crash between 4's send and write is survived by replay: the group is redone
 from the stored offset, the receivers drop the segments they have, and state is
@@ -34,7 +36,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -110,23 +112,39 @@ class StageRunner:
         self.rewind.forget()
 
     async def handle(self, messages: Sequence[Any]) -> None:
-        """Apply a group of input records (in arrival order)."""
+        """Apply a group of input records (in arrival order), then commit every
+        partition of the group together (one broker round trip for all of them)."""
         if not self.rewind.settled():
             self.rewind.refuse(list(messages))  # delivered again once faust settles
             return
         try:
+            started = time.perf_counter()
             by_partition: dict[int, list[Any]] = {}
             for message in messages:
                 by_partition.setdefault(message.partition, []).append(message)
+            applied = []
             for partition, records in by_partition.items():
-                await self._partition(partition, records)
+                done = await self._partition(partition, records)
+                if done is not None:
+                    applied.append(done)
+            if not applied:
+                return
+            await self.commit(applied)
+            for group in applied:
+                self._positions[f"{group.partition}|{group.tp}"] = group.offset
+            self.metric_seconds.observe(time.perf_counter() - started)
+            oldest = min(g.oldest for g in applied)  # faust: seconds (in offset order)
+            if oldest:
+                self.metric_latency.observe(max(0.0, time.time() - oldest))
+            if self.observe is not None:
+                self.observe()
         except Exception as exc:  # see fatal()
             first = messages[0] if messages else None
             where = f"{first.topic}:{first.partition}@{first.offset}" if first else "?"
             fatal(f"stage {self.name} at {where}", exc)
 
-    async def _partition(self, partition: int, records: list[Any]) -> None:
-        started = time.perf_counter()
+    async def _partition(self, partition: int, records: list[Any]) -> Applied | None:
+        """Apply a partition's records in offset order (see the module doc); what to commit."""
         tp = f"{records[0].topic}:{partition}"
         position = self._position(partition, tp)
         txn = self.store.txn(partition)
@@ -161,15 +179,8 @@ class StageRunner:
                 await asyncio.sleep(0)
                 yielded = time.perf_counter()
         if last is None:
-            return
-        await self.commit(partition, tp, last, txn, outbox)
-        self._positions[f"{partition}|{tp}"] = last
-        self.metric_seconds.observe(time.perf_counter() - started)
-        oldest = records[0].timestamp  # faust: seconds (the records are in offset order)
-        if oldest:
-            self.metric_latency.observe(max(0.0, time.time() - oldest))
-        if self.observe is not None:
-            self.observe()
+            return None
+        return Applied(partition, tp, last, txn, outbox, records[0].timestamp or 0.0)
 
     def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
         """The messages of a record's segments that were not applied yet."""
@@ -196,16 +207,35 @@ class StageRunner:
             fresh.extend(items)
         return fresh
 
-    async def commit(self, partition: int, tp: str, offset: int, txn: Any, outbox: Outbox) -> None:
+    async def commit(self, applied: list[Applied]) -> None:
+        """Send the messages and changelog records of every partition, wait for all the
+        acknowledgements at once, then write each partition's WriteBatch."""
         if self._sender is None:
             self._sender = self._sender_factory()
         sender = self._sender
-        sent = await outbox.send(sender)
         store = self.store
-        records, marker = store.changelog_records(txn, {tp: offset})
         changelog = self.table.changelog_topic.get_topic_name()
-        logged = await sender.send(changelog, partition, [(k, v, None) for k, v in records])
-        for s in sent:
-            await s.last_offset()
-        changelog_offset = await logged.last_offset()
-        store.apply_local(partition, records, marker, changelog_offset)
+        waits = []
+        for group in applied:
+            sent = await group.outbox.send(sender)
+            records, marker = store.changelog_records(group.txn, {group.tp: group.offset})
+            logged = await sender.send(
+                changelog, group.partition, [(k, v, None) for k, v in records]
+            )
+            waits.append((group, sent, logged, records, marker))
+        for group, sent, logged, records, marker in waits:
+            for s in sent:
+                await s.last_offset()
+            changelog_offset = await logged.last_offset()
+            store.apply_local(group.partition, records, marker, changelog_offset)
+
+
+class Applied(NamedTuple):
+    """A partition's applied records in a group, waiting for their commit."""
+
+    partition: int
+    tp: str
+    offset: int
+    txn: Any
+    outbox: Outbox
+    oldest: float

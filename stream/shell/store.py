@@ -181,11 +181,51 @@ class BatchStore(faust_rocksdb.Store):
             self._pending.pop(tp.partition, None)
 
 
+class VersionedStore(faust_rocksdb.Store):
+    """faust's RocksDB store, counting its changes: a reader may cache what it read
+    until :attr:`version` moves (the small global tables, read on every publish)."""
+
+    version = 0
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        super()._set(key, value)
+        self._changed()
+
+    def _del(self, key: bytes) -> None:
+        super()._del(key)
+        self._changed()
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._changed()
+
+    def apply_changelog_batch(self, batch: Iterable[EventT], to_key: Any, to_value: Any) -> None:
+        super().apply_changelog_batch(batch, to_key, to_value)
+        self._changed()
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self._changed()
+
+    async def assign_partitions(self, *args: Any, **kwargs: Any) -> None:
+        await super().assign_partitions(*args, **kwargs)
+        self._changed()
+
+    def revoke_partitions(self, *args: Any, **kwargs: Any) -> None:
+        super().revoke_partitions(*args, **kwargs)
+        self._changed()
+
+
 def register() -> None:
-    """Make ``c360://`` resolve to :class:`BatchStore` for faust tables."""
+    """Make ``c360://`` resolve to :class:`BatchStore` and ``c360v://`` to
+    :class:`VersionedStore` for faust tables."""
     from faust.stores import STORES
 
     STORES.aliases["c360"] = "stream.shell.store:BatchStore"
+    STORES.aliases["c360v"] = "stream.shell.store:VersionedStore"
 
 
 def scan_prefix(txn: Txn, prefix: str) -> Iterator[tuple[str, Any]]:

@@ -58,8 +58,8 @@ def runner(stored: int, rewind: FakeRewind):
         applied.append(msg.offset)
         return []
 
-    async def commit(partition, tp, offset, txn, outbox):
-        committed.append(offset)
+    async def commit(applied):
+        committed.extend(group.offset for group in applied)
 
     r._fresh = fresh
     r.commit = commit

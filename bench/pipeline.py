@@ -1,0 +1,205 @@
+"""CPU cost of the whole pure pipeline per input event, in process, with worker-sized groups.
+
+Usage: python bench/pipeline.py [--events N] [--persons P] [--group G] [--profile [COLUMN]]
+
+The ceiling the core puts on a worker, without Kafka or faust: a synthetic population
+(stream.population) in records of 200 events goes through ingest, then the route,
+link, profile and channel stages in rounds, each stage partition taking up to G
+queued records' worth of messages at a time on the real state layer (a
+:class:`~stream.shell.store.Txn` over rocksdict, committed in one WriteBatch per
+group) — breadth first, as a worker under load does. Messages between stages pass
+through the internal records' encoding, and output records through JSON, as on Kafka;
+the collector runs with the worker's thresholds (stream.cli.tune_gc).
+Prints microseconds per input event by stage, and the events/s one core could do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+import msgspec
+import rocksdict
+
+from stream import topics
+from stream.cli import tune_gc
+from stream.core.aggregate import Aggregator
+from stream.core.channel import ChannelStage
+from stream.core.ingest import Ingest
+from stream.core.link import LinkStage
+from stream.core.messages import DECODERS, encode_record
+from stream.core.partitioner import partition_for
+from stream.core.profile import ProfileStage
+from stream.core.route import RouteStage
+from stream.core.rules import DEFAULT, Compiled
+from stream.loadgen import UNBATCHED
+from stream.population import Population
+from stream.shell.store import Txn
+
+_encode = msgspec.json.Encoder().encode
+ORDER = ("route", "link", "profile", "channel")
+
+
+class Bus:
+    """Internal messages queued per (stage, partition) as encoded records."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.queues: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+        self.outputs = 0
+
+    def emitter(self, source: str) -> Emit:
+        return Emit(self, source)
+
+
+class Emit:
+    """One record per destination partition per group, a segment per input record
+    (as the worker's Outbox)."""
+
+    def __init__(self, bus: Bus, source: str) -> None:
+        self.bus = bus
+        self.source = source
+        self.seq = 0
+        self.groups: dict[tuple[str, int], list] = {}
+
+    def begin(self, seq: int) -> None:
+        self.seq = seq
+
+    def internal(self, spec: topics.TopicSpec, key: str, message) -> None:
+        n = 1 if spec.partitions == 1 else self.bus.partitions
+        group = (spec.suffix, 0 if n == 1 else partition_for(key, n))
+        segments = self.groups.setdefault(group, [])
+        if segments and segments[-1][1] == self.seq:
+            segments[-1][2].append(message)
+        else:
+            segments.append([self.source, self.seq, [message]])
+
+    def record(self, spec: topics.TopicSpec, key: str, payload) -> None:
+        _encode(payload)
+        self.bus.outputs += 1
+
+    def flush(self) -> None:
+        for dest, segments in self.groups.items():
+            self.bus.queues[dest].append(encode_record(segments))
+        self.groups = {}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--persons", type=int, default=2000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--group", type=int, default=500, help="records per stage group")
+    parser.add_argument(
+        "--profile", nargs="?", const="tottime", help="cProfile the run, sorted by this column"
+    )
+    parser.add_argument("--sizes", action="store_true", help="print the state's sizes by key kind")
+    args = parser.parse_args()
+    rules = Compiled(DEFAULT)
+    aggregator = Aggregator(DEFAULT)
+    process = {
+        "route": RouteStage(rules).process,
+        "link": LinkStage(rules).process,
+        "profile": ProfileStage(aggregator).process,
+        "channel": ChannelStage().process,
+    }
+    pop = Population(args.persons, seed=7, end=int(time.time() * 1000))
+    by_topic: dict[str, list[bytes]] = defaultdict(list)
+    records: list[tuple[str, bytes]] = []
+    events = 0
+    for suffix, _key, payload in pop.events(args.events):
+        if suffix in UNBATCHED:
+            continue
+        events += 1
+        by_topic[suffix].append(_encode(payload))
+        if len(by_topic[suffix]) == 200:
+            records.append((suffix, b"[" + b",".join(by_topic.pop(suffix)) + b"]"))
+    records += [(s, b"[" + b",".join(items) + b"]") for s, items in by_topic.items()]
+
+    tune_gc()  # as the worker runs
+    bus = Bus(args.partitions)
+    spent: dict[str, float] = defaultdict(float)
+    messages: dict[str, int] = defaultdict(int)
+    profiler = cProfile.Profile() if args.profile else None
+    with tempfile.TemporaryDirectory() as tmp:
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        dbs: dict[tuple[str, int], rocksdict.Rdict] = {}
+        if profiler:
+            profiler.enable()
+        started = time.process_time()
+        ingest = Ingest(rules)
+        for start in range(0, len(records), args.group):
+            emit = bus.emitter("ingest")
+            for seq, (suffix, value) in enumerate(records[start : start + args.group], start):
+                emit.begin(seq)
+                for fact in ingest.record(suffix, value).facts:
+                    emit.internal(topics.ROUTE, fact.ident, fact)
+            emit.flush()
+        spent["ingest"] = time.process_time() - started
+        seq = 0
+        while any(bus.queues.values()):
+            for stage in ORDER:
+                for (name, partition), queue in list(bus.queues.items()):
+                    if name != stage or not queue:
+                        continue
+                    t0 = time.process_time()
+                    taken, bus.queues[(name, partition)] = queue[: args.group], queue[args.group :]
+                    db = dbs.get((name, partition))
+                    if db is None:
+                        db = dbs[(name, partition)] = rocksdict.Rdict(
+                            f"{tmp}/{name}-{partition}", options
+                        )
+                    txn = Txn(db)
+                    emit = bus.emitter(f"{name}:{partition}")
+                    for record in taken:
+                        seq += 1
+                        emit.begin(seq)
+                        items = [m for _, _, ms in DECODERS[name].decode(record) for m in ms]
+                        messages[name] += len(items)
+                        process[name](txn, items, emit)
+                    emit.flush()
+                    batch = rocksdict.WriteBatch(raw_mode=True)
+                    for key, value in txn.changes():
+                        if value is None:
+                            batch.delete(key)
+                        else:
+                            batch.put(key, value)
+                    db.write(batch)
+                    spent[name] += time.process_time() - t0
+        total = time.process_time() - started
+        if profiler:
+            profiler.disable()
+        sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for (name, _), db in dbs.items():
+            for key, value in db.items():
+                kind = sizes[f"{name} {key[: key.find(b':') + 1].decode() or key.decode()}"]
+                kind[0] += 1
+                kind[1] += len(value)
+            db.close()
+    print(f"{events:,} events in {len(records)} records; {bus.outputs:,} output records")
+    for name in ("ingest", *ORDER):
+        n = messages.get(name, events)
+        print(
+            f"  {name:8} {spent[name] / events * 1e6:7.1f} us/event "
+            f"({n:,} messages, {spent[name] / max(n, 1) * 1e6:.1f} us each)"
+        )
+    print(f"  total    {total / events * 1e6:7.1f} us/event = {events / total:,.0f} events/s")
+    if args.sizes:
+        for kind, (n, size) in sorted(sizes.items(), key=lambda kv: -kv[1][1]):
+            print(f"  state {kind:14} {n:8,} keys {size / n:8.0f} bytes on average")
+    if profiler:
+        pstats.Stats(profiler).sort_stats(args.profile).print_stats(45)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

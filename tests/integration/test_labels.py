@@ -1,0 +1,69 @@
+"""Wallet labels reach the profile on the real broker, and a changed label replaces the old.
+
+The profile stage reads the labels global table through a cache that lives until the
+table's store changes (stream.shell.agents.GlobalView): this proves a label written
+after the cache read "no label", and a label changed after that, are both seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from stream import topics
+from tests.support.kafka import produce
+from tests.support.waiting import wait_for
+from tests.support.worker import http_get
+
+pytestmark = pytest.mark.integration
+
+WALLET = "0x52908400098527886E0F7030069857D2E4169EE7"
+IDENT = "wallet:" + WALLET.lower()
+
+
+def holding(block: int) -> bytes:
+    return json.dumps(
+        {
+            "wallet": WALLET,
+            "chain_id": 1,
+            "token": "native",
+            "balance": "1000000000000000000",
+            "block_number": block,
+            "observed_at": "2026-11-02T12:00:00Z",
+        }
+    ).encode()
+
+
+def label(category: str) -> bytes:
+    return json.dumps(
+        {
+            "chain_id": 1,
+            "address": WALLET,
+            "labels": [{"label": "Test", "category": category, "source": "test"}],
+            "updated_at": "2026-10-01T00:00:00Z",
+        }
+    ).encode()
+
+
+def test_a_label_and_its_change_reach_the_profile(settings, start_worker):
+    worker = start_worker(settings)
+    worker.wait_ready()
+    key = {"X-API-Key": settings.api_key}
+
+    def labels():
+        status, body = http_get(f"{settings.web_url}/v1/profiles/{IDENT}", key)
+        return json.loads(body).get("labels") if status == 200 else None
+
+    def send(spec, records):
+        asyncio.run(produce(settings.kafka_bootstrap, spec.name(settings), records))
+
+    send(topics.HOLDINGS, [(WALLET.encode(), holding(21_000_000))])
+    assert wait_for(labels, lambda got: got == {}) == {}
+
+    send(topics.LABELS, [(f"1:{WALLET}".encode(), label("fund"))])
+    assert wait_for(labels, lambda got: got == {IDENT: ["fund"]}) == {IDENT: ["fund"]}
+
+    send(topics.LABELS, [(f"1:{WALLET}".encode(), label("dao"))])
+    assert wait_for(labels, lambda got: got == {IDENT: ["dao"]}) == {IDENT: ["dao"]}
