@@ -147,11 +147,15 @@ def page(device: str, n: int, ts: int, tag: str) -> tuple[str, str, dict]:
 
 
 async def latency(
-    settings: Settings, rate: float, seconds: float, lookups: list[str]
+    settings: Settings, rate: float, seconds: float, lookups: list[str], per_person: float
 ) -> tuple[list[float], list[float]]:
     """Under background load at ``rate`` events/s: probe latencies (event produced → its
     profile change written, ms) and API lookup latencies (``GET /v1/profiles`` of
-    ``lookups`` at 50 requests/s, ms; one worker owns every key)."""
+    ``lookups`` at 50 requests/s, ms; one worker owns every key).
+
+    The background is the throughput phase's workload: a population with the same
+    events per person (``per_person``), so that half its measured rate is half load —
+    new persons and their merges cost more than a known person's next event."""
     name = topics.PROFILE_CHANGES.name(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
@@ -178,7 +182,8 @@ async def latency(
                 break
 
     now = int(time.time() * 1000)
-    background = Population(5000, seed=99, end=now).events(int(rate * seconds))
+    count = int(rate * seconds)
+    background = Population(max(100, round(count / per_person)), seed=99, end=now).events(count)
     bg_records = batched(settings, background, batch=200)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
@@ -398,7 +403,8 @@ async def bench(mode: str) -> dict:
             rate = results["throughput_eps"] / 2
             log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (half load)")
             lookups = [i for i in idents if i in assigned][:500]
-            lat, api = await latency(settings, rate, size["latency_s"], lookups)
+            per_person = size["events"] / size["persons"]
+            lat, api = await latency(settings, rate, size["latency_s"], lookups, per_person)
             lat, api = sorted(lat), sorted(api)
             if lat:
                 results["latency_ms_p50"] = round(statistics.median(lat), 1)

@@ -24,6 +24,7 @@ from stream.core.profile import ProfileStage
 from stream.core.reference import price_entry, wallet_label
 from stream.core.route import RouteStage
 from stream.shell import observe
+from stream.shell.batching import take_groups
 from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.rewind import Rewind
@@ -102,7 +103,7 @@ def stage(
     )
 
     async def agent(stream):
-        async for events in stream.take_events(GROUP_MAX, within=GROUP_WAIT):
+        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT):
             await runner.handle([event.message for event in events])
 
     c360.app.agent(c360.topic(spec), name=f"{name}-stage", concurrency=1)(agent)
@@ -171,7 +172,7 @@ def register_ingest(c360: C360) -> None:
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest_agent(stream):
         sender = None
-        async for events in stream.take_events(GROUP_MAX, within=GROUP_WAIT):
+        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT):
             try:
                 events = await in_order(events)
                 if not events:

@@ -1,6 +1,6 @@
 """Running a pure stage inside a Faust agent, a group of input records at a time.
 
-The agent takes what its stream has buffered (``take_events``: up to
+The agent takes what its stream has buffered (:mod:`stream.shell.batching`: up to
 ``GROUP_MAX`` records, waiting at most ``GROUP_WAIT`` seconds) and, for each
 partition in the group:
 
