@@ -7,10 +7,19 @@ Keyed by person. State:
   events), ``ms`` the seq of the last member list, ``mi`` merged into (absorbed
   persons keep a tombstone), ``ab`` persons it absorbed (a repeated absorb is a
   no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
-  profile aggregate, ``w`` the last published view (to diff against);
+  profile aggregate, ``w`` the last published view (to diff against), ``c`` present
+  while the person is **compact** (below);
 - ``f:{person}:{ident}`` the aggregate of one identifier's facts (a fragment). The
   person's aggregate is the combine of its fragments: merges move fragments,
   splits move them back out, so a person can be split exactly.
+
+Compact persons: most persons start with facts of one identifier only (every
+identifier is its own person until the link stage merges it). While that holds, the
+row's aggregate *is* that identifier's fragment, so no ``f:`` key is kept: ``c`` is
+the identifier (None before the first fact). The first fact of another identifier,
+incoming fragments (a merge, a split) or a split of the person **materialize** the
+fragment (``f:{person}:{c}`` = a copy of the aggregate) and drop ``c``; an absorbed
+compact person sends its aggregate as that identifier's fragment.
 
 Routing of a message about identifier ``i`` reaching person ``P`` with the
 sender's assignment seq ``h``: if ``i`` was split away from ``P`` at a seq above
@@ -32,6 +41,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 from stream import topics
 from stream.contract.outputs import Alert, Cause, FieldChange, ProfileChange, SegmentChange
 from stream.core.aggregate import ALL_GROUPS, ALWAYS, Aggregator, Context
@@ -49,6 +60,8 @@ from stream.core.messages import (
 from stream.core.state import Emit, State
 
 MAX_CAUSE_IDS = 10
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 COUNTS = "s:counts"
 
 
@@ -112,8 +125,20 @@ class ProfileStage:
     def _row(self, state: State, person: str) -> dict:
         row = state.get("p:" + person)
         if row is None:
-            row = {"v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": self.agg.empty(), "w": {}}
+            row = {
+                "v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": self.agg.empty(), "w": {},
+                "c": None,
+            }  # fmt: skip
         return row
+
+    @staticmethod
+    def _materialize(state: State, person: str, row: dict) -> None:
+        """End a compact person: its identifier's fragment becomes a key of its own."""
+        if "c" not in row:
+            return
+        ident = row.pop("c")
+        if ident is not None:
+            state.put(f"f:{person}:{ident}", _copy(row["a"]))
 
     @staticmethod
     def _touch(
@@ -148,10 +173,14 @@ class ProfileStage:
             seq = max(e.seq, moved[1]) if moved is not None and moved[0] == elsewhere else e.seq
             emit.internal(topics.PROFILE, elsewhere, Event(elsewhere, seq, fact))
             return
-        key = f"f:{e.person}:{fact.ident}"
-        fragment = state.get(key) or self.agg.empty()
-        self.agg.apply(fragment, fact)
-        state.put(key, fragment)
+        if "c" in row and row["c"] in (None, fact.ident):
+            row["c"] = fact.ident  # compact: the aggregate is this identifier's fragment
+        else:
+            self._materialize(state, e.person, row)
+            key = f"f:{e.person}:{fact.ident}"
+            fragment = state.get(key) or self.agg.empty()
+            self.agg.apply(fragment, fact)
+            state.put(key, fragment)
         self.agg.apply(row["a"], fact)
         self.agg.observe(state, fact)
         groups = self.agg.groups_of(fact)
@@ -173,12 +202,17 @@ class ProfileStage:
         if row.get("mi") is not None:
             return  # already absorbed: a repeated absorb is a no-op
         fragments = {}
-        for ident in list(row["m"]):
-            key = f"f:{a.absorbed}:{ident}"
-            fragment = state.get(key)
-            if fragment is not None:
-                fragments[ident] = fragment
-                state.delete(key)
+        if "c" in row:
+            ident = row.pop("c")
+            if ident is not None:
+                fragments[ident] = row["a"]  # replaced by an empty aggregate below
+        else:
+            for ident in list(row["m"]):
+                key = f"f:{a.absorbed}:{ident}"
+                fragment = state.get(key)
+                if fragment is not None:
+                    fragments[ident] = fragment
+                    state.delete(key)
         emit.internal(
             topics.PROFILE,
             a.survivor,
@@ -219,6 +253,8 @@ class ProfileStage:
         onward: dict[str, dict[str, Any]] = {}
         rest: dict[str, Any] = {}
         merged_into = row.get("mi")
+        if merged_into is None:
+            self._materialize(state, person, row)
         for ident, fragment in fragments.items():
             moved = row["mv"].get(ident)
             if moved is not None and moved[1] > seq:
@@ -240,6 +276,7 @@ class ProfileStage:
     # --- splits ---
     def split(self, state: State, s: Split, touched: dict, emit: Emit) -> None:
         row = self._row(state, s.person)
+        self._materialize(state, s.person, row)
         outgoing: dict[str, dict[str, Any]] = {}
         for ident, target in s.moves.items():
             key = f"f:{s.person}:{ident}"
@@ -465,6 +502,11 @@ class ProfileStage:
         row["chn"] = channel
         row["rvs"] = revenue
         return True
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of plain data (state values are JSON)."""
+    return _decode(_encode(value))
 
 
 def channel_of(first_touch: dict | None) -> str:

@@ -127,3 +127,28 @@ def test_a_reorg_retraction_restores_the_profile_exactly(seed):
     before = [siwe("s1", "dev", WALLET, T0), transfer(1), transfer(2), tick(T0 + DAY)]
     reorged = [*before[:3], transfer(3, value=7), transfer(3, op="retract", value=7), before[3]]
     assert profile_of(reorged, "anon:dev", seed=seed) == profile_of(before, "anon:dev", seed=seed)
+
+
+def fragment_keys(sim: Simulator) -> set[str]:
+    return {
+        key
+        for (stage, _), state in sim.states.items()
+        if stage == "profile"
+        for key, _ in state.items()
+        if key.startswith("f:")
+    }
+
+
+def test_a_one_identifier_person_keeps_no_fragment_until_a_second_identifier_joins():
+    sim = Simulator(partitions=4, seed=1)
+    sim.run([page("c1", "solo", T0), page("c2", "solo", T0 + DAY)])
+    [row] = sim.persons().values()
+    assert row["c"] == "anon:solo" and row["w"]["events"] == 2
+    assert fragment_keys(sim) == set()  # compact: the aggregate is the fragment
+
+    # a merge brings a second identifier: the person keeps one fragment per identifier
+    # again (what a split needs to give each identifier its facts back)
+    sim.run([siwe("c3", "solo", WALLET, T0 + 2 * DAY), transfer(1)])
+    [merged] = [r for r in sim.persons().values() if "anon:solo" in r["m"]]
+    assert "c" not in merged and merged["w"]["events"] == 4
+    assert {k.rsplit(":", 1)[-1] for k in fragment_keys(sim)} >= {"solo", WALLET}
