@@ -11,8 +11,9 @@ One run, one fresh deployment (own topics, group and state), in phases:
    ground truth, looked up through the API (all identifiers of a sample of persons);
 3. links — fresh sign-ins (anonymous id ↔ wallet, verified), each a link to make;
    ``link_eps`` = sign-ins / (last profile change - first send);
-4. latency — background load at half of ``throughput_eps`` plus a probe event every
-   50 ms, each a new person; latency = probe sent → its profile change written;
+4. latency — background load at half of ``throughput_eps`` (a population with the
+   throughput phase's events per person) plus a probe event every 50 ms, each a new
+   person; latency = probe sent → its profile change written;
 5. single records — ``single_record_eps``: c360 fed single-event records;
 6. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
    same input topics (the physical limit of a Python consumer of that input);

@@ -1,9 +1,11 @@
 """Messages between the pipeline's stages (internal topics), and person ids.
 
 An internal record is a JSON array of **segments** ``[source, seq, [messages]]``:
-the messages that one input record of one sender (``source``, e.g. ``route:3``,
-at input offset ``seq``) produced for this partition. A stage sends one record
-per destination partition per group of input records it handled, and a receiver
+the messages that one input record of one sender (``source``, e.g. ``route:3``)
+produced for this partition; ``seq`` is its input offset ``<< PART_BITS``, plus the
+part number when those messages did not fit one record (:func:`encode_records`). A
+stage sends one record per destination partition per group of input records it
+handled (more if it would exceed ``RECORD_MAX_BYTES``), and a receiver
 applies each segment once: it remembers the highest ``seq`` per source, so a
 sender's replay after a crash is dropped segment by segment.
 
@@ -152,6 +154,48 @@ DECODERS = {
 
 _encode = msgspec.json.Encoder().encode
 
+PART_BITS = 20
+"""A sender's segment seq is ``input offset << PART_BITS | part``: the messages one input
+record produced for one partition may be split over several records (parts), and the
+receiver's "highest seq per source" rule must still apply each part once."""
+RECORD_MAX_BYTES = 512 * 1024
+"""The size above which an internal record is split (the broker accepts 4 MiB)."""
+
 
 def encode_record(segments: list[Segment]) -> bytes:
     return _encode(segments)
+
+
+def encode_records(segments: list[Segment], limit: int = RECORD_MAX_BYTES) -> list[bytes]:
+    """Segments ``(source, input offset, messages)`` as records of at most ``limit``
+    bytes (a single message larger than that goes alone), with seq = offset << PART_BITS
+    | part. A record that fits is one record; otherwise segments, then a segment's
+    messages, are halved until the parts fit. Deterministic: a sender that redoes the
+    same input after a crash sends the same parts, which the receiver drops."""
+    chunks = _fit([(src, offset, list(messages)) for src, offset, messages in segments], limit)
+    parts: dict[tuple[str, int], int] = {}
+    records = []
+    for chunk in chunks:
+        out = []
+        for src, offset, messages in chunk:
+            part = parts.get((src, offset), 0)
+            parts[(src, offset)] = part + 1
+            out.append((src, (offset << PART_BITS) | part, messages))
+        records.append(_encode(out))
+    return records
+
+
+def _fit(units: list[Segment], limit: int) -> list[list[Segment]]:
+    """Split ``units`` into consecutive chunks whose encoding fits ``limit``."""
+    if len(_encode(units)) <= limit:
+        return [units]
+    if len(units) > 1:
+        half = len(units) // 2
+        return _fit(units[:half], limit) + _fit(units[half:], limit)
+    src, offset, messages = units[0]
+    if len(messages) <= 1:
+        return [units]
+    half = len(messages) // 2
+    return _fit([(src, offset, messages[:half])], limit) + _fit(
+        [(src, offset, messages[half:])], limit
+    )

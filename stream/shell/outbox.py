@@ -1,8 +1,9 @@
 """The Outbox: what a group of input records makes a stage send, grouped for Kafka.
 
-Internal topics get **one record per destination partition** per group: a list
-of segments ``[source, seq, [messages]]``, one per input record that produced
-messages for that partition (see :mod:`stream.core.messages`); every key in it
+Internal topics get **one record per destination partition** per group (more when
+it would exceed ``RECORD_MAX_BYTES``): a list of segments ``[source, seq,
+[messages]]``, one per input record that produced messages for that partition (see
+:mod:`stream.core.messages`); every key in it
 belongs to that partition, by the producer's own partitioner. Output topics,
 which users consume, get one record per message, keyed as their contract says.
 """
@@ -18,7 +19,7 @@ import msgspec
 from stream import topics
 from stream.contract.outputs import DeadLetter, SourcePosition
 from stream.core.ingest import Rejection
-from stream.core.messages import encode_record
+from stream.core.messages import encode_records
 from stream.core.partitioner import partition_for
 from stream.settings import Settings
 from stream.shell.sender import BatchSender, Sent
@@ -74,7 +75,8 @@ class Outbox:
         """Hand everything to the producer (one producer batch per partition)."""
         sent = []
         for (name, partition), segments in self._segments.items():
-            sent.append(await sender.send(name, partition, [(None, encode_record(segments), None)]))
+            records = [(None, value, None) for value in encode_records(segments)]
+            sent.append(await sender.send(name, partition, records))
         for (name, partition), records in self._records.items():
             sent.append(await sender.send(name, partition, [(k, v, None) for k, v in records]))
         self._segments = {}

@@ -1,0 +1,68 @@
+"""Internal records stay under the size limit: a large group's messages are split into
+parts, and a receiver applies every part once, however often the sender redoes it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from stream import topics
+from stream.core.facts import Fact
+from stream.core.messages import DECODERS, PART_BITS, Event, encode_records
+from stream.core.state import MemoryState
+from stream.settings import Settings
+from stream.shell.outbox import Outbox
+from stream.shell.stage import StageRunner
+
+decode = DECODERS["profile"].decode
+
+
+def event(n: int) -> Event:
+    fact = Fact(f"e{n}", f"anon:device-{n}", "page", 1_790_000_000_000 + n, "web.events")
+    return Event(f"p{n % 7}", 0, fact)
+
+
+def messages_of(records: list[bytes]) -> list:
+    return [m for record in records for _, _, items in decode(record) for m in items]
+
+
+def test_a_group_that_fits_is_one_record_with_the_offset_as_seq():
+    [record] = encode_records([("route:1", 41, [event(1)]), ("route:1", 42, [event(2)])])
+    assert [(src, seq) for src, seq, _ in decode(record)] == [
+        ("route:1", 41 << PART_BITS),
+        ("route:1", 42 << PART_BITS),
+    ]
+
+
+def test_a_large_group_is_split_under_the_limit_in_order_with_increasing_parts():
+    segments = [("route:1", 7, [event(n) for n in range(3000)]), ("route:1", 8, [event(-1)])]
+    records = encode_records(segments, limit=20_000)
+    assert len(records) > 5
+    assert all(len(r) <= 20_000 for r in records)
+    assert messages_of(records) == [m for _, _, ms in segments for m in ms]
+    seqs = [seq for r in records for _, seq, _ in decode(r)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert {seq >> PART_BITS for seq in seqs} == {7, 8}
+    assert encode_records(segments, limit=20_000) == records  # a redo sends the same parts
+
+
+def test_an_outbox_splits_its_records_and_a_receiver_applies_each_part_once():
+    settings = Settings.from_env({})
+    outbox = Outbox(settings)
+    for offset in (10, 11):
+        outbox.begin("route:2", offset)
+        for n in range(2000):
+            outbox.internal(topics.PROFILE, "p0", event(offset * 10_000 + n))
+    [segments] = outbox._segments.values()
+    values = encode_records(segments, limit=30_000)
+    assert len(values) > 2
+
+    runner = StageRunner("profile", settings, SimpleNamespace(data=None), None, decode, None)
+    state = MemoryState()
+    delivered = [
+        SimpleNamespace(value=v, topic="profile", partition=0, offset=i)
+        for i, v in enumerate(values)
+    ]
+    applied = [m for msg in delivered for m in runner._fresh(state, msg, outbox)]
+    assert len(applied) == 4000
+    # the sender redoes its group after a crash: every part comes again, none is applied
+    assert [m for msg in delivered for m in runner._fresh(state, msg, outbox)] == []
