@@ -29,7 +29,14 @@ from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.rewind import Rewind
 from stream.shell.sender import BatchSender
-from stream.shell.stage import GROUP_MAX, GROUP_WAIT, YIELD_AFTER, StageRunner, fatal
+from stream.shell.stage import (
+    GROUP_MAX,
+    GROUP_MAX_BYTES,
+    GROUP_WAIT,
+    YIELD_AFTER,
+    StageRunner,
+    fatal,
+)
 from stream.ticks import tick_records
 
 if TYPE_CHECKING:
@@ -103,7 +110,7 @@ def stage(
     )
 
     async def agent(stream):
-        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT):
+        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES):
             await runner.handle([event.message for event in events])
 
     c360.app.agent(c360.topic(spec), name=f"{name}-stage", concurrency=1)(agent)
@@ -172,7 +179,7 @@ def register_ingest(c360: C360) -> None:
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest_agent(stream):
         sender = None
-        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT):
+        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES):
             try:
                 events = await in_order(events)
                 if not events:

@@ -1,4 +1,5 @@
-"""Groups of a faust stream's events: up to ``max_``, lingering ``within`` seconds after the first.
+"""Groups of a faust stream's events: up to ``max_`` (and ``max_bytes``), lingering
+``within`` seconds after the first.
 
 faust's ``Stream.take_events(max_, within)`` wakes every ``within`` seconds whether or
 not anything arrived, and every wake-up goes through mode's ``wait_first`` (new tasks
@@ -6,6 +7,10 @@ and futures each time): with five agents at ``within=5 ms`` an idle worker spent
 15-20 % of a core waking up, and a busy one paid it too. Here an agent sleeps until
 its first event arrives, then waits at most ``within`` for the group to fill — the
 producer's ``linger.ms`` — so no time passes in timers while nothing comes.
+
+A group also ends once its records hold ``max_bytes`` (the record that crosses it is the
+last): records are batches of very different sizes, and a group's size is its memory
+(decoded state, outgoing records) and the time before its first output leaves.
 
 Everything else is faust's take_events: a passive processor fills the buffer, acks
 are manual and only after the group was handled, the buffer never holds more than
@@ -21,16 +26,22 @@ from typing import Any
 from mode.utils.futures import notify
 
 
-def take_groups(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
-    """Lists of events: each as soon as ``max_`` are buffered, or ``within`` seconds
-    after the first of them arrived. Registered with the stream, which closes it on stop."""
-    groups = _take_groups(stream, max_, within)
+def take_groups(
+    stream: Any, max_: int, within: float, max_bytes: int | None = None
+) -> AsyncIterator[list[Any]]:
+    """Lists of events: each as soon as ``max_`` are buffered (or their values hold
+    ``max_bytes``), or ``within`` seconds after the first of them arrived. Registered
+    with the stream, which closes it on stop."""
+    groups = _take_groups(stream, max_, within, max_bytes)
     stream._active_agens.add(groups)
     return groups
 
 
-async def _take_groups(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
+async def _take_groups(
+    stream: Any, max_: int, within: float, max_bytes: int | None
+) -> AsyncIterator[list[Any]]:
     buffer: list[Any] = []
+    size = 0  # bytes of the buffered values
     arrived = asyncio.Event()  # the buffer holds something
     full = asyncio.Event()
     consumed = asyncio.Event()
@@ -38,7 +49,7 @@ async def _take_groups(stream: Any, max_: int, within: float) -> AsyncIterator[l
     channel_it = aiter(stream.channel)
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal consuming
+        nonlocal consuming, size
         if consuming is not None:  # a group is being handled: wait for it
             try:
                 await consuming
@@ -48,8 +59,9 @@ async def _take_groups(stream: Any, max_: int, within: float) -> AsyncIterator[l
         if event is None:
             raise RuntimeError("take_groups: the stream has no current event")
         buffer.append(event)
+        size += len(event.message.value or b"")
         arrived.set()
-        if len(buffer) >= max_:
+        if len(buffer) >= max_ or (max_bytes is not None and size >= max_bytes):
             full.set()
             consumed.clear()
             await stream.wait(consumed)  # never more than max_ in the buffer
@@ -72,6 +84,7 @@ async def _take_groups(stream: Any, max_: int, within: float) -> AsyncIterator[l
                 yield group
             finally:
                 buffer.clear()
+                size = 0
                 arrived.clear()
                 full.clear()
                 for event in group:

@@ -1,7 +1,8 @@
 """Running a pure stage inside a Faust agent, a group of input records at a time.
 
 The agent takes what its stream has buffered (:mod:`stream.shell.batching`: up to
-``GROUP_MAX`` records, waiting at most ``GROUP_WAIT`` seconds) and, for each
+``GROUP_MAX`` records or ``GROUP_MAX_BYTES``, waiting at most ``GROUP_WAIT`` seconds
+after the first) and, for each
 partition in the group:
 
 1. skips records at or below the input offset committed with the partition's
@@ -51,6 +52,9 @@ from stream.shell.store import BatchStore
 log = logging.getLogger(__name__)
 
 GROUP_MAX = 500
+GROUP_MAX_BYTES = 4 * 1024 * 1024
+"""A group ends once its records hold this many bytes (records are batches: 500 of them
+held up to 100k events, and a group's size is its memory and its first output's delay)."""
 GROUP_WAIT = 0.005
 YIELD_AFTER = 0.005
 """Seconds of work after which a stage lets the event loop serve others (API lookups)."""
