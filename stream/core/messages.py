@@ -172,6 +172,9 @@ def encode_records(segments: list[Segment], limit: int = RECORD_MAX_BYTES) -> li
     | part. A record that fits is one record; otherwise segments, then a segment's
     messages, are halved until the parts fit. Deterministic: a sender that redoes the
     same input after a crash sends the same parts, which the receiver drops."""
+    whole = _encode([(src, offset << PART_BITS, messages) for src, offset, messages in segments])
+    if len(whole) <= limit:
+        return [whole]  # the common case: encoded once
     chunks = _fit([(src, offset, list(messages)) for src, offset, messages in segments], limit)
     parts: dict[tuple[str, int], int] = {}
     records = []

@@ -225,17 +225,14 @@ class GlobalView(Mapping):
         self._version = -1
 
     def get(self, key: str, default: Any = None) -> Any:
-        version = getattr(self.table.data, "version", None)
-        if version is None:  # not a VersionedStore: no cache
-            value = self.table.get(key)
-        else:
-            if version != self._version or len(self._cache) >= self.CACHE_MAX:
-                self._cache.clear()
-                self._version = version
-            try:
-                value = self._cache[key]
-            except KeyError:
-                value = self._cache[key] = self.table.get(key)
+        version = self.table.data.version  # a VersionedStore (c360v://)
+        if version != self._version or len(self._cache) >= self.CACHE_MAX:
+            self._cache.clear()
+            self._version = version
+        try:
+            value = self._cache[key]
+        except KeyError:
+            value = self._cache[key] = self.table.get(key)
         return default if value is None else value
 
     def __getitem__(self, key: str) -> Any:

@@ -65,7 +65,8 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "c360_stage_record_seconds",
-            "Time to apply one group of input records of a partition, commit included, by stage.",
+            "Time to apply one group of input records (all its partitions), commit included, by "
+            "stage.",
             ["stage"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
