@@ -21,14 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-import rocksdict
 
 from stream.core.facts import Fact
 from stream.core.link import LinkStage
 from stream.core.route import RouteStage
 from stream.core.rules import DEFAULT, Compiled
 from stream.core.state import Collected
-from stream.shell.store import Txn
+from stream.shell.store import Txn, open_db
 
 BATCH = 500
 
@@ -67,20 +66,8 @@ def run_stage(stage, messages, db) -> float:
     for i in range(0, len(messages), BATCH):
         txn = Txn(db)
         stage.process(txn, messages[i : i + BATCH], Collected())
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in txn.changes():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        db.write(batch)
+        txn.commit()
     return time.perf_counter() - start
-
-
-def open_db(path: str) -> rocksdict.Rdict:
-    options = rocksdict.Options(raw_mode=True)
-    options.create_if_missing(True)
-    return rocksdict.Rdict(path, options)
 
 
 def main() -> int:

@@ -42,7 +42,7 @@ from stream.core.route import RouteStage
 from stream.core.rules import DEFAULT, Compiled
 from stream.loadgen import UNBATCHED
 from stream.population import Population
-from stream.shell.store import Txn
+from stream.shell.store import Txn, open_db
 
 _encode = msgspec.json.Encoder().encode
 ORDER = ("route", "link", "profile", "channel")
@@ -130,8 +130,6 @@ def main() -> int:
     messages: dict[str, int] = defaultdict(int)
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
-        options = rocksdict.Options(raw_mode=True)
-        options.create_if_missing(True)
         dbs: dict[tuple[str, int], rocksdict.Rdict] = {}
         if profiler:
             profiler.enable()
@@ -155,9 +153,7 @@ def main() -> int:
                     taken, bus.queues[(name, partition)] = queue[: args.group], queue[args.group :]
                     db = dbs.get((name, partition))
                     if db is None:
-                        db = dbs[(name, partition)] = rocksdict.Rdict(
-                            f"{tmp}/{name}-{partition}", options
-                        )
+                        db = dbs[(name, partition)] = open_db(f"{tmp}/{name}-{partition}")
                     txn = Txn(db)
                     emit = bus.emitter(f"{name}:{partition}")
                     for record in taken:
@@ -167,13 +163,7 @@ def main() -> int:
                         messages[name] += len(items)
                         process[name](txn, items, emit)
                     emit.flush()
-                    batch = rocksdict.WriteBatch(raw_mode=True)
-                    for key, value in txn.changes():
-                        if value is None:
-                            batch.delete(key)
-                        else:
-                            batch.put(key, value)
-                    db.write(batch)
+                    txn.commit()
                     spent[name] += time.process_time() - t0
         total = time.process_time() - started
         if profiler:

@@ -19,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import msgspec
-import rocksdict
 
 from stream.core.aggregate import Aggregator
 from stream.core.ingest import Ingest
@@ -29,23 +28,7 @@ from stream.core.route import RouteStage
 from stream.core.rules import DEFAULT, Compiled
 from stream.core.state import Collected
 from stream.population import Population
-from stream.shell.store import Txn
-
-
-def open_db(path: str) -> rocksdict.Rdict:
-    options = rocksdict.Options(raw_mode=True)
-    options.create_if_missing(True)
-    return rocksdict.Rdict(path, options)
-
-
-def commit(db: rocksdict.Rdict, txn: Txn) -> None:
-    batch = rocksdict.WriteBatch(raw_mode=True)
-    for key, value in txn.changes():
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
-    db.write(batch)
+from stream.shell.store import Txn, open_db
 
 
 def run(process, messages: list, batch: int, db) -> float:
@@ -53,7 +36,7 @@ def run(process, messages: list, batch: int, db) -> float:
     for i in range(0, len(messages), batch):
         txn = Txn(db)
         process(txn, messages[i : i + batch], Collected())
-        commit(db, txn)
+        txn.commit()
     return time.perf_counter() - start
 
 

@@ -107,6 +107,28 @@ class Txn:
         """The batch's changes, encoded: (key, value or None for a delete)."""
         return [(k.encode(), None if v is _DELETED else _encode(v)) for k, v in self.writes.items()]
 
+    def commit(self) -> None:
+        """Write the changes to the database alone: no changelog, no offsets (benchmarks)."""
+        self.db.write(write_batch(self.changes()))
+
+
+def write_batch(changes: Iterable[tuple[bytes, bytes | None]]) -> rocksdict.WriteBatch:
+    """One WriteBatch of encoded changes (a None value deletes its key)."""
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in changes:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    return batch
+
+
+def open_db(path: str) -> rocksdict.Rdict:
+    """A raw-mode RocksDB database with default options, for Txns outside a worker."""
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    return rocksdict.Rdict(path, options)
+
 
 class BatchStore(faust_rocksdb.Store):
     """faust's RocksDB store, plus batch transactions and group-wise changelog replay."""
@@ -141,14 +163,7 @@ class BatchStore(faust_rocksdb.Store):
         changelog_offset: int | None,
     ) -> None:
         """Write a committed batch to the local database in one WriteBatch."""
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in records:
-            if key == MARKER:
-                continue
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+        batch = write_batch(record for record in records if record[0] != MARKER)
         batch.put(INPUT_OFFSET, marker)
         if changelog_offset is not None:
             batch.put(self.offset_key, str(changelog_offset).encode())
