@@ -13,15 +13,19 @@ from tests.support.worker import BIN
 pytestmark = pytest.mark.integration
 
 
-def test_the_demo_streams_a_population_and_shows_profiles_channels_and_quality(settings):
-    env = {**os.environ, **settings.to_env()}
-    run = subprocess.run(
-        [str(BIN / "c360"), "demo", "--persons", "600", "--events", "15000", "--exit"],
-        env=env,
+def demo(settings, persons: int, events: int) -> subprocess.CompletedProcess:
+    """``c360 demo --exit`` of a population of that size, on the test broker."""
+    return subprocess.run(
+        [str(BIN / "c360"), "demo", "--persons", str(persons), "--events", str(events), "--exit"],
+        env={**os.environ, **settings.to_env()},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_the_demo_streams_a_population_and_shows_profiles_channels_and_quality(settings):
+    run = demo(settings, 600, 15000)
     out = run.stdout
     assert run.returncode == 0, out[-3000:] + run.stderr[-3000:]
     for title in (
@@ -37,11 +41,5 @@ def test_the_demo_streams_a_population_and_shows_profiles_channels_and_quality(s
     assert float(quality.group(1)) >= 0.99 and float(quality.group(2)) >= 0.99
     assert f"{settings.web_url}/metrics" in out
     # each run has its own topics: a second run on the same broker starts clean
-    again = subprocess.run(
-        [str(BIN / "c360"), "demo", "--persons", "50", "--events", "300", "--exit"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = demo(settings, 50, 300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

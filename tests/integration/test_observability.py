@@ -15,7 +15,6 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import subprocess
 import urllib.parse
 
@@ -41,7 +40,7 @@ from tests.support.observability import (
 )
 from tests.support.waiting import wait_for
 from tests.support.webhooks import ZENDESK_TICKET_CREATED, post_zendesk
-from tests.support.worker import BIN, free_port, http_get
+from tests.support.worker import BIN, free_port, http_get, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -217,12 +216,7 @@ def chain_run(settings, tmp_path) -> dict:
         return wait_for(scrape, lambda s: at_head(s, 1), 30, "the chain connector past the reorg")
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc, timeout=15)
         server.close()
 
 
@@ -319,12 +313,7 @@ def prometheus_server(tmp_path, request):
 
     yield start
     for proc, log in procs:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, timeout=20)
         log.close()
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed and procs:
