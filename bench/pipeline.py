@@ -1,6 +1,7 @@
 """CPU cost of the whole pure pipeline per input event, in process, with worker-sized groups.
 
 Usage: python bench/pipeline.py [--events N] [--persons P] [--group G] [--profile [COLUMN]]
+(``--persons`` N/15 gives the link-heavy mix of a population that is all new)
 
 The ceiling the core puts on a worker, without Kafka or faust: a synthetic population
 (stream.population) in records of 200 events goes through ingest, then the route,
@@ -95,7 +96,9 @@ class Emit:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=30_000)
-    parser.add_argument("--persons", type=int, default=2000)
+    parser.add_argument(
+        "--persons", type=int, help="default: events / 100, the mix of bench/run.py's throughput"
+    )
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--group", type=int, default=500, help="records per stage group")
     parser.add_argument(
@@ -111,7 +114,8 @@ def main() -> int:
         "profile": ProfileStage(aggregator).process,
         "channel": ChannelStage().process,
     }
-    pop = Population(args.persons, seed=7, end=int(time.time() * 1000))
+    persons = args.persons or max(1, args.events // 100)
+    pop = Population(persons, seed=7, end=int(time.time() * 1000))
     by_topic: dict[str, list[bytes]] = defaultdict(list)
     records: list[tuple[str, bytes]] = []
     events = 0

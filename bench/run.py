@@ -6,20 +6,26 @@ One run, one fresh deployment (own topics, group and state), in phases:
 
 1. throughput — a synthetic population (stream.population) produced as batched
    records as fast as the producer goes; ``throughput_eps`` = input events / (last
-   profile change - first send);
+   profile change - first send). The population has 100 events per person, which
+   makes wallet connects and SIWE sign-ins (the link events) a few percent of the
+   traffic (``link_share``, counted on the events sent), as a product with returning
+   users sees;
 2. quality — pairwise ``precision``/``recall`` of identity resolution against the
    ground truth, looked up through the API (all identifiers of a sample of persons);
-3. links — fresh sign-ins (anonymous id ↔ wallet, verified), each a link to make;
+3. link-heavy throughput — ``throughput_link_heavy_eps``, the same measure on a
+   population of new persons with 15 events each (about a quarter of them sign-ins,
+   ~5 merges per person: everyone is onboarding);
+4. links — fresh sign-ins (anonymous id ↔ wallet, verified), each a link to make;
    ``link_eps`` = sign-ins / (last profile change - first send);
-4. latency — background load at half of ``throughput_eps`` (a population with the
+5. latency — background load at half of ``throughput_eps`` (a population with the
    throughput phase's events per person) plus a probe event every 50 ms, each a new
    person; latency = probe sent → its profile change written;
-5. single records — ``single_record_eps``: c360 fed single-event records;
-6. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
+6. single records — ``single_record_eps``: c360 fed single-event records;
+7. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
    same input topics (the physical limit of a Python consumer of that input);
-7. growth (full only) — profiles grown to 1M with one-event persons, RSS sampled at
+8. growth (full only) — profiles grown to 1M with one-event persons, RSS sampled at
    100k and at the end;
-8. naive faust — ``naive_faust_eps``: bench/naive_faust.py (single-event records, one
+9. naive faust — ``naive_faust_eps``: bench/naive_faust.py (single-event records, one
    Table write per event, the same tuned settings) on a subset.
 
 Prints a table and writes bench/results/latest.json.
@@ -38,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -47,18 +54,22 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from harness import ROOT, batched, ensure, fresh_settings, produce, wait_quiet
 
 from stream import topics
-from stream.population import Population, address, iso, score
+from stream.loadgen import UNBATCHED
+from stream.population import Population, address, is_link_event, iso, score
 from stream.quality import assignments
 from stream.settings import Settings
 from stream.watch import newest_timestamp
 from tests.support.worker import BIN, WorkerProcess, metric_total
 
 SIZES = {
-    # persons, events, scored persons, link sign-ins, latency seconds, single, naive, growth
+    # persons, events, scored persons, link-heavy persons and events, link sign-ins,
+    # latency seconds, single, naive, growth
     "quick": dict(
-        persons=2000,
+        persons=300,
         events=30_000,
-        scored=600,
+        scored=300,
+        heavy_persons=1000,
+        heavy_events=15_000,
         links=5000,
         latency_s=6,
         single=3000,
@@ -66,9 +77,11 @@ SIZES = {
         growth=0,
     ),
     "full": dict(
-        persons=20_000,
+        persons=3000,
         events=300_000,
         scored=3000,
+        heavy_persons=10_000,
+        heavy_events=150_000,
         links=40_000,
         latency_s=30,
         single=20_000,
@@ -77,6 +90,29 @@ SIZES = {
     ),
 }
 RESULTS = ROOT / "bench" / "results"
+FRESH = 10_000_000
+"""The first person number of the link-heavy population (disjoint from the others)."""
+
+
+class LinkShare:
+    """Passes a population's events through, counting its link events."""
+
+    def __init__(self, events: Iterable[tuple[str, str, dict]]) -> None:
+        self._events = events
+        self.events = 0
+        self.links = 0
+
+    def __iter__(self) -> Iterator[tuple[str, str, dict]]:
+        for suffix, key, payload in self._events:
+            if suffix not in UNBATCHED:
+                self.events += 1
+                self.links += is_link_event(suffix, payload)
+            yield suffix, key, payload
+
+    @property
+    def share(self) -> float:
+        """Link events / input events."""
+        return self.links / max(1, self.events)
 
 
 def log(message: str) -> None:
@@ -376,11 +412,16 @@ async def bench(mode: str) -> dict:
             now = int(time.time() * 1000)
             population = Population(size["persons"], seed=7, end=now)
             log(f"throughput: {size['events']:,} events of {size['persons']:,} persons")
-            events, seconds = await timed_run(settings, population.events(size["events"]))
+            counted = LinkShare(population.events(size["events"]))
+            events, seconds = await timed_run(settings, counted)
             results.update(events=events, seconds=round(seconds, 2))
             results["throughput_eps"] = round(events / seconds)
+            results["link_share"] = round(counted.share, 4)
             results["profiles"] = int(metric_total(settings, "c360_profiles"))
-            log(f"  {events:,} events in {seconds:.1f}s = {results['throughput_eps']:,}/s")
+            log(
+                f"  {events:,} events in {seconds:.1f}s = {results['throughput_eps']:,}/s "
+                f"(link events {counted.share:.1%})"
+            )
 
             truth = population.truth()
             sample = set(random.Random(1).sample(range(size["persons"]), size["scored"]))
@@ -394,6 +435,20 @@ async def bench(mode: str) -> dict:
             log(
                 f"  precision {q['precision']:.4f} recall {q['recall']:.4f} "
                 f"({q['identifiers_scored']:,} identifiers of {size['scored']:,} persons)"
+            )
+
+            heavy = Population(size["heavy_persons"], seed=13, end=now, first=FRESH)
+            log(
+                f"link-heavy throughput: {size['heavy_events']:,} events of "
+                f"{size['heavy_persons']:,} new persons"
+            )
+            counted = LinkShare(heavy.events(size["heavy_events"]))
+            n, seconds = await timed_run(settings, counted)
+            results["throughput_link_heavy_eps"] = round(n / seconds)
+            results["link_share_link_heavy"] = round(counted.share, 4)
+            log(
+                f"  {n:,} events in {seconds:.1f}s = {results['throughput_link_heavy_eps']:,}/s "
+                f"(link events {counted.share:.1%})"
             )
 
             log(f"links: {size['links']:,} verified sign-ins")
@@ -447,6 +502,9 @@ async def bench(mode: str) -> dict:
     results["ratios"] = {
         "throughput_over_naive": round(results["throughput_eps"] / results["naive_faust_eps"], 2),
         "throughput_over_raw": round(results["throughput_eps"] / results["raw_consume_eps"], 3),
+        "link_heavy_over_naive": round(
+            results["throughput_link_heavy_eps"] / results["naive_faust_eps"], 2
+        ),
     }
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     results["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -457,6 +515,8 @@ KEYS = [
     "events",
     "seconds",
     "throughput_eps",
+    "link_share",
+    "throughput_link_heavy_eps",
     "latency_ms_p50",
     "latency_ms_p99",
     "link_eps",

@@ -77,12 +77,22 @@ class Person:
 class Population:
     """See the module doc."""
 
-    def __init__(self, persons: int, seed: int = 7, *, days: int = 30, end: int | None = None):
+    def __init__(
+        self,
+        persons: int,
+        seed: int = 7,
+        *,
+        days: int = 30,
+        end: int | None = None,
+        first: int = 0,
+    ):
+        """``persons`` persons numbered from ``first`` (their identifiers derive from the
+        number, so populations with disjoint ranges share no identifier)."""
         self.r = random.Random(seed)
         self.days = days
         self.end = end if end is not None else 1_795_000_000_000  # 2026-11-17
         self.start = self.end - days * DAY
-        self.persons = [self._person(i) for i in range(persons)]
+        self.persons = [self._person(i) for i in range(first, first + persons)]
         self.exchanges = [address(0xE8C0, i) for i in range(3)]
         self.kiosk = "kiosk-lobby-1"
         self._seq = itertools.count(1)
@@ -476,6 +486,15 @@ class Population:
                 "verified": True,
             },
         )
+
+
+LINK_EVENTS = frozenset({"SIWE Sign In", "Wallet Connected"})
+"""The web tracks that carry wallet link evidence (the issue's "link events")."""
+
+
+def is_link_event(suffix: str, payload: dict) -> bool:
+    """A wallet connect or a SIWE sign-in."""
+    return suffix == "web.events" and payload.get("event") in LINK_EVENTS
 
 
 def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:

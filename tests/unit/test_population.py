@@ -10,7 +10,7 @@ import pytest
 
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
-from stream.population import Population, score
+from stream.population import Population, is_link_event, score
 
 _encode = msgspec.json.encode
 
@@ -67,6 +67,26 @@ def test_every_topic_and_kind_of_traffic_is_there(events):
         p["context"]["campaign"]["source"] for p in web if "campaign" in p.get("context", {})
     }
     assert len(sources) >= 6
+
+
+def link_share(persons: int, events: int) -> float:
+    stream = [(s, p) for s, _, p in Population(persons, seed=4).events(events)]
+    activity = [(s, p) for s, p in stream if s not in ("prices", "labels")]
+    return sum(is_link_event(s, p) for s, p in activity) / len(activity)
+
+
+def test_link_events_are_a_few_percent_once_users_return():
+    # onboarding ties every identifier to its person (a sign-in per wallet and device),
+    # so the share of link events falls as persons come back: a few percent at 100
+    # events per person (the benchmark's mix), a quarter while everyone is new
+    assert 0.02 < link_share(100, 10_000) < 0.1
+    assert link_share(400, 6_000) > 0.15
+
+
+def test_populations_numbered_apart_share_no_identifier():
+    a, b = Population(50, seed=1), Population(50, seed=1, first=1000)
+    assert not set(a.truth()["owner"]) & set(b.truth()["owner"])
+    assert set(b.truth()["owner"].values()) == set(range(1000, 1050))
 
 
 def test_activity_is_skewed_like_zipf(population, events):
