@@ -20,7 +20,8 @@ One run, one fresh deployment (own topics, group and state), in phases:
 5. latency — background load at half of ``throughput_eps`` (a population with the
    throughput phase's events per person) plus a probe event every 50 ms, each a new
    person; latency = probe sent → its profile change written;
-6. single records — ``single_record_eps``: c360 fed single-event records;
+6. single records — ``single_record_eps``: c360 fed single-event records (the next
+   events of the throughput population: the same persons, the same mix);
 7. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
    same input topics (the physical limit of a Python consumer of that input);
 8. growth (full only) — profiles grown to 1M with one-event persons, RSS sampled at
@@ -44,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -95,10 +96,12 @@ FRESH = 10_000_000
 
 
 class LinkShare:
-    """Passes a population's events through, counting its link events."""
+    """Passes a population's events through (up to ``limit`` activity events, leaving
+    the rest of ``events`` for later), counting its link events."""
 
-    def __init__(self, events: Iterable[tuple[str, str, dict]]) -> None:
+    def __init__(self, events: Iterator[tuple[str, str, dict]], limit: int | None = None) -> None:
         self._events = events
+        self.limit = limit
         self.events = 0
         self.links = 0
 
@@ -108,6 +111,8 @@ class LinkShare:
                 self.events += 1
                 self.links += is_link_event(suffix, payload)
             yield suffix, key, payload
+            if self.events == self.limit:
+                return
 
     @property
     def share(self) -> float:
@@ -412,7 +417,9 @@ async def bench(mode: str) -> dict:
             now = int(time.time() * 1000)
             population = Population(size["persons"], seed=7, end=now)
             log(f"throughput: {size['events']:,} events of {size['persons']:,} persons")
-            counted = LinkShare(population.events(size["events"]))
+            # one stream: the single-record phase takes up where this one ends
+            stream = population.events(size["events"] + size["single"])
+            counted = LinkShare(stream, size["events"])
             events, seconds = await timed_run(settings, counted)
             results.update(events=events, seconds=round(seconds, 2))
             results["throughput_eps"] = round(events / seconds)
@@ -442,7 +449,7 @@ async def bench(mode: str) -> dict:
                 f"link-heavy throughput: {size['heavy_events']:,} events of "
                 f"{size['heavy_persons']:,} new persons"
             )
-            counted = LinkShare(heavy.events(size["heavy_events"]))
+            counted = LinkShare(iter(heavy.events(size["heavy_events"])))
             n, seconds = await timed_run(settings, counted)
             results["throughput_link_heavy_eps"] = round(n / seconds)
             results["link_share_link_heavy"] = round(counted.share, 4)
@@ -481,8 +488,7 @@ async def bench(mode: str) -> dict:
             await wait_quiet(settings, timeout=600, settle=1.0)
 
             log(f"single-event records: {size['single']:,}")
-            single = Population(1000, seed=11, end=now).events(size["single"])
-            n, seconds = await timed_run(settings, single, batch=1)
+            n, seconds = await timed_run(settings, stream, batch=1)
             results["single_record_eps"] = round(n / seconds)
             log(f"  {results['single_record_eps']:,}/s")
 
