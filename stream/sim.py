@@ -226,6 +226,7 @@ class Simulator:
             self.channel.process(state, messages, emit)
         else:
             self.profile.process(state, messages, emit)
+        state.commit()
         self._dispatch(f"{stage}:{partition}", emit)
 
     # --- results ---

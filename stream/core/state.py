@@ -53,27 +53,64 @@ def prefix_end(prefix: str) -> str:
     return prefix + "\uffff"
 
 
-class MemoryState:
-    """An in-memory State whose values round-trip through JSON, like the real one."""
+class StateMisuse(AssertionError):
+    """A stage changed a value it read without putting it back."""
 
-    __slots__ = ("_data", "_keys")
+
+_DELETED = object()
+
+
+class MemoryState:
+    """An in-memory State whose values round-trip through JSON, like the real one.
+
+    Like the worker's transaction, it hands out one object per key until
+    :meth:`commit` (the end of a stage call) and encodes what was put only then. The
+    commit also checks the rule the worker's row cache relies on: every value read
+    and not put back must be unchanged (else :class:`StateMisuse`)."""
+
+    __slots__ = ("_data", "_keys", "_read", "_writes")
 
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
         self._keys: list[str] | None = []
+        self._read: dict[str, tuple[Any, bytes]] = {}
+        self._writes: dict[str, Any] = {}
 
     def get(self, key: str) -> Any | None:
+        value = self._writes.get(key, self)
+        if value is not self:
+            return None if value is _DELETED else value
+        lent = self._read.get(key)
+        if lent is not None:
+            return lent[0]
         raw = self._data.get(key)
-        return None if raw is None else _decode(raw)
+        if raw is None:
+            return None
+        value = _decode(raw)
+        self._read[key] = (value, raw)
+        return value
 
     def put(self, key: str, value: Any) -> None:
-        if key not in self._data:
-            self._keys = None
-        self._data[key] = _encode(value)
+        self._writes[key] = value
 
     def delete(self, key: str) -> None:
-        if self._data.pop(key, None) is not None:
-            self._keys = None
+        self._writes[key] = _DELETED
+
+    def commit(self) -> None:
+        """End of a stage call: check what was read, store what was written."""
+        for key, (value, raw) in self._read.items():
+            if key not in self._writes and _encode(value) != raw:
+                raise StateMisuse(f"{key!r} was changed in place but not put")
+        for key, value in self._writes.items():
+            if value is _DELETED:
+                if self._data.pop(key, None) is not None:
+                    self._keys = None
+            else:
+                if key not in self._data:
+                    self._keys = None
+                self._data[key] = _encode(value)
+        self._read.clear()
+        self._writes.clear()
 
     def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
         if self._keys is None:
@@ -84,15 +121,22 @@ class MemoryState:
         while i < len(keys) and keys[i] < stop:
             selected.append(keys[i])
             i += 1
-        for key in selected:
-            raw = self._data.get(key)
-            if raw is not None:
-                yield key, _decode(raw)
+        pending = [k for k in self._writes if start <= k < stop and k not in self._data]
+        for key in sorted([*selected, *pending]):
+            value = self._writes.get(key, self)
+            if value is self:
+                raw = self._data.get(key)
+                if raw is not None:
+                    yield key, _decode(raw)
+            elif value is not _DELETED:
+                yield key, value
 
     def __len__(self) -> int:
+        self.commit()
         return len(self._data)
 
     def items(self) -> Iterator[tuple[str, Any]]:
+        self.commit()
         for key in sorted(self._data):
             yield key, _decode(self._data[key])
 

@@ -37,6 +37,7 @@ from stream.shell.stage import (
     StageRunner,
     fatal,
 )
+from stream.shell.store import ROW_CACHE_OPTION
 from stream.ticks import tick_records
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def stage(
         store=f"c360:{name}",  # yarl: a scheme-only URL is falsy and faust would ignore it
         key_type=bytes,
         value_type=bytes,
-        options=c360.rocksdb_options,
+        options={**c360.rocksdb_options, ROW_CACHE_OPTION: settings.state_row_cache},
         help=f"state of the {name} stage",
     )
     c360.tables[name] = table

@@ -94,7 +94,7 @@ class Lookups:
     def _local(self, table: str, key: str) -> Txn:
         spec_partitions = self.c360.tables[table].partitions
         partition = 0 if spec_partitions == 1 else partition_for(key, spec_partitions)
-        return self.c360.tables[table].data.txn(partition)
+        return self.c360.tables[table].data.reader(partition)
 
     async def _remote(self, url: URL, path: str) -> Any:
         if self._session is None:
@@ -160,7 +160,7 @@ class Lookups:
             if owner is None:
                 store = self.c360.tables["channel"].data
                 for p in partitions:
-                    rows.update(channel_rows(store.txn(p)))
+                    rows.update(channel_rows(store.reader(p)))
             else:
                 query = ",".join(map(str, partitions))
                 rows.update(
@@ -286,7 +286,7 @@ def register(c360: C360) -> Lookups:
                 rows: dict[str, dict] = {}
                 for p in request.query.get("partitions", "").split(","):
                     if p.strip().isdigit():
-                        rows.update(channel_rows(store.txn(int(p))))
+                        rows.update(channel_rows(store.reader(int(p))))
                 return 200, rows
 
             return await answer("/v1/_internal", request, work)

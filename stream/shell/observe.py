@@ -128,7 +128,7 @@ def _profiles(c360: C360) -> dict:
     lifecycle: dict[str, int] = {}
     vip: dict[str, int] = {}
     for p in _active_partitions(c360, topics.PROFILE):
-        counts = store.txn(p).get(COUNTS)
+        counts = store.reader(p).get(COUNTS)
         if not counts:
             continue
         persons += counts["n"]
@@ -167,7 +167,7 @@ def _channels(c360: C360) -> dict:
     prices = PricesOnly(c360)
     rows: dict[str, tuple[int, float]] = {}
     for p in _active_partitions(c360, topics.CHANNEL):
-        for channel, row in channel_rows(store.txn(p)).items():
+        for channel, row in channel_rows(store.reader(p)).items():
             agg = {"vol": {}, "fee": {}, "rev": row["revenue"], "hold": {}}
             rows[channel] = (row["persons"], value(agg, prices)["revenue_usd"])
     top = top_channels(rows)

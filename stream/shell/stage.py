@@ -233,7 +233,7 @@ class StageRunner:
             for s in sent:
                 await s.last_offset()
             changelog_offset = await logged.last_offset()
-            store.apply_local(group.partition, records, marker, changelog_offset)
+            store.apply_local(group.partition, records, marker, changelog_offset, group.txn)
 
 
 class Applied(NamedTuple):

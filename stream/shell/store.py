@@ -18,6 +18,21 @@ changelog applies whole groups only (the records of one commit end with their
 marker), so a commit interrupted half-sent is never half-applied; the redo of
 that batch rewrites the same keys.
 
+The local database is written without RocksDB's write-ahead log: the changelog is
+the log. A crash loses the memtable, and with it the newest groups, but the
+changelog offset of the last group sits in the same WriteBatch as that group's
+changes and input offset, so what survives is a consistent earlier point and
+recovery replays the changelog from there (faust flushes the memtable when it
+closes a database on a graceful stop).
+
+Each active partition keeps a :class:`RowCache` of decoded values as last committed,
+so that the rows a stage reads group after group are not fetched and decoded again.
+A stage's Txn hands out those very objects; the core's rule that a stage puts what it
+changes (stream.core.state; MemoryState checks it in every simulated test) keeps
+them equal to what the database holds. Readers outside the stage (the API) use
+:meth:`BatchStore.reader`, which reads the database only, so they never see a
+group's uncommitted work.
+
 Replay applies everything read up to a marker, not a counted group: changelogs are
 compacted, which keeps only the newest marker and the newest value of each key, so
 old groups dissolve, and "everything up to the last marker" is what stays right.
@@ -31,6 +46,7 @@ transactional changelog writes (the exactly-once work that builds on this layer)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -49,19 +65,55 @@ MARKER = b"__c360\x00marker__"
 """The key of the record that ends a commit; its value holds the input offset."""
 INPUT_OFFSET = b"__c360\x00input__"
 """Where the local database keeps the last input offset it committed (JSON)."""
+ROW_CACHE_OPTION = "c360_row_cache"
+"""The table option that sizes each partition's RowCache (values; 0: none)."""
 
 _DELETED = object()
+_MISSING = object()
+_NO_WAL = rocksdict.WriteOptions()
+_NO_WAL.disable_wal = True
+
+
+class RowCache:
+    """Decoded values of one partition database as last committed (None: known to be
+    absent), least recently used first, at most ``capacity`` of them."""
+
+    __slots__ = ("capacity", "values")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        """The value, or ``_MISSING`` when it is not cached."""
+        value = self.values.pop(key, _MISSING)
+        if value is not _MISSING:
+            self.values[key] = value
+        return value
+
+    def update(self, txn: Txn) -> None:
+        """After ``txn`` was committed: what it read and what it wrote."""
+        values = self.values
+        for items in (txn._cache, txn.writes):
+            for key, value in items.items():
+                values.pop(key, None)
+                values[key] = None if value is _DELETED else value
+        excess = len(values) - self.capacity
+        if excess > 0:
+            for key in list(itertools.islice(values, excess)):
+                del values[key]
 
 
 class Txn:
     """A stage's view of one partition for one batch: reads see its own writes."""
 
-    __slots__ = ("_cache", "db", "writes")
+    __slots__ = ("_cache", "_rows", "db", "writes")
 
-    def __init__(self, db: rocksdict.Rdict) -> None:
+    def __init__(self, db: rocksdict.Rdict, rows: RowCache | None = None) -> None:
         self.db = db
         self.writes: dict[str, Any] = {}
         self._cache: dict[str, Any] = {}
+        self._rows = rows
 
     def get(self, key: str) -> Any | None:
         value = self.writes.get(key, self)
@@ -70,6 +122,11 @@ class Txn:
         value = self._cache.get(key, self)
         if value is not self:
             return value
+        if self._rows is not None:
+            value = self._rows.get(key)
+            if value is not _MISSING:
+                self._cache[key] = value
+                return value
         raw = self.db.get(key.encode())
         value = None if raw is None else _decode(raw)
         self._cache[key] = value
@@ -108,8 +165,11 @@ class Txn:
         return [(k.encode(), None if v is _DELETED else _encode(v)) for k, v in self.writes.items()]
 
     def commit(self) -> None:
-        """Write the changes to the database alone: no changelog, no offsets (benchmarks)."""
-        self.db.write(write_batch(self.changes()))
+        """Write the changes to the database alone, as the worker does but with no
+        changelog and no offsets (benchmarks, tests); then refresh the row cache."""
+        self.db.write(write_batch(self.changes()), _NO_WAL)
+        if self._rows is not None:
+            self._rows.update(self)
 
 
 def write_batch(changes: Iterable[tuple[bytes, bytes | None]]) -> rocksdict.WriteBatch:
@@ -136,12 +196,24 @@ class BatchStore(faust_rocksdb.Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._rows: dict[int, RowCache] = {}
+        self._row_capacity = int(self.rocksdb_options.extra_options.get(ROW_CACHE_OPTION, 0))
 
     # --- live processing ---------------------------------------------------------
     def db(self, partition: int) -> rocksdict.Rdict:
         return self._db_for_partition(partition)
 
     def txn(self, partition: int) -> Txn:
+        """The stage's transaction: reads through the partition's row cache."""
+        rows = None
+        if self._row_capacity > 0:
+            rows = self._rows.get(partition)
+            if rows is None:
+                rows = self._rows[partition] = RowCache(self._row_capacity)
+        return Txn(self._db_for_partition(partition), rows)
+
+    def reader(self, partition: int) -> Txn:
+        """A read-only view of what is committed (the API, metrics): no row cache."""
         return Txn(self._db_for_partition(partition))
 
     def input_offset(self, partition: int) -> dict[str, int]:
@@ -161,13 +233,22 @@ class BatchStore(faust_rocksdb.Store):
         records: list[tuple[bytes, bytes | None]],
         marker: bytes,
         changelog_offset: int | None,
+        txn: Txn | None = None,
     ) -> None:
-        """Write a committed batch to the local database in one WriteBatch."""
+        """Write a committed batch to the local database in one WriteBatch; ``txn``:
+        the stage's transaction it came from (its values refresh the row cache),
+        None for a changelog replay (the partition's row cache is dropped)."""
         batch = write_batch(record for record in records if record[0] != MARKER)
         batch.put(INPUT_OFFSET, marker)
         if changelog_offset is not None:
             batch.put(self.offset_key, str(changelog_offset).encode())
-        self._db_for_partition(partition).write(batch)
+        self._db_for_partition(partition).write(batch, _NO_WAL)
+        rows = self._rows.get(partition)
+        if rows is not None:
+            if txn is None:
+                del self._rows[partition]
+            else:
+                rows.update(txn)
 
     # --- recovery and standbys ------------------------------------------------------
     def apply_changelog_batch(
@@ -194,6 +275,19 @@ class BatchStore(faust_rocksdb.Store):
         never finished (its batch will be redone): forget it."""
         for tp in active_tps:
             self._pending.pop(tp.partition, None)
+
+    # --- the row caches follow the partitions -----------------------------------------
+    def revoke_partitions(self, *args: Any, **kwargs: Any) -> None:
+        self._rows.clear()
+        super().revoke_partitions(*args, **kwargs)
+
+    async def assign_partitions(self, *args: Any, **kwargs: Any) -> None:
+        self._rows.clear()
+        await super().assign_partitions(*args, **kwargs)
+
+    def reset_state(self) -> None:
+        self._rows.clear()
+        super().reset_state()
 
 
 class VersionedStore(faust_rocksdb.Store):

@@ -71,6 +71,7 @@ def link_components(records: Iterable[bytes]) -> dict[str, frozenset[str]]:
                 continue  # a sender's replay after a crash
             applied[source] = seq
             stage.process(state, items, Collected())
+            state.commit()
     out: dict[str, frozenset[str]] = {}
     for _, component in state.scan("c:", "c;"):
         members = frozenset(component["m"])

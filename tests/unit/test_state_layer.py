@@ -1,0 +1,94 @@
+"""The state a stage sees: MemoryState's checks, and the worker's Txn over RocksDB with
+its row cache (values kept decoded between groups)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.core.state import MemoryState, StateMisuse
+from stream.shell.store import RowCache, Txn, open_db
+
+
+def test_a_value_changed_in_place_but_not_put_is_refused_at_commit():
+    state = MemoryState()
+    state.put("p:1", {"n": 1})
+    state.commit()
+    row = state.get("p:1")
+    row["n"] = 2  # a stage that forgot to put
+    with pytest.raises(StateMisuse, match="p:1"):
+        state.commit()
+
+
+def test_a_value_changed_and_put_is_stored_and_reads_share_one_object_until_commit():
+    state = MemoryState()
+    state.put("p:1", {"n": 1})
+    state.commit()
+    row = state.get("p:1")
+    assert state.get("p:1") is row  # as the worker's transaction hands it out
+    row["n"] = 2
+    state.put("p:1", row)
+    row["seen"] = True  # a change after put is part of what is stored, as on the worker
+    state.commit()
+    again = state.get("p:1")
+    assert again == {"n": 2, "seen": True} and again is not row
+
+
+def test_pending_writes_and_deletes_are_seen_by_get_and_scan_before_commit():
+    state = MemoryState()
+    state.put("a:1", 1)
+    state.put("a:2", 2)
+    state.commit()
+    state.delete("a:1")
+    state.put("a:3", 3)
+    assert state.get("a:1") is None
+    assert list(state.scan("a:", "a;")) == [("a:2", 2), ("a:3", 3)]
+    assert len(state) == 2
+
+
+@pytest.fixture
+def db(tmp_path):
+    db = open_db(str(tmp_path / "db"))
+    yield db
+    db.close()
+
+
+def committed(db, rows: RowCache | None, **values) -> None:
+    txn = Txn(db, rows)
+    for key, value in values.items():
+        if value is None:
+            txn.delete(key)
+        else:
+            txn.put(key, value)
+    txn.commit()
+
+
+def test_committed_values_are_served_from_the_row_cache_and_readers_see_the_database(db):
+    rows = RowCache(100)
+    committed(db, rows, **{"p:1": {"n": 1}})
+    db.delete(b"p:1")  # behind the cache's back: only the cache still has it
+    assert Txn(db, rows).get("p:1") == {"n": 1}
+    assert Txn(db).get("p:1") is None  # a reader (the API) reads the database
+
+
+def test_the_cache_keeps_what_a_group_read_and_knows_deleted_keys_are_absent(db):
+    committed(db, None, **{"seq": 7, "n:a": {"p": "x"}})
+    rows = RowCache(100)
+    txn = Txn(db, rows)
+    assert txn.get("seq") == 7
+    txn.delete("n:a")
+    txn.commit()
+    db.put(b"seq", b"8")
+    db.put(b"n:a", b"{}")
+    fresh = Txn(db, rows)
+    assert fresh.get("seq") == 7  # read by the last group: cached
+    assert fresh.get("n:a") is None  # deleted by it: known to be absent
+
+
+def test_the_cache_holds_at_most_its_capacity_and_drops_the_least_recently_used(db):
+    rows = RowCache(2)
+    committed(db, rows, **{"k:1": 1, "k:2": 2})
+    assert Txn(db, rows).get("k:1") == 1  # k:1 is now the most recently used
+    committed(db, rows, **{"k:3": 3})
+    assert list(rows.values) == ["k:1", "k:3"]
+    db.put(b"k:2", b"20")
+    assert Txn(db, rows).get("k:2") == 20  # evicted: read from the database again
