@@ -63,31 +63,33 @@ _DELETED = object()
 class MemoryState:
     """An in-memory State whose values round-trip through JSON, like the real one.
 
-    Like the worker's transaction, it hands out one object per key until
-    :meth:`commit` (the end of a stage call) and encodes what was put only then. The
-    commit also checks the rule the worker's row cache relies on: every value read
-    and not put back must be unchanged (else :class:`StateMisuse`)."""
+    Like the worker's state with its row cache, it hands out the same object for a
+    key until that key is put again — across stage calls too — and encodes what was
+    put at :meth:`commit` (the end of a stage call). The commit also checks the rule
+    that sharing relies on: every value read in the call and not put back must still
+    encode to what is stored (else :class:`StateMisuse`: changed in place, directly
+    or through an object it shares with another value, without a put)."""
 
-    __slots__ = ("_data", "_keys", "_read", "_writes")
+    __slots__ = ("_data", "_keys", "_objects", "_read", "_writes")
 
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
         self._keys: list[str] | None = []
-        self._read: dict[str, tuple[Any, bytes]] = {}
+        self._objects: dict[str, Any] = {}  # the values handed out, as last committed
+        self._read: set[str] = set()
         self._writes: dict[str, Any] = {}
 
     def get(self, key: str) -> Any | None:
         value = self._writes.get(key, self)
         if value is not self:
             return None if value is _DELETED else value
-        lent = self._read.get(key)
-        if lent is not None:
-            return lent[0]
         raw = self._data.get(key)
         if raw is None:
             return None
-        value = _decode(raw)
-        self._read[key] = (value, raw)
+        self._read.add(key)
+        value = self._objects.get(key, self)
+        if value is self:
+            value = self._objects[key] = _decode(raw)
         return value
 
     def put(self, key: str, value: Any) -> None:
@@ -98,17 +100,19 @@ class MemoryState:
 
     def commit(self) -> None:
         """End of a stage call: check what was read, store what was written."""
-        for key, (value, raw) in self._read.items():
-            if key not in self._writes and _encode(value) != raw:
+        for key in self._read:
+            if key not in self._writes and _encode(self._objects[key]) != self._data[key]:
                 raise StateMisuse(f"{key!r} was changed in place but not put")
         for key, value in self._writes.items():
             if value is _DELETED:
+                self._objects.pop(key, None)
                 if self._data.pop(key, None) is not None:
                     self._keys = None
             else:
                 if key not in self._data:
                     self._keys = None
                 self._data[key] = _encode(value)
+                self._objects[key] = value
         self._read.clear()
         self._writes.clear()
 

@@ -28,10 +28,10 @@ closes a database on a graceful stop).
 Each active partition keeps a :class:`RowCache` of decoded values as last committed,
 so that the rows a stage reads group after group are not fetched and decoded again.
 A stage's Txn hands out those very objects; the core's rule that a stage puts what it
-changes (stream.core.state; MemoryState checks it in every simulated test) keeps
-them equal to what the database holds. Readers outside the stage (the API) use
-:meth:`BatchStore.reader`, which reads the database only, so they never see a
-group's uncommitted work.
+changes (stream.core.state: MemoryState shares objects the same way and checks the
+rule in every simulated test) keeps them equal to what the database holds. Readers
+outside the stage (the API) use :meth:`BatchStore.reader`, which reads the database
+only, so they never see a group's uncommitted work.
 
 Replay applies everything read up to a marker, not a counted group: changelogs are
 compacted, which keeps only the newest marker and the newest value of each key, so

@@ -30,7 +30,23 @@ def test_a_value_changed_and_put_is_stored_and_reads_share_one_object_until_comm
     row["seen"] = True  # a change after put is part of what is stored, as on the worker
     state.commit()
     again = state.get("p:1")
-    assert again == {"n": 2, "seen": True} and again is not row
+    assert again == {"n": 2, "seen": True}
+    assert again is row  # handed out again after the commit, as the worker's row cache does
+
+
+def test_a_value_changed_through_an_object_it_shares_with_another_is_refused():
+    state = MemoryState()
+    shared = {"items": [1]}
+    state.put("a", {"s": shared})
+    state.put("b", {"s": shared})  # both values hold one object until they are read back
+    state.commit()
+    a = state.get("a")
+    a["s"]["items"].append(2)  # changes b's object too
+    state.put("a", a)
+    state.commit()
+    state.get("b")  # b's object no longer encodes to what is stored for b
+    with pytest.raises(StateMisuse, match="'b'"):
+        state.commit()
 
 
 def test_pending_writes_and_deletes_are_seen_by_get_and_scan_before_commit():
