@@ -8,8 +8,9 @@ The ceiling the core puts on a worker, without Kafka or faust: a synthetic popul
 link, profile and channel stages in rounds, each stage partition taking up to G
 queued records' worth of messages at a time on the real state layer (a
 :class:`~stream.shell.store.Txn` over rocksdict, committed in one WriteBatch per
-group) — breadth first, as a worker under load does. Messages between stages pass
-through the internal records' encoding, and output records through JSON, as on Kafka;
+group) — breadth first, as a worker under load does. Each stage partition's group
+writes to the worker's own Outbox, so messages between stages pass through the
+internal records' encoding, and output records through JSON, as on Kafka;
 the collector runs with the worker's thresholds (stream.cli.tune_gc).
 Prints microseconds per input event by stage, and the events/s one core could do.
 """
@@ -36,62 +37,18 @@ from stream.core.aggregate import Aggregator
 from stream.core.channel import ChannelStage
 from stream.core.ingest import Ingest
 from stream.core.link import LinkStage
-from stream.core.messages import DECODERS, encode_record
-from stream.core.partitioner import partition_for
+from stream.core.messages import DECODERS
 from stream.core.profile import ProfileStage
 from stream.core.route import RouteStage
 from stream.core.rules import DEFAULT, Compiled
 from stream.loadgen import UNBATCHED
 from stream.population import Population
 from stream.settings import Settings
+from stream.shell.outbox import Outbox
 from stream.shell.store import RowCache, Txn, open_db
 
 _encode = msgspec.json.Encoder().encode
 ORDER = ("route", "link", "profile", "channel")
-
-
-class Bus:
-    """Internal messages queued per (stage, partition) as encoded records."""
-
-    def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
-        self.queues: dict[tuple[str, int], list[bytes]] = defaultdict(list)
-        self.outputs = 0
-
-    def emitter(self, source: str) -> Emit:
-        return Emit(self, source)
-
-
-class Emit:
-    """One record per destination partition per group, a segment per input record
-    (as the worker's Outbox)."""
-
-    def __init__(self, bus: Bus, source: str) -> None:
-        self.bus = bus
-        self.source = source
-        self.seq = 0
-        self.groups: dict[tuple[str, int], list] = {}
-
-    def begin(self, seq: int) -> None:
-        self.seq = seq
-
-    def internal(self, spec: topics.TopicSpec, key: str, message) -> None:
-        n = 1 if spec.partitions == 1 else self.bus.partitions
-        group = (spec.suffix, 0 if n == 1 else partition_for(key, n))
-        segments = self.groups.setdefault(group, [])
-        if segments and segments[-1][1] == self.seq:
-            segments[-1][2].append(message)
-        else:
-            segments.append([self.source, self.seq, [message]])
-
-    def record(self, spec: topics.TopicSpec, key: str, payload) -> None:
-        _encode(payload)
-        self.bus.outputs += 1
-
-    def flush(self) -> None:
-        for dest, segments in self.groups.items():
-            self.bus.queues[dest].append(encode_record(segments))
-        self.groups = {}
 
 
 def main() -> int:
@@ -137,7 +94,20 @@ def main() -> int:
     records += [(s, b"[" + b",".join(items) + b"]") for s, items in by_topic.items()]
 
     tune_gc()  # as the worker runs
-    bus = Bus(args.partitions)
+    settings = Settings.from_env({}, partitions=args.partitions)
+    stage_of = {spec.name(settings): spec.suffix for spec in topics.ALL}
+    queues: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+    outputs = 0
+
+    def flush(outbox: Outbox) -> None:
+        """Queue the internal records as the stages' input; count the output records."""
+        nonlocal outputs
+        destinations = 0
+        for (name, partition), values in outbox.internal_records():
+            queues[(stage_of[name], partition)].extend(values)
+            destinations += 1
+        outputs += len(outbox) - destinations
+
     spent: dict[str, float] = defaultdict(float)
     messages: dict[str, int] = defaultdict(int)
     profiler = cProfile.Profile() if args.profile else None
@@ -149,33 +119,33 @@ def main() -> int:
         started = time.process_time()
         ingest = Ingest(rules)
         for start in range(0, len(records), args.group):
-            emit = bus.emitter("ingest")
+            outbox = Outbox(settings)
             for seq, (suffix, value) in enumerate(records[start : start + args.group], start):
-                emit.begin(seq)
+                outbox.begin("ingest", seq)
                 for fact in ingest.record(suffix, value).facts:
-                    emit.internal(topics.ROUTE, fact.ident, fact)
-            emit.flush()
+                    outbox.internal(topics.ROUTE, fact.ident, fact)
+            flush(outbox)
         spent["ingest"] = time.process_time() - started
         seq = 0
-        while any(bus.queues.values()):
+        while any(queues.values()):
             for stage in ORDER:
-                for (name, partition), queue in list(bus.queues.items()):
+                for (name, partition), queue in list(queues.items()):
                     if name != stage or not queue:
                         continue
                     t0 = time.process_time()
-                    taken, bus.queues[(name, partition)] = queue[: args.group], queue[args.group :]
+                    taken, queues[(name, partition)] = queue[: args.group], queue[args.group :]
                     db = dbs.get((name, partition))
                     if db is None:
                         db = dbs[(name, partition)] = open_db(f"{tmp}/{name}-{partition}")
                     txn = Txn(db, rows[(name, partition)] if row_cache else None)
-                    emit = bus.emitter(f"{name}:{partition}")
+                    outbox = Outbox(settings)
                     for record in taken:
                         seq += 1
-                        emit.begin(seq)
+                        outbox.begin(f"{name}:{partition}", seq)
                         items = [m for _, _, ms in DECODERS[name].decode(record) for m in ms]
                         messages[name] += len(items)
-                        process[name](txn, items, emit)
-                    emit.flush()
+                        process[name](txn, items, outbox)
+                    flush(outbox)
                     txn.commit()
                     spent[name] += time.process_time() - t0
         total = time.process_time() - started
@@ -188,7 +158,7 @@ def main() -> int:
                 kind[0] += 1
                 kind[1] += len(value)
             db.close()
-    print(f"{events:,} events in {len(records)} records; {bus.outputs:,} output records")
+    print(f"{events:,} events in {len(records)} records; {outputs:,} output records")
     for name in ("ingest", *ORDER):
         n = messages.get(name, events)
         print(

@@ -143,6 +143,17 @@ async def timed_run(settings: Settings, events, batch: int = 200, rate: float | 
     return sent, last - started
 
 
+async def timed_mix(settings: Settings, counted: LinkShare) -> tuple[int, float]:
+    """:func:`timed_run` of a population's events, logging the rate and the share of
+    link events."""
+    events, seconds = await timed_run(settings, counted)
+    log(
+        f"  {events:,} events in {seconds:.1f}s = {events / seconds:,.0f}/s "
+        f"(link events {counted.share:.1%})"
+    )
+    return events, seconds
+
+
 def sign_ins(count: int, ts: int, tag: str) -> list[tuple[str, str, dict]]:
     """Verified SIWE sign-ins, each linking a new device to a new wallet."""
     out = []
@@ -420,15 +431,11 @@ async def bench(mode: str) -> dict:
             # one stream: the single-record phase takes up where this one ends
             stream = population.events(size["events"] + size["single"])
             counted = LinkShare(stream, size["events"])
-            events, seconds = await timed_run(settings, counted)
+            events, seconds = await timed_mix(settings, counted)
             results.update(events=events, seconds=round(seconds, 2))
             results["throughput_eps"] = round(events / seconds)
             results["link_share"] = round(counted.share, 4)
             results["profiles"] = int(metric_total(settings, "c360_profiles"))
-            log(
-                f"  {events:,} events in {seconds:.1f}s = {results['throughput_eps']:,}/s "
-                f"(link events {counted.share:.1%})"
-            )
 
             truth = population.truth()
             sample = set(random.Random(1).sample(range(size["persons"]), size["scored"]))
@@ -449,14 +456,10 @@ async def bench(mode: str) -> dict:
                 f"link-heavy throughput: {size['heavy_events']:,} events of "
                 f"{size['heavy_persons']:,} new persons"
             )
-            counted = LinkShare(iter(heavy.events(size["heavy_events"])))
-            n, seconds = await timed_run(settings, counted)
+            counted = LinkShare(heavy.events(size["heavy_events"]))
+            n, seconds = await timed_mix(settings, counted)
             results["throughput_link_heavy_eps"] = round(n / seconds)
             results["link_share_link_heavy"] = round(counted.share, 4)
-            log(
-                f"  {n:,} events in {seconds:.1f}s = {results['throughput_link_heavy_eps']:,}/s "
-                f"(link events {counted.share:.1%})"
-            )
 
             log(f"links: {size['links']:,} verified sign-ins")
             links, seconds = await timed_run(settings, sign_ins(size["links"], now, "lnk"))

@@ -3,9 +3,10 @@
 A stage is pure: ``process(state, messages, emit)``. It reads and writes
 ``state`` (a transaction over its partition: every write is a change the shell
 commits atomically with the input offset) and sends through ``emit``. Values are
-plain data (dicts, lists, str, int, bool, None) and always pass through
-serialization, so a stage must ``put`` what it changed: mutating a value it read
-changes nothing by itself.
+plain data (dicts, lists, str, int, bool, None), stored serialized; the objects a
+stage reads are shared (the worker keeps them decoded between groups), so a stage
+must ``put`` what it changed and must not change a value it read without putting
+it (:class:`MemoryState` checks this).
 
 :class:`MemoryState` is the in-memory implementation used by unit tests, the
 simulator and ``c360 replay``; the worker's RocksDB state implements the same

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -71,11 +72,16 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._segments) + sum(len(r) for r in self._records.values())
 
+    def internal_records(self) -> Iterator[tuple[tuple[str, int], list[bytes]]]:
+        """Per internal (topic, partition): its segments, encoded as records."""
+        for destination, segments in self._segments.items():
+            yield destination, encode_records(segments)
+
     async def send(self, sender: BatchSender) -> list[Sent]:
         """Hand everything to the producer (one producer batch per partition)."""
         sent = []
-        for (name, partition), segments in self._segments.items():
-            records = [(None, value, None) for value in encode_records(segments)]
+        for (name, partition), values in self.internal_records():
+            records = [(None, value, None) for value in values]
             sent.append(await sender.send(name, partition, records))
         for (name, partition), records in self._records.items():
             sent.append(await sender.send(name, partition, [(k, v, None) for k, v in records]))

@@ -224,16 +224,16 @@ class StageRunner:
         waits = []
         for group in applied:
             sent = await group.outbox.send(sender)
-            records, marker = store.changelog_records(group.txn, {group.tp: group.offset})
-            logged = await sender.send(
-                changelog, group.partition, [(k, v, None) for k, v in records]
-            )
-            waits.append((group, sent, logged, records, marker))
-        for group, sent, logged, records, marker in waits:
+            commit = store.prepare(group.txn, {group.tp: group.offset})
+            logged = await sender.send(changelog, group.partition, commit.records)
+            waits.append((group, sent, logged, commit))
+        for group, sent, logged, commit in waits:
             for s in sent:
                 await s.last_offset()
             changelog_offset = await logged.last_offset()
-            store.apply_local(group.partition, records, marker, changelog_offset, group.txn)
+            store.apply_local(
+                group.partition, commit.changes, commit.marker, changelog_offset, group.txn
+            )
 
 
 class Applied(NamedTuple):

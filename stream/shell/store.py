@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import rocksdict
@@ -190,6 +190,16 @@ def open_db(path: str) -> rocksdict.Rdict:
     return rocksdict.Rdict(path, options)
 
 
+class Commit(NamedTuple):
+    """One partition's commit: what the local WriteBatch writes (``changes``, the
+    ``marker`` value: the input positions) and what the changelog gets (``records``:
+    the changes, then the marker record that closes the group for replay)."""
+
+    changes: list[tuple[bytes, bytes | None]]
+    marker: bytes
+    records: list[tuple[bytes, bytes | None, None]]
+
+
 class BatchStore(faust_rocksdb.Store):
     """faust's RocksDB store, plus batch transactions and group-wise changelog replay."""
 
@@ -221,16 +231,19 @@ class BatchStore(faust_rocksdb.Store):
         raw = self._db_for_partition(partition).get(INPUT_OFFSET)
         return {} if raw is None else _decode(raw)
 
-    def changelog_records(
-        self, txn: Txn, positions: dict[str, int]
-    ) -> tuple[list[tuple[bytes, bytes | None]], bytes]:
-        """The changelog records of a commit: its changes, then the marker."""
-        return [*txn.changes(), (MARKER, _encode(positions))], _encode(positions)
+    @staticmethod
+    def prepare(txn: Txn, positions: dict[str, int]) -> Commit:
+        """A commit of ``txn`` at these input positions, encoded once."""
+        changes = txn.changes()
+        marker = _encode(positions)
+        records = [(key, value, None) for key, value in changes]
+        records.append((MARKER, marker, None))
+        return Commit(changes, marker, records)
 
     def apply_local(
         self,
         partition: int,
-        records: list[tuple[bytes, bytes | None]],
+        changes: list[tuple[bytes, bytes | None]],
         marker: bytes,
         changelog_offset: int | None,
         txn: Txn | None = None,
@@ -238,7 +251,7 @@ class BatchStore(faust_rocksdb.Store):
         """Write a committed batch to the local database in one WriteBatch; ``txn``:
         the stage's transaction it came from (its values refresh the row cache),
         None for a changelog replay (the partition's row cache is dropped)."""
-        batch = write_batch(record for record in records if record[0] != MARKER)
+        batch = write_batch(changes)
         batch.put(INPUT_OFFSET, marker)
         if changelog_offset is not None:
             batch.put(self.offset_key, str(changelog_offset).encode())
@@ -262,11 +275,11 @@ class BatchStore(faust_rocksdb.Store):
         for event in batch:
             n += 1
             msg = event.message
-            pending = self._pending.setdefault(msg.partition, [])
-            pending.append((msg.key, msg.value))
             if msg.key == MARKER:
-                self.apply_local(msg.partition, pending, msg.value, msg.offset)
-                self._pending[msg.partition] = []
+                changes = self._pending.pop(msg.partition, [])
+                self.apply_local(msg.partition, changes, msg.value, msg.offset)
+            else:
+                self._pending.setdefault(msg.partition, []).append((msg.key, msg.value))
         if n:
             METRICS.recovery_records.labels(self.table_name).inc(n)
 
