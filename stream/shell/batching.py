@@ -14,7 +14,11 @@ last): records are batches of very different sizes, and a group's size is its me
 
 Everything else is faust's take_events: a passive processor fills the buffer, acks
 are manual and only after the group was handled, the buffer never holds more than
-``max_`` events, and the generator restores the stream when it ends.
+``max_`` events, and the generator restores the stream when it ends. One difference:
+take_events acks a group even when the agent was cancelled while handling it (its
+``finally``), so a worker stopping gracefully, or giving partitions away, committed
+offsets past records whose outputs were never sent — lost for a stateless agent
+(ingest). Here a group is acked only once the agent asks for the next one.
 """
 
 from __future__ import annotations
@@ -80,15 +84,20 @@ async def _take_groups(
                 continue
             consuming = stream.loop.create_future()
             group = list(buffer)
+            handled = False
             try:
                 yield group
+                handled = True  # the agent asked for the next group: this one is done
             finally:
                 buffer.clear()
                 size = 0
                 arrived.clear()
                 full.clear()
-                for event in group:
-                    await stream.ack(event)
+                if handled:
+                    # never ack a group whose handling was cut short (the agent was
+                    # cancelled at a stop or a rebalance): faust would commit past it
+                    for event in group:
+                        await stream.ack(event)
                 notify(consuming)
                 consumed.set()
     finally:

@@ -1,0 +1,114 @@
+"""take_groups acks a group only once its agent handled it (stream/shell/batching.py).
+
+The stream is a stand-in with the few members take_groups uses; events are delivered
+as faust's passive drainer does (set the current event, run the processors)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import SimpleNamespace
+
+from stream.shell.batching import take_groups
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.channel = self
+        self.current_event = None
+        self.enable_acks = True
+        self.should_stop = False
+        self.loop = asyncio.get_running_loop()
+        self.acked: list[int] = []
+        self._processors: list = []
+        self._active_agens: set = set()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):  # the passive drainer reads the channel, not take_groups
+        raise StopAsyncIteration
+
+    def add_processor(self, processor) -> None:
+        self._processors.append(processor)
+
+    def _enable_passive(self, channel_it) -> None:
+        pass
+
+    async def wait_for_stopped(self, event: asyncio.Event, timeout: float | None = None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    async def wait(self, event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def ack(self, event) -> None:
+        self.acked.append(event.value)
+
+    async def deliver(self, value: int) -> None:
+        self.current_event = SimpleNamespace(value=value, message=SimpleNamespace(value=b"x"))
+        for processor in self._processors:
+            await processor(value)
+
+
+async def _until(condition, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+def test_a_group_is_acked_once_the_agent_asks_for_the_next_one():
+    async def scenario():
+        stream = Stream()
+        handled: list[list[int]] = []
+        done = asyncio.Event()
+
+        async def agent():
+            async for group in take_groups(stream, 10, 0.01):
+                assert stream.acked == [v for g in handled for v in g]  # not this one yet
+                handled.append([e.value for e in group])
+                if len(handled) == 2:
+                    done.set()
+
+        task = asyncio.ensure_future(agent())
+        await _until(lambda: stream._processors)
+        for value in (1, 2):
+            await stream.deliver(value)
+        await _until(lambda: len(handled) == 1)
+        await stream.deliver(3)
+        await asyncio.wait_for(done.wait(), 5)
+        await _until(lambda: stream.acked == [1, 2, 3])
+        task.cancel()
+        return handled
+
+    assert asyncio.run(scenario()) == [[1, 2], [3]]
+
+
+def test_a_group_whose_handling_was_cut_short_is_never_acked():
+    async def scenario():
+        stream = Stream()
+        handling = asyncio.Event()
+
+        async def agent():
+            groups = take_groups(stream, 10, 0.01)
+            try:
+                async for group in groups:
+                    if group[0].value == 3:
+                        handling.set()
+                        await asyncio.sleep(60)  # a stop or a rebalance cancels it here
+            finally:
+                await groups.aclose()  # as faust closes the stream's generators
+
+        task = asyncio.ensure_future(agent())
+        await _until(lambda: stream._processors)
+        for value in (1, 2):
+            await stream.deliver(value)
+        await _until(lambda: stream.acked == [1, 2])  # handled, then acked
+        await stream.deliver(3)
+        await asyncio.wait_for(handling.wait(), 5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return stream.acked
+
+    assert asyncio.run(scenario()) == [1, 2]
