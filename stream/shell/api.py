@@ -4,7 +4,9 @@ A lookup may need state held by other workers: the identifier's route partition
 (which person it belongs to) and the person's profile partition. The worker that
 receives the request asks faust's router who owns each key; it reads locally when
 it owns it, and otherwise asks the owner's internal endpoint (same API key).
-Responses are JSON through orjson.
+Responses are JSON through msgspec, which keeps integers of any size exact: the
+internal endpoints hand over state rows whose raw token amounts exceed 64 bits
+(orjson refuses to encode them and decodes them as floats).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import orjson
+import msgspec
 from faust.web import Request, Response, View
 from yarl import URL
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_MERGE_HOPS = 32
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 class ApiError(Exception):
@@ -44,7 +48,7 @@ def _json(status: int, body: Any) -> Response:
     from aiohttp import web
 
     return web.Response(
-        body=orjson.dumps(body), status=status, headers={"Content-Type": "application/json"}
+        body=_encode(body), status=status, headers={"Content-Type": "application/json"}
     )
 
 
@@ -105,7 +109,7 @@ class Lookups:
                 return None
             if response.status != 200:
                 raise ApiError(502, "owner_failed", f"{url} answered {response.status}")
-            return orjson.loads(await response.read())
+            return _decode(await response.read())
 
     async def route_row(self, identifier: str) -> dict | None:
         owner = self._owner("route", identifier)
