@@ -100,11 +100,13 @@ class Lookups:
         partition = 0 if spec_partitions == 1 else partition_for(key, spec_partitions)
         return self.c360.tables[table].data.reader(partition)
 
-    async def _remote(self, url: URL, path: str) -> Any:
+    async def _remote(self, url: URL, path: str, query: dict[str, str] | None = None) -> Any:
+        """The owner's answer to an internal GET (None: 404, not found there)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {"X-API-Key": self.c360.settings.api_key}
-        async with self._session.get(url.with_path(path), headers=headers) as response:
+        target = url.with_path(path).with_query(query or {})
+        async with self._session.get(target, headers=headers) as response:
             if response.status == 404:
                 return None
             if response.status != 200:
@@ -166,10 +168,11 @@ class Lookups:
                 for p in partitions:
                     rows.update(channel_rows(store.reader(p)))
             else:
-                query = ",".join(map(str, partitions))
-                rows.update(
-                    await self._remote(owner, f"/v1/_internal/channels?partitions={query}") or {}
-                )
+                query = {"partitions": ",".join(map(str, partitions))}
+                remote = await self._remote(owner, "/v1/_internal/channels", query)
+                if remote is None:
+                    raise ApiError(502, "owner_failed", f"{owner} has no channel endpoint")
+                rows.update(remote)
         return rows
 
 

@@ -12,13 +12,15 @@ After each step the state must be exactly what the inputs give (see
 tests/integration/test_state_restart.py: no event lost, none counted twice), and the
 lookup API of *either* worker must answer for *every* identifier: a worker asks the
 owner of a key it does not hold (stream/shell/api.py), which the metrics of the
-internal route prove was used.
+internal route prove was used; both give the same revenue-by-channel table, which
+counts every person with events once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 import signal
 
@@ -71,6 +73,14 @@ def internal_lookups(settings) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
 
 
+def channel_table(settings) -> list[dict]:
+    status, body = http_get(
+        settings.web_url + "/v1/channels/revenue", {"X-API-Key": settings.api_key}
+    )
+    assert status == 200, (status, body[:200])
+    return json.loads(body)["channels"]
+
+
 def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(settings, start_worker, tmp_path):
     events = list(Population(PERSONS, seed=23).events(EVENTS))
     n = len(events)  # the population's own count (it ends a person's session)
@@ -96,6 +106,11 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(settings, star
         check_final(worker, want)
     # ... and each answered lookups the other routed to it
     assert all(internal_lookups(w) > n for w, n in zip(both, served, strict=True)), served
+    # the revenue-by-channel table gathers the channel partitions of both workers
+    tables = [channel_table(worker) for worker in both]
+    assert tables[0] == tables[1]
+    live = {members for members, events in want.values() if events > 0}
+    assert sum(row["persons"] for row in tables[0]) == len(live)
 
     # 2. the second worker leaves while a stream is in flight
     applied = metric_total(settings, "c360_stage_records_total") + metric_total(
