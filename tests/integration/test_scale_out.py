@@ -5,8 +5,9 @@ takes over partitions while the first is busy: faust moves them, the new owner
 restores their state from the changelogs, and the first worker's stage groups in
 flight on a moved partition are either committed before the move or redone by the
 new owner (its receivers drop the segments they already have). Then the second
-worker stops while a stream is in flight and the first takes everything back (from
-its own, now stale, databases plus the changelogs' tail).
+worker stops (gracefully, or by kill -9: the group then waits out the session
+timeout) while a stream is in flight and the first takes everything back (from its
+own, now stale, databases plus the changelogs' tail).
 
 After each step the state must be exactly what the inputs give (see
 tests/integration/test_state_restart.py: no event lost, none counted twice), and the
@@ -81,7 +82,10 @@ def channel_table(settings) -> list[dict]:
     return json.loads(body)["channels"]
 
 
-def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(settings, start_worker, tmp_path):
+@pytest.mark.parametrize("leaving", ["graceful", "kill -9"])
+def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
+    settings, start_worker, tmp_path, leaving
+):
     events = list(Population(PERSONS, seed=23).events(EVENTS))
     n = len(events)  # the population's own count (it ends a person's session)
     thirds = [events[i * n // 3 : (i + 1) * n // 3] for i in range(3)]
@@ -112,7 +116,7 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(settings, star
     live = {members for members, events in want.values() if events > 0}
     assert sum(row["persons"] for row in tables[0]) == len(live)
 
-    # 2. the second worker leaves while a stream is in flight
+    # 2. the second worker leaves (stopped, or killed) while a stream is in flight
     applied = metric_total(settings, "c360_stage_records_total") + metric_total(
         other, "c360_stage_records_total"
     )
@@ -124,7 +128,10 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(settings, star
         ),
         lambda n: n > applied + 10,
     )
-    assert second.stop(signal.SIGTERM) == 0
+    if leaving == "graceful":
+        assert second.stop(signal.SIGTERM) == 0
+    else:
+        assert second.stop(signal.SIGKILL) == -signal.SIGKILL
     every = {(name, p) for name in keyed for p in range(2)}
     wait_for(lambda: assigned(settings), lambda a: every <= a, 90, "partitions back")
     wait_applied(settings)
