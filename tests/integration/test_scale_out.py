@@ -6,8 +6,10 @@ restores their state from the changelogs, and the first worker's stage groups in
 flight on a moved partition are either committed before the move or redone by the
 new owner (its receivers drop the segments they already have). Then the second
 worker stops (gracefully, or by kill -9: the group then waits out the session
-timeout) while a stream is in flight and the first takes everything back (from its
-own, now stale, databases plus the changelogs' tail).
+timeout) while a stream is in flight and the first takes everything back: from its
+own, now stale, databases plus the changelogs' tail, or, with
+``C360_STANDBY_REPLICAS=1``, from the standby copies it kept current from the
+changelogs (the kill -9 case runs with one).
 
 After each step the state must be exactly what the inputs give (see
 tests/integration/test_state_restart.py: no event lost, none counted twice), and the
@@ -82,10 +84,15 @@ def channel_table(settings) -> list[dict]:
     return json.loads(body)["channels"]
 
 
-@pytest.mark.parametrize("leaving", ["graceful", "kill -9"])
+@pytest.mark.parametrize(
+    ("leaving", "standbys"),
+    [("graceful", 0), ("kill -9", 1)],
+    ids=["graceful", "kill -9 with a standby replica"],
+)
 def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
-    settings, start_worker, tmp_path, leaving
+    settings, start_worker, tmp_path, leaving, standbys
 ):
+    settings = dataclasses.replace(settings, standby_replicas=standbys)
     events = list(Population(PERSONS, seed=23).events(EVENTS))
     n = len(events)  # the population's own count (it ends a person's session)
     thirds = [events[i * n // 3 : (i + 1) * n // 3] for i in range(3)]
