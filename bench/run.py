@@ -27,7 +27,10 @@ One run, one fresh deployment (own topics, group and state), in phases:
 8. growth (full only) — profiles grown to 1M with one-event persons, RSS sampled at
    100k and at the end;
 9. naive faust — ``naive_faust_eps``: bench/naive_faust.py (single-event records, one
-   Table write per event, the same tuned settings) on a subset.
+   Table write per event, the same tuned settings) on a subset;
+10. two workers (full only) — ``throughput_2_workers_eps``: phase 1's population on a
+    fresh deployment of two workers (scale-out; they share the machine's two cores
+    with the broker and the load generator).
 
 Prints a table and writes bench/results/latest.json.
 """
@@ -35,6 +38,7 @@ Prints a table and writes bench/results/latest.json.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -52,7 +56,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from harness import ROOT, batched, ensure, fresh_settings, produce, wait_quiet
+from harness import ROOT, batched, ensure, free_port, fresh_settings, produce, wait_quiet
 
 from stream import topics
 from stream.loadgen import UNBATCHED
@@ -64,7 +68,7 @@ from tests.support.worker import BIN, WorkerProcess, metric_total
 
 SIZES = {
     # persons, events, scored persons, link-heavy persons and events, link sign-ins,
-    # latency seconds, single, naive, growth
+    # latency seconds, single, naive, growth, workers of the scale-out phase (1: none)
     "quick": dict(
         persons=300,
         events=30_000,
@@ -76,6 +80,7 @@ SIZES = {
         single=3000,
         naive=3000,
         growth=0,
+        workers=1,
     ),
     "full": dict(
         persons=3000,
@@ -88,6 +93,7 @@ SIZES = {
         single=20_000,
         naive=20_000,
         growth=1_000_000,
+        workers=2,
     ),
 }
 RESULTS = ROOT / "bench" / "results"
@@ -415,6 +421,31 @@ async def growth(settings: Settings, worker: WorkerProcess, total: int) -> dict[
     return out
 
 
+async def scaled_out(tmp: Path, persons: int, events: int, workers: int) -> float:
+    """Input events/s of a fresh deployment of ``workers`` workers draining the
+    throughput phase's population (the same seed, size and mix)."""
+    settings = fresh_settings(tmp / "scaled")
+    await ensure(settings)
+    procs = []
+    try:
+        for i in range(workers):
+            own = settings
+            if i:
+                own = dataclasses.replace(
+                    settings, data_dir=tmp / f"scaled-{i}", web_port=free_port()
+                )
+            procs.append(WorkerProcess(own, tmp / f"scaled-{i}.log").start())
+            procs[-1].wait_ready(120)  # one at a time: each start is one rebalance
+        for proc in procs:
+            proc.wait_ready(120)  # every worker has its share after the last rebalance
+        population = Population(persons, seed=7, end=int(time.time() * 1000))
+        n, seconds = await timed_mix(settings, LinkShare(population.events(events)))
+        return n / seconds
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
 async def bench(mode: str) -> dict:
     size = SIZES[mode]
     results: dict = {"mode": mode}
@@ -508,6 +539,10 @@ async def bench(mode: str) -> dict:
         log(f"naive faust: {size['naive']:,} single-event records, one Table write each")
         results["naive_faust_eps"] = round(await naive_faust(tmp, size["naive"]))
         log(f"  {results['naive_faust_eps']:,}/s")
+        if size["workers"] > 1:
+            log(f"scale-out: the throughput population on {size['workers']} workers")
+            eps = await scaled_out(tmp, size["persons"], size["events"], size["workers"])
+            results[f"throughput_{size['workers']}_workers_eps"] = round(eps)
     results["ratios"] = {
         "throughput_over_naive": round(results["throughput_eps"] / results["naive_faust_eps"], 2),
         "throughput_over_raw": round(results["throughput_eps"] / results["raw_consume_eps"], 3),
@@ -515,6 +550,9 @@ async def bench(mode: str) -> dict:
             results["throughput_link_heavy_eps"] / results["naive_faust_eps"], 2
         ),
     }
+    if size["workers"] > 1:
+        scaled = results[f"throughput_{size['workers']}_workers_eps"]
+        results["ratios"]["workers_over_one"] = round(scaled / results["throughput_eps"], 2)
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     results["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
@@ -552,13 +590,16 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{'figure':<24}{'value':>16}")
-    for key in KEYS + [k for k in results if k.startswith("rss_mb_at")]:
+    extra = [k for k in results if k.startswith("rss_mb_at") or k.endswith("_workers_eps")]
+    for key in KEYS + extra:
         value = results.get(key)
         shown = f"{value:,}" if isinstance(value, (int, float)) else str(value)
         print(f"{key:<24}{shown:>16}")
     ratios = results["ratios"]
     print(f"{'throughput / naive':<24}{ratios['throughput_over_naive']:>16}")
     print(f"{'throughput / raw':<24}{ratios['throughput_over_raw']:>16}")
+    if "workers_over_one" in ratios:
+        print(f"{'workers / one worker':<24}{ratios['workers_over_one']:>16}")
     print(f"\nwritten to {RESULTS / 'latest.json'} in {results['wall_seconds']}s")
     return 0
 
