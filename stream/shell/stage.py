@@ -13,14 +13,15 @@ partition in the group:
 2. decodes each record's segments and drops those a sender already delivered
    (the highest ``seq`` per ``source`` is kept in the state: ``h:{source}``);
 3. runs the core stage over a :class:`~stream.shell.store.Txn` of the partition,
-   once per input record, collecting messages in one
-   :class:`~stream.shell.outbox.Outbox` (tagged with this stage, partition and
-   input offset);
-4. once every partition of the group is applied: sends the messages and the
-   changelog records of all of them (batched per partition), waits for the broker's
-   acknowledgements (one round trip for the group, not one per partition), then
-   writes each partition's state, input offset and changelog offset in one RocksDB
-   WriteBatch.
+   once per input record, collecting messages in the group's
+   :class:`~stream.shell.outbox.Outbox` (each input record's messages tagged with
+   this stage, its partition and its offset: a segment);
+4. once every partition of the group is applied: sends the messages of all of them
+   — one record per destination partition for the whole group, holding a segment
+   per source partition and input record, so a group spanning four partitions sends
+   a quarter of the records — and each partition's changelog records, waits for the
+   broker's acknowledgements (one round trip for the group), then writes each
+   partition's state, input offset and changelog offset in one RocksDB WriteBatch.
 
 A crash between 4's send and write is survived by replay: the group is redone
 from the stored offset, the receivers drop the segments they have, and state is
@@ -129,13 +130,14 @@ class StageRunner:
             for message in messages:
                 by_partition.setdefault(message.partition, []).append(message)
             applied = []
+            outbox = Outbox(self.settings)
             for partition, records in by_partition.items():
-                done = await self._partition(partition, records)
+                done = await self._partition(partition, records, outbox)
                 if done is not None:
                     applied.append(done)
             if not applied:
                 return
-            await self.commit(applied)
+            await self.commit(applied, outbox)
             for group in applied:
                 self._positions[f"{group.partition}|{group.tp}"] = group.offset
             self.metric_seconds.observe(time.perf_counter() - started)
@@ -149,12 +151,14 @@ class StageRunner:
             where = f"{first.topic}:{first.partition}@{first.offset}" if first else "?"
             fatal(f"stage {self.name} at {where}", exc)
 
-    async def _partition(self, partition: int, records: list[Any]) -> Applied | None:
-        """Apply a partition's records in offset order (see the module doc); what to commit."""
+    async def _partition(
+        self, partition: int, records: list[Any], outbox: Outbox
+    ) -> Applied | None:
+        """Apply a partition's records in offset order (see the module doc), their
+        messages into ``outbox``; what to commit."""
         tp = f"{records[0].topic}:{partition}"
         position = self._position(partition, tp)
         txn = self.store.txn(partition)
-        outbox = Outbox(self.settings)
         source = f"{self.name}:{partition}"
         last = None
         yielded = time.perf_counter()
@@ -186,7 +190,7 @@ class StageRunner:
                 yielded = time.perf_counter()
         if last is None:
             return None
-        return Applied(partition, tp, last, txn, outbox, records[0].timestamp or 0.0)
+        return Applied(partition, tp, last, txn, records[0].timestamp or 0.0)
 
     def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
         """The messages of a record's segments that were not applied yet."""
@@ -213,23 +217,23 @@ class StageRunner:
             fresh.extend(items)
         return fresh
 
-    async def commit(self, applied: list[Applied]) -> None:
-        """Send the messages and changelog records of every partition, wait for all the
-        acknowledgements at once, then write each partition's WriteBatch."""
+    async def commit(self, applied: list[Applied], outbox: Outbox) -> None:
+        """Send the group's messages and every partition's changelog records, wait for
+        all the acknowledgements at once, then write each partition's WriteBatch."""
         if self._sender is None:
             self._sender = self._sender_factory()
         sender = self._sender
         store = self.store
         changelog = self.table.changelog_topic.get_topic_name()
+        sent = await outbox.send(sender)
         waits = []
         for group in applied:
-            sent = await group.outbox.send(sender)
             commit = store.prepare(group.txn, {group.tp: group.offset})
             logged = await sender.send(changelog, group.partition, commit.records)
-            waits.append((group, sent, logged, commit))
-        for group, sent, logged, commit in waits:
-            for s in sent:
-                await s.last_offset()
+            waits.append((group, logged, commit))
+        for s in sent:
+            await s.last_offset()
+        for group, logged, commit in waits:
             changelog_offset = await logged.last_offset()
             store.apply_local(
                 group.partition, commit.changes, commit.marker, changelog_offset, group.txn
@@ -243,5 +247,4 @@ class Applied(NamedTuple):
     tp: str
     offset: int
     txn: Any
-    outbox: Outbox
     oldest: float

@@ -58,7 +58,7 @@ def runner(stored: int, rewind: FakeRewind):
         applied.append(msg.offset)
         return []
 
-    async def commit(applied):
+    async def commit(applied, outbox):
         committed.extend(group.offset for group in applied)
 
     r._fresh = fresh
