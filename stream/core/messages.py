@@ -169,36 +169,55 @@ def encode_record(segments: list[Segment]) -> bytes:
 def encode_records(segments: list[Segment], limit: int = RECORD_MAX_BYTES) -> list[bytes]:
     """Segments ``(source, input offset, messages)`` as records of at most ``limit``
     bytes (a single message larger than that goes alone), with seq = offset << PART_BITS
-    | part. A record that fits is one record; otherwise segments, then a segment's
-    messages, are halved until the parts fit. Deterministic: a sender that redoes the
-    same input after a crash sends the same parts, which the receiver drops."""
+    | part.
+
+    A group that fits is encoded at once (the common case). Otherwise each segment's
+    messages are encoded once and records are packed greedily, in order, from the
+    encoded segments (the bytes msgspec gives for the whole list); a segment too large
+    for a record of its own is split between its messages (each then encoded on its
+    own) into parts. Deterministic: a sender that redoes the same input after a crash
+    sends the same parts, which the receiver drops."""
     whole = _encode([(src, offset << PART_BITS, messages) for src, offset, messages in segments])
     if len(whole) <= limit:
-        return [whole]  # the common case: encoded once
-    chunks = _fit([(src, offset, list(messages)) for src, offset, messages in segments], limit)
-    parts: dict[tuple[str, int], int] = {}
-    records = []
-    for chunk in chunks:
-        out = []
-        for src, offset, messages in chunk:
-            part = parts.get((src, offset), 0)
-            parts[(src, offset)] = part + 1
-            out.append((src, (offset << PART_BITS) | part, messages))
-        records.append(_encode(out))
+        return [whole]
+    records: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 2  # the record's brackets
+    for src, offset, messages in segments:
+        head = b"[" + _encode(src) + b","
+        body = _encode(messages)
+        room = limit - len(head) - _SEQ_AND_CLOSE
+        bodies = [body] if len(body) <= room else _split(messages, room)
+        for part, body in enumerate(bodies):
+            segment = head + str((offset << PART_BITS) | part).encode() + b"," + body + b"]"
+            if chunk and size + 1 + len(segment) > limit:
+                records.append(b"[" + b",".join(chunk) + b"]")
+                chunk, size = [], 2
+            chunk.append(segment)
+            size += len(segment) + 1
+    if chunk:
+        records.append(b"[" + b",".join(chunk) + b"]")
     return records
 
 
-def _fit(units: list[Segment], limit: int) -> list[list[Segment]]:
-    """Split ``units`` into consecutive chunks whose encoding fits ``limit``."""
-    if len(_encode(units)) <= limit:
-        return [units]
-    if len(units) > 1:
-        half = len(units) // 2
-        return _fit(units[:half], limit) + _fit(units[half:], limit)
-    src, offset, messages = units[0]
-    if len(messages) <= 1:
-        return [units]
-    half = len(messages) // 2
-    return _fit([(src, offset, messages[:half])], limit) + _fit(
-        [(src, offset, messages[half:])], limit
-    )
+_SEQ_AND_CLOSE = 24
+"""Bytes a segment adds besides its source and messages: the seq (at most 20 digits), a
+comma, its closing bracket, and the comma that separates it from the next."""
+
+
+def _split(messages: list[Any], room: int) -> list[bytes]:
+    """Encoded JSON arrays of consecutive messages, each at most ``room`` bytes (a message
+    larger than that alone)."""
+    out: list[bytes] = []
+    items: list[bytes] = []
+    size = 2
+    for message in messages:
+        item = _encode(message)
+        if items and size + 1 + len(item) > room:
+            out.append(b"[" + b",".join(items) + b"]")
+            items, size = [], 2
+        items.append(item)
+        size += len(item) + 1
+    if items:
+        out.append(b"[" + b",".join(items) + b"]")
+    return out

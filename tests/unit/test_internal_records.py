@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import msgspec
+
 from stream import topics
 from stream.core.facts import Fact
 from stream.core.messages import DECODERS, PART_BITS, Event, encode_records
@@ -31,6 +33,16 @@ def test_a_group_that_fits_is_one_record_with_the_offset_as_seq():
         ("route:1", 41 << PART_BITS),
         ("route:1", 42 << PART_BITS),
     ]
+
+
+def test_records_are_the_json_msgspec_gives_for_their_segments():
+    segments = [(f"route:{n % 3}", n, [event(n), event(n + 1)]) for n in range(400)]
+    records = encode_records(segments, limit=8_000)  # many segments, several records
+    assert len(records) > 3 and all(len(r) <= 8_000 for r in records)
+    rebuilt = [(src, seq, list(items)) for r in records for src, seq, items in decode(r)]
+    assert rebuilt == [(src, off << PART_BITS, ms) for src, off, ms in segments]
+    for record in records:  # byte for byte what encoding the decoded segments gives
+        assert msgspec.json.encode(decode(record)) == record
 
 
 def test_a_large_group_is_split_under_the_limit_in_order_with_increasing_parts():
