@@ -57,7 +57,7 @@ from stream.core.messages import (
     SplitIn,
     Tick,
 )
-from stream.core.state import Emit, State
+from stream.core.state import Emit, State, prefix_end
 
 MAX_CAUSE_IDS = 10
 _encode = msgspec.json.Encoder().encode
@@ -141,6 +141,17 @@ class ProfileStage:
             state.put(f"f:{person}:{ident}", _copy(row["a"]))
 
     @staticmethod
+    def _fragments(state: State, person: str) -> list[tuple[str, Any]]:
+        """(identifier, fragment) of every fragment the person holds. Not by its members:
+        a fragment can be held for an identifier its member list dropped meanwhile (one
+        split away that came back through the person it went to, absorbed since, before
+        the link stage's member list says so), and its facts still count here."""
+        prefix = f"f:{person}:"
+        return [
+            (key[len(prefix) :], value) for key, value in state.scan(prefix, prefix_end(prefix))
+        ]
+
+    @staticmethod
     def _touch(
         touched: dict[str, _Touched],
         person: str,
@@ -207,12 +218,9 @@ class ProfileStage:
             if ident is not None:
                 fragments[ident] = row["a"]  # replaced by an empty aggregate below
         else:
-            for ident in list(row["m"]):
-                key = f"f:{a.absorbed}:{ident}"
-                fragment = state.get(key)
-                if fragment is not None:
-                    fragments[ident] = fragment
-                    state.delete(key)
+            for ident, fragment in self._fragments(state, a.absorbed):
+                fragments[ident] = fragment
+                state.delete(f"f:{a.absorbed}:{ident}")
         emit.internal(
             topics.PROFILE,
             a.survivor,
@@ -290,10 +298,8 @@ class ProfileStage:
             emit.internal(topics.PROFILE, target, SplitIn(s.person, target, s.seq, fragments))
         # the person's aggregate is the combine of what remains
         aggregate = self.agg.empty()
-        for ident in row["m"]:
-            fragment = state.get(f"f:{s.person}:{ident}")
-            if fragment is not None:
-                aggregate = self.agg.combine(aggregate, fragment)
+        for _, fragment in self._fragments(state, s.person):
+            aggregate = self.agg.combine(aggregate, fragment)
         row["a"] = aggregate
         state.put("p:" + s.person, row)
         self.stats["splits"] += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream.core.facts import Fact
@@ -100,6 +100,9 @@ def test_without_guards_persons_are_the_connected_components(seed, partitions):
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**9), partitions=st.integers(1, 16))
+# an identifier split away came back through the person it went to (absorbed since)
+# before the member lists said so; a later split summed the members' fragments only
+@example(seed=1_000_000_000, partitions=11)
 def test_with_guards_persons_equal_the_reference_over_the_recorded_links(seed, partitions):
     sc, sim = run(seed, partitions, GUARDS, labels=True, events=80, size=10)
     r = GUARDS
