@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+from stream import topics
+from stream.core.messages import DECODERS, PART_BITS, ChannelDelta
 from stream.settings import Settings
 from stream.shell.rewind import GIVE_UP_AFTER, Rewind
 from stream.shell.stage import StageRunner
@@ -95,3 +97,30 @@ def test_a_hole_that_persists_is_accepted_in_the_end():
     rewind._asked[("in", 0)] = (5, 0.0, GIVE_UP_AFTER)
     asyncio.run(r.handle([message(9)]))
     assert applied == [9]
+
+
+def test_a_group_spanning_partitions_sends_one_record_per_destination():
+    settings = Settings.from_env({}, partitions=4)
+    table = SimpleNamespace(data=FakeStore(-1))
+    seen: list = []
+
+    def process(txn, items, outbox):
+        outbox.internal(topics.CHANNEL, "google / cpc / brand", ChannelDelta("c", 1, {}))
+
+    r = StageRunner("t", settings, table, process, lambda v: [], None, rewind=FakeRewind())
+    r._fresh = lambda txn, msg, outbox: [msg.offset]
+
+    async def commit(applied, outbox):
+        seen.extend(outbox.internal_records())
+
+    r.commit = commit
+    asyncio.run(r.handle([message(0, 0), message(5, 2), message(1, 0)]))
+    [(destination, [record])] = seen  # one destination partition, one record
+    assert destination[0] == topics.CHANNEL.name(settings)
+    segments = DECODERS["channel"].decode(record)
+    # a segment per source partition and input record, each deduplicated on its own
+    assert [(src, seq >> PART_BITS) for src, seq, _ in segments] == [
+        ("t:0", 0),
+        ("t:0", 1),
+        ("t:2", 5),
+    ]
