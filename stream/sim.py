@@ -77,6 +77,9 @@ class _Emit:
         group = (spec.suffix, 0 if n == 1 else partition_for(key, n))
         self.groups.setdefault(group, []).append(message)
 
+    def internal_at(self, spec: topics.TopicSpec, partition: int, message: Any) -> None:
+        self.groups.setdefault((spec.suffix, partition), []).append(message)
+
     def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None:
         self.records.append((spec, key, payload))
 
@@ -141,8 +144,8 @@ class Simulator:
         if item.topic == "tick":
             now = int(item.now or 0)
             for p in range(self.partitions):
-                self._enqueue("tick", ("route", p), [Tick(now)])
-                self._enqueue("tick", ("profile", p), [Tick(now)])
+                self._enqueue("tick", ("route", p), [Tick(now, p)])
+                self._enqueue("tick", ("profile", p), [Tick(now, p)])
             return
         if item.topic == topics.LABELS.suffix:
             self._labels(item)

@@ -17,12 +17,11 @@ def tick_records(
     settings: Settings, now: int
 ) -> list[tuple[str, int, bytes, list[tuple[str, bytes]]]]:
     """(topic, partition, value, headers) of one tick for every ticked partition."""
-    body = encode_record([("ticker", now, [Tick(now)])])
     headers = [("c360-src", b"ticker")]
     return [
-        (spec.name(settings), partition, body, headers)
+        (spec.name(settings), p, encode_record([("ticker", now, [Tick(now, p)])]), headers)
         for spec in TICKED
-        for partition in range(spec.partition_count(settings))
+        for p in range(spec.partition_count(settings))
     ]
 
 

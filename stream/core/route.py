@@ -57,7 +57,7 @@ class RouteStage:
             elif type(message) is Assign:
                 self.assign(state, message)
             elif type(message) is Tick:
-                self.sweep(state, message.now)
+                self.sweep(state, message, emit)
 
     # --- facts ---
     def fact(self, state: State, fact: Fact, emit: Emit) -> None:
@@ -108,15 +108,30 @@ class RouteStage:
         state.put(key, row)
 
     # --- time ---
-    def sweep(self, state: State, now: int) -> None:
+    def sweep(self, state: State, tick: Tick, emit: Emit) -> None:
         """Forget duplicate keys older than the window, per source topic: ``dedupe_days``
         before the newest event day of that source (capped at today). Per source, so
-        that a source lagging behind the others keeps its window."""
+        that a source lagging behind the others keeps its window.
+
+        At most ``SWEEP_MAX`` keys per tick message: when more are due (the first tick
+        after a backlog forgot ~90k keys per partition in one group, holding the
+        partition and its commit for seconds), the stage sends the tick on to its own
+        partition, behind the records already waiting there."""
+        left = SWEEP_MAX
         for key, newest in list(state.scan("dd:", "dd;")):
             src = key[3:]
-            horizon = min(newest, now // DAY_MS) - self.dedupe_days
-            for old, _ in list(state.scan(f"d:{src}:", f"d:{src}:{horizon:06d}")):
+            horizon = min(newest, tick.now // DAY_MS) - self.dedupe_days
+            for old, _ in list(state.scan(f"d:{src}:", f"d:{src}:{horizon:06d}", left + 1)):
+                if left == 0:
+                    if tick.partition >= 0:
+                        emit.internal_at(topics.ROUTE, tick.partition, tick)
+                    return
                 state.delete(old)
+                left -= 1
+
+
+SWEEP_MAX = 1000
+"""Duplicate keys one tick message forgets at most (see RouteStage.sweep)."""
 
 
 def _bounded(current: list[str], new: list[str], size: int) -> list[str]:

@@ -16,6 +16,7 @@ protocol.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -36,8 +37,8 @@ class State(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
-        """Items with ``start <= key < stop``, in key order."""
+    def scan(self, start: str, stop: str, limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        """Items with ``start <= key < stop``, in key order (the first ``limit`` of them)."""
         ...
 
 
@@ -45,6 +46,10 @@ class Emit(Protocol):
     """Where a stage's messages go (the shell's Outbox, or the simulator's bus)."""
 
     def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None: ...
+
+    def internal_at(self, spec: topics.TopicSpec, partition: int, message: Any) -> None:
+        """A message for one partition of an internal topic (a stage to its own partition)."""
+        ...
 
     def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None: ...
 
@@ -117,7 +122,10 @@ class MemoryState:
         self._read.clear()
         self._writes.clear()
 
-    def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
+    def scan(self, start: str, stop: str, limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        if limit is not None:
+            yield from itertools.islice(self.scan(start, stop), limit)
+            return
         if self._keys is None:
             self._keys = sorted(self._data)
         keys = self._keys
@@ -155,6 +163,9 @@ class Collected:
 
     def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
         self.internal_messages.append((spec, key, message))
+
+    def internal_at(self, spec: topics.TopicSpec, partition: int, message: Any) -> None:
+        self.internal_messages.append((spec, f"#{partition}", message))
 
     def record(self, spec: topics.TopicSpec, key: str, payload: Any) -> None:
         self.records.append((spec, key, payload))

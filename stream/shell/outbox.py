@@ -48,7 +48,11 @@ class Outbox:
     def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
         """A message for an internal topic, batched with the others of its partition."""
         n = spec.partition_count(self.settings)
-        group = (spec.name(self.settings), 0 if n == 1 else partition_for(key, n))
+        self.internal_at(spec, 0 if n == 1 else partition_for(key, n), message)
+
+    def internal_at(self, spec: topics.TopicSpec, partition: int, message: Any) -> None:
+        """A message for one partition of an internal topic."""
+        group = (spec.name(self.settings), partition)
         segments = self._segments.get(group)
         if segments is None:
             self._segments[group] = [[self.source, self.seq, [message]]]

@@ -138,27 +138,42 @@ class Txn:
     def delete(self, key: str) -> None:
         self.writes[key] = _DELETED
 
-    def scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
-        """Keys in [start, stop), in order, merging this batch's writes over the database."""
-        stored: dict[str, Any] = {}
+    def scan(self, start: str, stop: str, limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        """Keys in [start, stop), in order, merging this batch's writes over the database;
+        the first ``limit`` of them (the database is read only as far as needed)."""
+        pending = sorted(k for k in self.writes if start <= k < stop)
         it = self.db.iter()
         it.seek(start.encode())
         stop_b = stop.encode()
-        while it.valid():
-            key = it.key()
-            if key >= stop_b:
-                break
-            if not key.startswith(b"__c360\x00") and not key.startswith(b"__faust"):
-                stored[key.decode()] = it.value()
-            it.next()
-        keys = set(stored) | {k for k in self.writes if start <= k < stop}
-        for key in sorted(keys):
-            if key in self.writes:
-                value = self.writes[key]
-                if value is not _DELETED:
-                    yield key, value
+        left = -1 if limit is None else limit
+        i = 0
+        while left:
+            stored = None
+            while it.valid():
+                raw_key = it.key()
+                if raw_key >= stop_b:
+                    break
+                if not raw_key.startswith(b"__c360\x00") and not raw_key.startswith(b"__faust"):
+                    stored = raw_key.decode()
+                    break
+                it.next()
+            written = pending[i] if i < len(pending) else None
+            if stored is None and written is None:
+                return
+            if written is not None and (stored is None or written <= stored):
+                i += 1
+                if written == stored:
+                    it.next()
+                value = self.writes[written]
+                if value is _DELETED:
+                    continue
+                key = written
             else:
-                yield key, _decode(stored[key])
+                value = _decode(it.value())
+                it.next()
+                key = stored
+            yield key, value
+            left -= 1
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The batch's changes, encoded: (key, value or None for a delete)."""

@@ -108,3 +108,35 @@ def test_the_cache_holds_at_most_its_capacity_and_drops_the_least_recently_used(
     assert list(rows.values) == ["k:1", "k:3"]
     db.put(b"k:2", b"20")
     assert Txn(db, rows).get("k:2") == 20  # evicted: read from the database again
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_limited_scan_is_the_first_items_of_the_whole_scan_on_both_states(db, seed):
+    import random
+
+    rng = random.Random(seed)
+    keys = [f"d:{rng.randrange(60):03d}" for _ in range(40)] + ["__c360\x00input__"]
+    memory = MemoryState()
+    for key in keys[:-1]:
+        memory.put(key, rng.randrange(9))
+    txn = Txn(db)
+    for key, value in memory.scan("", "\uffff"):
+        txn.put(key, value)
+    txn.commit()
+    memory.commit()
+    # this group's pending writes and deletes over what is stored
+    txn = Txn(db)
+    for _ in range(15):
+        key = f"d:{rng.randrange(70):03d}"
+        if rng.random() < 0.5:
+            txn.delete(key)
+            memory.delete(key)
+        else:
+            txn.put(key, rng.randrange(9))
+            memory.put(key, txn.get(key))
+    start, stop = f"d:{rng.randrange(20):03d}", f"d:{rng.randrange(30, 70):03d}"
+    whole = list(txn.scan(start, stop))
+    assert whole == list(memory.scan(start, stop))
+    for limit in (0, 1, 5, len(whole), len(whole) + 3):
+        assert list(txn.scan(start, stop, limit)) == whole[:limit]
+        assert list(memory.scan(start, stop, limit)) == whole[:limit]
