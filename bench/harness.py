@@ -21,7 +21,6 @@ __all__ = [
     "Record",
     "batched",
     "ensure",
-    "free_port",
     "fresh_settings",
     "group_lag",
     "last_record_time",

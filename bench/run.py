@@ -38,7 +38,6 @@ Prints a table and writes bench/results/latest.json.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import platform
@@ -56,7 +55,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from harness import ROOT, batched, ensure, free_port, fresh_settings, produce, wait_quiet
+from harness import ROOT, batched, ensure, fresh_settings, produce, wait_quiet
 
 from stream import topics
 from stream.loadgen import UNBATCHED
@@ -64,7 +63,7 @@ from stream.population import Population, address, is_link_event, iso, score
 from stream.quality import assignments
 from stream.settings import Settings
 from stream.watch import newest_timestamp
-from tests.support.worker import BIN, WorkerProcess, metric_total
+from tests.support.worker import BIN, WorkerProcess, another_worker, metric_total
 
 SIZES = {
     # persons, events, scored persons, link-heavy persons and events, link sign-ins,
@@ -429,11 +428,7 @@ async def scaled_out(tmp: Path, persons: int, events: int, workers: int) -> floa
     procs = []
     try:
         for i in range(workers):
-            own = settings
-            if i:
-                own = dataclasses.replace(
-                    settings, data_dir=tmp / f"scaled-{i}", web_port=free_port()
-                )
+            own = another_worker(settings, tmp / f"scaled-{i}") if i else settings
             procs.append(WorkerProcess(own, tmp / f"scaled-{i}.log").start())
             procs[-1].wait_ready(120)  # one at a time: each start is one rebalance
         for proc in procs:

@@ -74,8 +74,7 @@ class _Emit:
 
     def internal(self, spec: topics.TopicSpec, key: str, message: Any) -> None:
         n = 1 if spec.partitions == 1 else self.partitions
-        group = (spec.suffix, 0 if n == 1 else partition_for(key, n))
-        self.groups.setdefault(group, []).append(message)
+        self.internal_at(spec, 0 if n == 1 else partition_for(key, n), message)
 
     def internal_at(self, spec: topics.TopicSpec, partition: int, message: Any) -> None:
         self.groups.setdefault((spec.suffix, partition), []).append(message)

@@ -17,6 +17,7 @@ deltas.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from hashlib import blake2b
 from typing import Any
 
@@ -183,24 +184,18 @@ def encode_records(segments: list[Segment], limit: int = RECORD_MAX_BYTES) -> li
     whole = _encode([(src, offset << PART_BITS, messages) for src, offset, messages in segments])
     if len(whole) <= limit:
         return [whole]
-    records: list[bytes] = []
-    chunk: list[bytes] = []
-    size = 2  # the record's brackets
+    return _pack(_segments(segments, limit), limit)
+
+
+def _segments(segments: list[Segment], limit: int) -> Iterator[bytes]:
+    """Each segment encoded, in parts when its messages exceed a record of its own."""
     for src, offset, messages in segments:
         head = b"[" + _encode(src) + b","
         body = _encode(messages)
         room = limit - len(head) - _SEQ_AND_CLOSE
-        bodies = [body] if len(body) <= room else _split(messages, room)
+        bodies = [body] if len(body) <= room else _pack(map(_encode, messages), room)
         for part, body in enumerate(bodies):
-            segment = head + str((offset << PART_BITS) | part).encode() + b"," + body + b"]"
-            if chunk and size + 1 + len(segment) > limit:
-                records.append(b"[" + b",".join(chunk) + b"]")
-                chunk, size = [], 2
-            chunk.append(segment)
-            size += len(segment) + 1
-    if chunk:
-        records.append(b"[" + b",".join(chunk) + b"]")
-    return records
+            yield head + str((offset << PART_BITS) | part).encode() + b"," + body + b"]"
 
 
 _SEQ_AND_CLOSE = 24
@@ -208,19 +203,18 @@ _SEQ_AND_CLOSE = 24
 comma, its closing bracket, and the comma that separates it from the next."""
 
 
-def _split(messages: list[Any], room: int) -> list[bytes]:
-    """Encoded JSON arrays of consecutive messages, each at most ``room`` bytes (a message
-    larger than that alone)."""
+def _pack(items: Iterable[bytes], limit: int) -> list[bytes]:
+    """Encoded JSON values as JSON arrays of consecutive items, in order, each at most
+    ``limit`` bytes (an item larger than that alone)."""
     out: list[bytes] = []
-    items: list[bytes] = []
-    size = 2
-    for message in messages:
-        item = _encode(message)
-        if items and size + 1 + len(item) > room:
-            out.append(b"[" + b",".join(items) + b"]")
-            items, size = [], 2
-        items.append(item)
+    chunk: list[bytes] = []
+    size = 2  # the brackets
+    for item in items:
+        if chunk and size + 1 + len(item) > limit:
+            out.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 2
+        chunk.append(item)
         size += len(item) + 1
-    if items:
-        out.append(b"[" + b",".join(items) + b"]")
+    if chunk:
+        out.append(b"[" + b",".join(chunk) + b"]")
     return out

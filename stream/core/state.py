@@ -123,9 +123,10 @@ class MemoryState:
         self._writes.clear()
 
     def scan(self, start: str, stop: str, limit: int | None = None) -> Iterator[tuple[str, Any]]:
-        if limit is not None:
-            yield from itertools.islice(self.scan(start, stop), limit)
-            return
+        items = self._scan(start, stop)
+        return items if limit is None else itertools.islice(items, limit)
+
+    def _scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
         if self._keys is None:
             self._keys = sorted(self._data)
         keys = self._keys

@@ -46,6 +46,7 @@ transactional changelog writes (the exactly-once work that builds on this layer)
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -141,39 +142,22 @@ class Txn:
     def scan(self, start: str, stop: str, limit: int | None = None) -> Iterator[tuple[str, Any]]:
         """Keys in [start, stop), in order, merging this batch's writes over the database;
         the first ``limit`` of them (the database is read only as far as needed)."""
-        pending = sorted(k for k in self.writes if start <= k < stop)
-        it = self.db.iter()
-        it.seek(start.encode())
-        stop_b = stop.encode()
-        left = -1 if limit is None else limit
-        i = 0
-        while left:
-            stored = None
-            while it.valid():
-                raw_key = it.key()
-                if raw_key >= stop_b:
-                    break
-                if not raw_key.startswith(b"__c360\x00") and not raw_key.startswith(b"__faust"):
-                    stored = raw_key.decode()
-                    break
-                it.next()
-            written = pending[i] if i < len(pending) else None
-            if stored is None and written is None:
-                return
-            if written is not None and (stored is None or written <= stored):
-                i += 1
-                if written == stored:
-                    it.next()
-                value = self.writes[written]
-                if value is _DELETED:
-                    continue
-                key = written
-            else:
-                value = _decode(it.value())
-                it.next()
-                key = stored
-            yield key, value
-            left -= 1
+        items = self._scan(start, stop)
+        return items if limit is None else itertools.islice(items, limit)
+
+    def _scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
+        writes = self.writes
+        pending = ((k, None) for k in sorted(k for k in writes if start <= k < stop))
+        last = None
+        for key, raw in heapq.merge(_stored(self.db, start, stop), pending, key=_first):
+            if key == last:
+                continue  # stored and written: the write wins
+            last = key
+            value = writes.get(key, _MISSING)
+            if value is _MISSING:
+                yield key, _decode(raw)
+            elif value is not _DELETED:
+                yield key, value
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The batch's changes, encoded: (key, value or None for a delete)."""
@@ -185,6 +169,25 @@ class Txn:
         self.db.write(write_batch(self.changes()), _NO_WAL)
         if self._rows is not None:
             self._rows.update(self)
+
+
+def _stored(db: rocksdict.Rdict, start: str, stop: str) -> Iterator[tuple[str, bytes]]:
+    """The database's items in [start, stop), in key order, read lazily (not the
+    layer's own keys: input offset, commit marker, faust's changelog offset)."""
+    it = db.iter()
+    it.seek(start.encode())
+    stop_b = stop.encode()
+    while it.valid():
+        key = it.key()
+        if key >= stop_b:
+            return
+        if not key.startswith(b"__c360\x00") and not key.startswith(b"__faust"):
+            yield key.decode(), it.value()
+        it.next()
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 def write_batch(changes: Iterable[tuple[bytes, bytes | None]]) -> rocksdict.WriteBatch:

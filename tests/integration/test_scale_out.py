@@ -35,7 +35,7 @@ from stream.population import Population
 from tests.support.applied import check_final, check_offsets, expected, wait_applied
 from tests.support.identity import events_by_identifier
 from tests.support.waiting import wait_for
-from tests.support.worker import free_port, http_get, metric_total
+from tests.support.worker import another_worker, http_get, metric_total
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ def test_a_worker_joining_and_one_leaving_mid_stream_lose_nothing(
     thirds = [events[i * n // 3 : (i + 1) * n // 3] for i in range(3)]
     first = start_worker(settings, name="first")
     first.wait_ready()
-    other = dataclasses.replace(settings, data_dir=tmp_path / "data-second", web_port=free_port())
+    other = another_worker(settings, tmp_path / "data-second")
     both = [settings, other]
 
     # 1. a second worker joins while the first is part way through a stream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -22,6 +23,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def another_worker(settings: Settings, data_dir: Path) -> Settings:
+    """Settings of one more worker of the same deployment: the same app id and topics,
+    its own data directory and web port."""
+    return dataclasses.replace(settings, data_dir=data_dir, web_port=free_port())
 
 
 def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0):
