@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import msgspec
 import rocksdict
+from run import sign_ins
 
 from stream import topics
 from stream.cli import tune_gc
@@ -56,6 +57,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument(
         "--persons", type=int, help="default: events / 100, the mix of bench/run.py's throughput"
+    )
+    parser.add_argument(
+        "--links", action="store_true", help="fresh verified sign-ins (bench/run.py's link phase)"
     )
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--group", type=int, default=500, help="records per stage group")
@@ -84,7 +88,8 @@ def main() -> int:
     by_topic: dict[str, list[bytes]] = defaultdict(list)
     records: list[tuple[str, bytes]] = []
     events = 0
-    for suffix, _key, payload in pop.events(args.events):
+    source = sign_ins(args.events, int(time.time() * 1000), "lnk") if args.links else None
+    for suffix, _key, payload in source or pop.events(args.events):
         if suffix in UNBATCHED:
             continue
         events += 1
