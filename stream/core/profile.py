@@ -209,7 +209,16 @@ class ProfileStage:
 
     # --- merges ---
     def absorb(self, state: State, a: Absorb, touched: dict, emit: Emit) -> None:
-        row = self._row(state, a.absorbed)
+        row = state.get("p:" + a.absorbed)
+        if row is None:
+            # never reached by a fact (the new wallet of a sign-in): nothing to send on;
+            # the tombstone forwards whatever reaches it later
+            row = self._row(state, a.absorbed)
+            del row["c"]
+            row["mi"] = a.survivor
+            state.put("p:" + a.absorbed, row)
+            self.stats["merges"] += 1
+            return
         if row.get("mi") is not None:
             return  # already absorbed: a repeated absorb is a no-op
         fragments = {}
@@ -249,7 +258,9 @@ class ProfileStage:
             return
         row["ab"] = sorted(set(row["ab"]) | set(m.absorbed))
         state.put("p:" + m.target, row)
-        t = self._touch(touched, m.target, "merge")
+        # an absorbed person with no facts (the usual new wallet of a sign-in) changes
+        # nothing the view shows: the member list comes with Members
+        t = self._touch(touched, m.target, "merge", ALL_GROUPS if m.fragments else ())
         t.persons.append(m.source)
 
     def _receive(
@@ -338,7 +349,7 @@ class ProfileStage:
             if moved is not None and moved[1] < m.seq:
                 del row["mv"][ident]  # it came back
         state.put("p:" + m.person, row)
-        self._touch(touched, m.person, "merge")
+        self._touch(touched, m.person, "merge", ("ids",))  # labels: ALWAYS
 
     def refresh(self, state: State, r: Refresh, touched: dict, emit: Emit) -> None:
         row = self._row(state, r.person)
