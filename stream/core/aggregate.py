@@ -141,6 +141,14 @@ class ChainTimes:
 # --- sessions -----------------------------------------------------------------------------
 def sessions_add(intervals: list, ts: int) -> list:
     """Add one web event time to sorted, disjoint [start, end] intervals (30-minute rule)."""
+    if intervals:
+        last = intervals[-1]
+        if ts >= last[0]:  # in time order, the common case: the last session or a new one
+            if ts <= last[1]:
+                return intervals
+            if ts <= last[1] + SESSION_GAP:
+                return [*intervals[:-1], [last[0], ts]]
+            return [*intervals, [ts, ts]]
     i = bisect.bisect_left(intervals, [ts, ts])
     start, end = ts, ts
     lo = i
@@ -221,6 +229,7 @@ class Aggregator:
         self.tiers: list[VipTier] = list(self.rules.vip)
         self.prices: Mapping[str, Any] = prices if prices is not None else {}
         self.labels: Mapping[str, Any] = labels if labels is not None else {}
+        self._empty_view: dict[str, Any] | None = None
 
     def context(self, state: State) -> Context:
         """The batch's context; also sets the horizon of retractable chain times."""
@@ -360,6 +369,15 @@ class Aggregator:
     def view(self, person: str, row: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """The whole published profile."""
         return self.view_groups(ALL_GROUPS, row, ctx)
+
+    def empty_view(self) -> dict[str, Any]:
+        """The whole view of a person with no facts and no members: what every group
+        shows until something touches it (its values are shared: never mutate them).
+        It depends on nothing else (no time, prices or labels)."""
+        if self._empty_view is None:
+            row = {"m": {}, "a": self.empty(), "now": 0}
+            self._empty_view = self.view_groups(ALL_GROUPS, row, Context())
+        return self._empty_view
 
     def view_groups(self, groups: Iterable[str], row: dict[str, Any], ctx: Context) -> dict:
         """The fields of some groups of the published profile (see GROUP_FIELDS)."""

@@ -213,10 +213,8 @@ class ProfileStage:
         if row is None:
             # never reached by a fact (the new wallet of a sign-in): nothing to send on;
             # the tombstone forwards whatever reaches it later
-            row = self._row(state, a.absorbed)
-            del row["c"]
-            row["mi"] = a.survivor
-            state.put("p:" + a.absorbed, row)
+            tombstone = {"v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": None, "w": {}}
+            state.put("p:" + a.absorbed, {**tombstone, "mi": a.survivor})
             self.stats["merges"] += 1
             return
         if row.get("mi") is not None:
@@ -380,12 +378,20 @@ class ProfileStage:
                 if k not in view:
                     changes[k] = FieldChange(old[k], None)
         else:
-            groups = ALL_GROUPS if not old else t.groups | ALWAYS
+            # the groups nothing touched since the last change show what they showed
+            # then; a person's first change starts from the empty view
+            groups = t.groups | ALWAYS
             if "activity" in groups or person in ctx.fired:
                 self.agg.before_view(state, row, ctx)
             fresh = self.agg.view_groups(groups, row, ctx)
-            changes = {k: FieldChange(old.get(k), v) for k, v in fresh.items() if old.get(k) != v}
-            view = {**old, **fresh} if changes else old
+            if old:
+                changes = {
+                    k: FieldChange(old.get(k), v) for k, v in fresh.items() if old.get(k) != v
+                }
+                view = {**old, **fresh} if changes else old
+            else:
+                view = {**self.agg.empty_view(), **fresh}
+                changes = {k: FieldChange(None, v) for k, v in view.items() if v is not None}
             if self.check_views:
                 whole = self.agg.view(person, row, ctx)
                 assert view == whole, {

@@ -16,7 +16,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.core.aggregate import Aggregator, Context
+from stream.core.aggregate import SESSION_GAP, Aggregator, Context, sessions_add
 from stream.core.facts import Fact
 
 PRICES = {"1:native": [3000.0, 18, "ETH"], "1:0x" + "aa" * 20: [1.0, 6, "USDC"]}
@@ -154,3 +154,22 @@ def test_a_retract_undoes_its_upsert(items, extra, data):
     first, second = (extra, retract) if data.draw(st.booleans()) else (retract, extra)
     after = fold([*items[:a], first, *items[a:b], second, *items[b:]])
     assert view(after) == view(before)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 6 * 3_600_000), max_size=30))
+def test_sessions_are_the_30_minute_runs_of_the_event_times_in_any_order(offsets):
+    """Adding event times one by one (in time order, the fast path, or not) gives the
+    runs of the sorted times with gaps of at most 30 minutes."""
+    times = [T0 + o for o in offsets]
+    expected: list[list[int]] = []
+    for ts in sorted(times):
+        if expected and ts - expected[-1][1] <= SESSION_GAP:
+            expected[-1][1] = ts
+        else:
+            expected.append([ts, ts])
+    for order in (times, sorted(times)):
+        sessions: list = []
+        for ts in order:
+            sessions = sessions_add(sessions, ts)
+        assert sessions == expected
