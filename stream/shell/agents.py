@@ -233,7 +233,7 @@ class GlobalView(Mapping):
         try:
             value = self._cache[key]
         except KeyError:
-            value = self._cache[key] = self.table.get(key)
+            value = self._cache[key] = self.table.data.read(key)
         return default if value is None else value
 
     def __getitem__(self, key: str) -> Any:

@@ -327,6 +327,12 @@ class VersionedStore(faust_rocksdb.Store):
 
     version = 0
 
+    def read(self, key: Any) -> Any:
+        """The decoded value of ``key``, or None: one store lookup, without the table's
+        mapping layers (a miss through ``table.get`` tests membership, then reads)."""
+        raw = self._get(self._encode_key(key))
+        return None if raw is None else self._decode_value(raw)
+
     def _changed(self) -> None:
         self.version += 1
 
