@@ -573,15 +573,31 @@ class Aggregator:
         return min(future) if future else None
 
     # --- time: timers and revaluation -----------------------------------------------------
-    def tick(self, state: State, now: int, ctx: Context) -> dict[str, set[str]]:
+    def tick(
+        self, state: State, now: int, ctx: Context, cursor: str = "", limit: int | None = None
+    ) -> tuple[dict[str, set[str]], str | None]:
         """Advance the partition clock. Returns the persons whose profile may change with
-        time (their timer is due: "tick") or with a price that moved ("revaluation")."""
+        time (their timer is due: "tick") or with a price that moved ("revaluation"),
+        and where to go on when more timers are due than ``limit`` (the last timer key
+        fired; None: all done). A later call with that ``cursor`` and the same ``now``
+        fires the timers after it: a timer re-armed behind the cursor is not fired
+        again by the same tick.
+
+        Revaluation is not bounded: a token's holders are revalued in the call that
+        moves its price snapshot, or a person changed in between would show figures at
+        the new price next to figures at the old one."""
         clock = state.get("clock") or 0
         if now > clock:
             state.put("clock", now)
         due: dict[str, set[str]] = {}
+        start = cursor + "\x00" if cursor else "t:"
         stop = f"t:{max(now, clock) // HOUR + 1:09d}"
-        for key, _ in list(state.scan("t:", stop)):
+        timers = list(state.scan(start, stop, None if limit is None else limit + 1))
+        if limit is not None and len(timers) > limit:
+            timers, cursor = timers[:limit], timers[limit - 1][0]
+        else:
+            cursor = None
+        for key, _ in timers:
             state.delete(key)
             person = key.rsplit(":", 1)[1]
             ctx.fired.add(person)
@@ -593,7 +609,7 @@ class Aggregator:
                 prefix = f"k:{token}:"
                 for k, _ in state.scan(prefix, prefix_end(prefix)):
                     due.setdefault(k[len(prefix) :], set()).add("revaluation")
-        return due
+        return due, cursor
 
     def before_view(self, state: State, row: dict[str, Any], ctx: Context) -> None:
         """Bring the row's clock up to the partition's, and summarize its activity once

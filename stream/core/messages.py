@@ -127,10 +127,12 @@ class Refresh(msgspec.Struct, array_like=True, tag="r"):
 class Tick(msgspec.Struct, array_like=True, tag="t"):
     """Time: ``now`` (epoch ms) reaches every route and profile partition as an ordinary
     message. ``partition`` is the one it was sent to (-1: not said), so that a stage can
-    go on with work it left for later in a Tick to its own partition."""
+    go on with work it left for later in a Tick to its own partition; ``cursor`` says
+    where that work goes on (the last state key done; "": from the start)."""
 
     now: int
     partition: int = -1
+    cursor: str = ""
 
 
 # --- channel topic (keyed by channel) --------------------------------------------------------

@@ -60,6 +60,8 @@ from stream.core.messages import (
 from stream.core.state import Emit, State, prefix_end
 
 MAX_CAUSE_IDS = 10
+TICK_MAX = 200
+"""Timers one tick message fires at most (see ProfileStage.tick)."""
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 COUNTS = "s:counts"
@@ -86,7 +88,10 @@ class ProfileStage:
         self.agg = aggregator
         # tests: check that recomputing only the touched groups gives the whole view
         self.check_views = check_views
-        self.stats = {"applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0}
+        self.stats = {
+            "applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0,
+            "tick_parts": 0,  # ticks sent on to their partition with a cursor
+        }  # fmt: skip
         # for metrics: the event time (ms) of the oldest event applied since the shell
         # last read it (None: none since)
         self.oldest_event: int | None = None
@@ -113,7 +118,7 @@ class ProfileStage:
             elif kind is Refresh:
                 self.refresh(state, message, touched, emit)
             elif kind is Tick:
-                self.tick(state, message, touched, ctx)
+                self.tick(state, message, touched, ctx, emit)
         self._counts = None
         for person, t in touched.items():
             self.publish(state, person, t, ctx, emit)
@@ -358,10 +363,20 @@ class ProfileStage:
             self._touch(touched, r.person, "events", ("labels",))
 
     # --- time ---
-    def tick(self, state: State, t: Tick, touched: dict, ctx: Context) -> None:
-        for person, reasons in self.agg.tick(state, t.now, ctx).items():
+    def tick(self, state: State, t: Tick, touched: dict, ctx: Context, emit: Emit) -> None:
+        """Fire due timers, at most ``TICK_MAX`` per tick message, and revalue holders of
+        repriced tokens. When more timers are due, the tick goes on to its own
+        partition with a cursor, behind the records already waiting there (after a
+        backlog, a first tick had ~800 persons per partition to publish in one group,
+        holding the partition and delaying every event behind it)."""
+        limit = TICK_MAX if t.partition >= 0 else None
+        due, cursor = self.agg.tick(state, t.now, ctx, t.cursor, limit)
+        for person, reasons in due.items():
             groups = {"activity" if r == "tick" else "value" for r in reasons}
             self._touch(touched, person, "tick" if "tick" in reasons else "revaluation", groups)
+        if cursor is not None:
+            self.stats["tick_parts"] += 1
+            emit.internal_at(topics.PROFILE, t.partition, Tick(t.now, t.partition, cursor))
 
     # --- change events ---
     def publish(self, state: State, person: str, t: _Touched, ctx: Context, emit: Emit) -> None:

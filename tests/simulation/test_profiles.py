@@ -6,10 +6,12 @@ offline sums, and versions strictly grow per person."""
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream.core import profile
 from stream.core.rules import Rules
 from stream.sim import Input, Simulator
 from tests.simulation.profile_reference import expected_profile
@@ -66,6 +68,21 @@ def check(seed: int, partitions: int) -> Simulator:
 @given(seed=st.integers(0, 10**9), partitions=st.integers(1, 12))
 def test_profiles_equal_the_offline_definitions(seed, partitions):
     check(seed, partitions)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**9), partitions=st.integers(1, 6), limit=st.integers(1, 3))
+def test_profiles_are_the_same_when_ticks_go_on_in_small_parts(seed, partitions, limit):
+    """Ticks fire timers and revalue holders at most ``limit`` at a time, the rest in
+    continuations that interleave with the other messages in any order."""
+    with mock.patch.object(profile, "TICK_MAX", limit):
+        check(seed, partitions)
+
+
+def test_ticks_went_on_in_parts():
+    with mock.patch.object(profile, "TICK_MAX", 1):
+        sims = [check(seed, 3) for seed in range(5)]
+    assert sum(sim.profile.stats["tick_parts"] for sim in sims) > 0
 
 
 def test_the_cases_contain_reorgs_duplicates_merges_and_revaluations():

@@ -1,0 +1,69 @@
+"""A profile tick fires a bounded number of timers per message and goes on in parts."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+from stream import topics
+from stream.core import profile
+from stream.core.aggregate import Aggregator
+from stream.core.facts import Fact
+from stream.core.messages import Event, Tick
+from stream.core.profile import ProfileStage
+from stream.core.rules import DEFAULT
+from stream.core.state import Collected, MemoryState
+
+DAY = 86_400_000
+T0 = 1_790_000_000_000
+USDC = "1:0x" + "aa" * 20
+
+
+def populated(persons: int) -> tuple[ProfileStage, MemoryState]:
+    """Persons with one page view and one USDC transfer each, long ago: their lifecycle
+    timers are due at T0 + 100 days, and they hold USDC (revalued when its price moves)."""
+    prices = {USDC: [1.0, 6, "USDC"]}
+    stage, state = ProfileStage(Aggregator(DEFAULT, prices=prices)), MemoryState()
+    events = []
+    for i in range(persons):
+        wallet = f"wallet:0x{i:040x}"
+        events.append(Event(f"p{i:03d}", 0, Fact(f"w{i}", wallet, "page", T0 + i, "web.events")))
+        transfer = {"chain": 1, "block": 10 + i, "token": USDC, "value": 10**6, "side": "out"}
+        events.append(
+            Event(f"p{i:03d}", 0, Fact(f"t{i}", wallet, "transfer", T0 + i, "chain", data=transfer))
+        )
+    stage.process(state, [Tick(T0, 0), *events], Collected())
+    state.commit()
+    stage.agg.prices[USDC] = [2.0, 6, "USDC"]  # every holder is due for revaluation too
+    return stage, state
+
+
+def test_a_tick_fires_at_most_tick_max_timers_per_message_and_goes_on_with_a_cursor():
+    stage, state = populated(23)
+    tick, published, rounds = Tick(T0 + 100 * DAY, 0), [], 0
+    with mock.patch.object(profile, "TICK_MAX", 5):
+        while tick is not None:
+            out = Collected()
+            stage.process(state, [tick], out)
+            state.commit()
+            rounds += 1
+            changes = out.of(topics.PROFILE_CHANGES)
+            assert len(changes) <= (23 if rounds == 1 else 5)  # the first revalues all holders
+            published += [c.person_id for c in changes]
+            onward = out.of(topics.PROFILE)
+            assert [(key, type(m)) for _, key, m in out.internal_messages] == [
+                ("#0", Tick) for _ in onward
+            ]
+            tick = onward[0] if onward else None
+            assert tick is None or (tick.now, tick.partition) == (T0 + 100 * DAY, 0)
+    # 23 timers in parts of 5; every holder revalued by the first part
+    assert rounds == 5
+    assert stage.stats["tick_parts"] == 4
+    assert sorted(set(published)) == [f"p{i:03d}" for i in range(23)]
+
+    whole_stage, whole = populated(23)
+    whole_stage.process(whole, [Tick(T0 + 100 * DAY)], Collected())  # no partition: no bound
+    whole.commit()
+    views = lambda s: {k: row["w"] for k, row in s.scan("p:", "p;")}  # noqa: E731
+    assert views(state) == views(whole)
+    assert {v["lifecycle"] for v in views(state).values()} == {"churned"}
+    assert {v["volume_usd"] for v in views(state).values()} == {2.0}
