@@ -116,18 +116,30 @@ class RouteStage:
         At most ``SWEEP_MAX`` keys per tick message: when more are due (the first tick
         after a backlog forgot ~90k keys per partition in one group, holding the
         partition and its commit for seconds), the stage sends the tick on to its own
-        partition, behind the records already waiting there."""
+        partition, behind the records already waiting there, with the last key it
+        forgot as the cursor: the next part seeks past it instead of stepping again
+        over the deleted keys before it (RocksDB keeps them as tombstones until a
+        compaction)."""
         left = SWEEP_MAX
+        cursor = last = tick.cursor
         for key, newest in list(state.scan("dd:", "dd;")):
-            src = key[3:]
+            prefix = f"d:{key[3:]}:"
+            if cursor:
+                if not cursor.startswith(prefix):
+                    continue  # swept before the cursor's source
+                start, cursor = cursor + "\x00", ""
+            else:
+                start = prefix
             horizon = min(newest, tick.now // DAY_MS) - self.dedupe_days
-            for old, _ in list(state.scan(f"d:{src}:", f"d:{src}:{horizon:06d}", left + 1)):
+            for old, _ in list(state.scan(start, f"{prefix}{horizon:06d}", left + 1)):
                 if left == 0:
                     if tick.partition >= 0:
-                        emit.internal_at(topics.ROUTE, tick.partition, tick)
+                        onward = Tick(tick.now, tick.partition, last)
+                        emit.internal_at(topics.ROUTE, tick.partition, onward)
                     return
                 state.delete(old)
                 left -= 1
+                last = old
 
 
 SWEEP_MAX = 1000

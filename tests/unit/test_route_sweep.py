@@ -12,30 +12,35 @@ from stream.core.state import Collected, MemoryState
 def test_a_sweep_forgets_a_bounded_number_of_keys_and_sends_the_tick_on_to_its_partition():
     state = MemoryState()
     day = 20_000
-    old = 2 * SWEEP_MAX + 7
-    for i in range(old):
-        state.put(f"d:web.events:{day:06d}:anon:a{i}:e{i}", 1)
+    old = {"chain": SWEEP_MAX + 3, "web.events": 2 * SWEEP_MAX + 7}
+    for src, n in old.items():
+        for i in range(n):
+            state.put(f"d:{src}:{day:06d}:anon:a{i}:e{i}", 1)
+        state.put(f"dd:{src}", day + 30)
     recent = f"d:web.events:{day + 30:06d}:anon:b:e"
     state.put(recent, 1)
-    state.put("dd:web.events", day + 30)
     state.commit()
     stage = RouteStage(Compiled(DEFAULT))
 
     tick, rounds, forgotten = Tick((day + 30) * DAY_MS, 3), 0, []
     while tick is not None:
-        before = {k for k, _ in state.scan("d:", "d;")}
+        before = [k for k, _ in state.scan("d:", "d;")]
         out = Collected()
         stage.process(state, [tick], out)
         state.commit()
         rounds += 1
-        forgotten.append(len(before) - len(list(state.scan("d:", "d;"))))
+        after = {k for k, _ in state.scan("d:", "d;")}
+        gone = [k for k in before if k not in after]
+        forgotten.append(len(gone))
         assert out.records == []
-        if out.internal_messages:  # more are due: the same tick, to its own partition
-            assert out.internal_messages == [(topics.ROUTE, "#3", tick)]
-            tick = out.internal_messages[0][2]
+        if out.internal_messages:  # more are due: the tick, to its own partition, with
+            [(spec, key, onward)] = out.internal_messages  # the last key it forgot
+            assert (spec, key) == (topics.ROUTE, "#3")
+            assert (onward.now, onward.partition, onward.cursor) == (tick.now, 3, max(gone))
+            tick = onward
         else:
             tick = None
-    assert forgotten == [SWEEP_MAX, SWEEP_MAX, 7]
+    assert forgotten == [SWEEP_MAX, SWEEP_MAX, SWEEP_MAX, 10]
     assert [k for k, _ in state.scan("d:", "d;")] == [recent]
 
 
