@@ -213,7 +213,10 @@ async def latency(
 
     The background is the throughput phase's workload: a population with the same
     events per person (``per_person``), so that half its measured rate is half load —
-    new persons and their merges cost more than a known person's next event."""
+    new persons and their merges cost more than a known person's next event. Its new
+    persons arrive evenly through the run (``spread``): as produced for a drain, the
+    stream opens with every person's onboarding, seconds of link-heavy traffic paced
+    here above the link-heavy maximum."""
     name = topics.PROFILE_CHANGES.name(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
@@ -241,7 +244,8 @@ async def latency(
 
     now = int(time.time() * 1000)
     count = int(rate * seconds)
-    background = Population(max(100, round(count / per_person)), seed=99, end=now).events(count)
+    persons = max(100, round(count / per_person))
+    background = Population(persons, seed=99, end=now).events(count, spread=True)
     bg_records = batched(settings, background, batch=200)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()

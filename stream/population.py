@@ -180,20 +180,43 @@ class Population:
                 },
             )
 
-    def events(self, count: int) -> Iterator[tuple[str, str, dict]]:
-        """``count`` activity events (plus reference data first), in time order."""
+    def events(self, count: int, *, spread: bool = False) -> Iterator[tuple[str, str, dict]]:
+        """``count`` activity events (plus reference data first), in time order.
+
+        Everyone shows up once, in order of their first visit (an onboarding: a
+        campaign session and the sign-ins that tie their identifiers together), then
+        Zipf activity. By default everyone shows up first, so the stream opens with all
+        the onboardings (a quarter of them link events). ``spread`` spaces the arrivals
+        evenly over the first 90 % of the events instead, activity picking among those
+        who have arrived: the same mix throughout, as a product with a steady flow of
+        new users sees it (a paced run of the default stream starts with seconds of
+        link-heavy traffic)."""
         yield from self.reference()
         produced = 0
-        # everyone shows up once, in order of their first visit; then Zipf activity
         arrivals = sorted(self.persons, key=lambda p: p.joined)
+        spacing = count * 0.9 / len(arrivals) if spread else 0.0
+        arrived: list[Person] = []
+        weights: list[float] = []  # cumulative weights of ``arrived``
         clock = self.start
         step = max(1, (self.end - self.start) // max(1, count))
         first = iter(arrivals)
         while produced < count:
             clock = min(self.end, clock + int(self.r.expovariate(1 / step)))
-            newcomer = next(first, None)
-            person = newcomer if newcomer is not None else self.pick()
-            ts = max(clock, person.joined) if newcomer is None else person.joined
+            if not spread:
+                newcomer = next(first, None)
+                person = newcomer if newcomer is not None else self.pick()
+                ts = max(clock, person.joined) if newcomer is None else person.joined
+            else:
+                due = len(arrived) < len(arrivals) and produced >= len(arrived) * spacing
+                newcomer = next(first) if due or not arrived else None
+                if newcomer is not None:
+                    arrived.append(newcomer)
+                    weights.append((weights[-1] if weights else 0.0) + newcomer.weight)
+                    person = newcomer
+                else:
+                    at = self.r.random() * weights[-1]
+                    person = arrived[bisect.bisect_left(weights, at)]
+                ts = clock
             for event in self._activity(person, ts, first_visit=newcomer is not None):
                 yield event
                 produced += 1

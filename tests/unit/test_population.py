@@ -10,6 +10,7 @@ import pytest
 
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
+from stream.loadgen import UNBATCHED
 from stream.population import Population, is_link_event, score
 
 _encode = msgspec.json.encode
@@ -81,6 +82,29 @@ def test_link_events_are_a_few_percent_once_users_return():
     # events per person (the benchmark's mix), a quarter while everyone is new
     assert 0.02 < link_share(100, 10_000) < 0.1
     assert link_share(400, 6_000) > 0.15
+
+
+def test_spread_arrivals_keep_the_mix_steady_and_onboard_everyone_before_their_activity():
+    pop = Population(200, seed=5)
+    stream = [(s, k, p) for s, k, p in pop.events(20_000, spread=True) if s not in UNBATCHED]
+    tenths = [stream[i * len(stream) // 10 : (i + 1) * len(stream) // 10] for i in range(10)]
+    links = [sum(is_link_event(s, p) for s, _, p in part) for part in tenths]
+    # the default stream opens with every onboarding; spread, each of the first nine
+    # tenths holds about a ninth of them
+    assert max(links[:9]) < 2 * min(links[:9])
+    default = [(s, p) for s, _, p in Population(200, seed=5).events(20_000)]
+    assert sum(is_link_event(s, p) for s, p in default[:2000]) > 2 * links[0]
+    # every person arrives, and a person's activity never comes before their onboarding
+    owner = pop.truth()["owner"]
+    first: dict[int, int] = {}
+    for n, (_, _, payload) in enumerate(stream):
+        ident = payload.get("anonymousId") or ""
+        person = owner.get(f"anon:{ident}")
+        if person is not None:
+            first.setdefault(person, n)
+    assert len(first) == 200
+    order = [first[p.index] for p in sorted(pop.persons, key=lambda p: p.joined)]
+    assert order == sorted(order)  # arrivals in order of their first visit
 
 
 def test_populations_numbered_apart_share_no_identifier():
