@@ -18,8 +18,9 @@ One run, one fresh deployment (own topics, group and state), in phases:
 4. links — fresh sign-ins (anonymous id ↔ wallet, verified), each a link to make;
    ``link_eps`` = sign-ins / (last profile change - first send);
 5. latency — background load at half of ``throughput_eps`` (a population with the
-   throughput phase's events per person) plus a probe event every 50 ms, each a new
-   person; latency = probe sent → its profile change written;
+   throughput phase's events per person, its new persons arriving evenly through the
+   run) plus a probe event every 50 ms, each a new person; latency = probe sent → its
+   profile change written;
 6. single records — ``single_record_eps``: c360 fed single-event records (the next
    events of the throughput population: the same persons, the same mix);
 7. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
