@@ -420,7 +420,7 @@ class Aggregator:
             "last_seen": last,
             "sessions": len(agg["ses"]) + agg["sold"],
             "page_views": agg["pv"],
-            "active_days_30": _active_days(agg["days"], now, self.lifecycle.power_window_days),
+            "active_days_30": _active_days(days, now, self.lifecycle.power_window_days),
             "chains": sorted(int(c) for c in agg["ch"]),
             "first_transaction_at": chain_lo,
             "last_transaction_at": chain_hi,
@@ -545,7 +545,7 @@ class Aggregator:
         back = _returned_on(days, lc.churn_days)
         if back is not None and today - back < lc.resurrected_days:
             return "resurrected"
-        if _active_days(agg["days"], now, lc.power_window_days) >= lc.power_active_days:
+        if _active_days(days, now, lc.power_window_days) >= lc.power_active_days:
             return "power"
         if now - first < lc.new_days * DAY:
             return "new"
@@ -728,9 +728,11 @@ def _days(agg: dict[str, Any]) -> list[int]:
     return sorted(int(d) for d, n in agg["days"].items() if n > 0)
 
 
-def _active_days(days: Mapping[Any, int], now: int, window: int) -> int:
+def _active_days(days: list[int], now: int, window: int) -> int:
+    """Active days (in order, as :meth:`Aggregator.summarize` gives them) among the
+    ``window`` days up to ``now``'s."""
     today = now // DAY
-    return sum(1 for d, n in days.items() if n > 0 and today - window < int(d) <= today)
+    return bisect.bisect_right(days, today) - bisect.bisect_right(days, today - window)
 
 
 def _returned_on(days: list, gap: int) -> int | None:
