@@ -93,12 +93,15 @@ class RowCache:
         return value
 
     def update(self, txn: Txn) -> None:
-        """After ``txn`` was committed: what it read and what it wrote."""
+        """After ``txn`` was committed: what it read from the database and what it
+        wrote (what it found here is already here, and :meth:`get` refreshed it)."""
         values = self.values
-        for items in (txn._cache, txn.writes):
-            for key, value in items.items():
-                values.pop(key, None)
-                values[key] = None if value is _DELETED else value
+        for key, value in txn._loaded.items():
+            values.pop(key, None)
+            values[key] = value
+        for key, value in txn.writes.items():
+            values.pop(key, None)
+            values[key] = None if value is _DELETED else value
         excess = len(values) - self.capacity
         if excess > 0:
             for key in list(itertools.islice(values, excess)):
@@ -108,12 +111,13 @@ class RowCache:
 class Txn:
     """A stage's view of one partition for one batch: reads see its own writes."""
 
-    __slots__ = ("_cache", "_rows", "db", "writes")
+    __slots__ = ("_cache", "_loaded", "_rows", "db", "writes")
 
     def __init__(self, db: rocksdict.Rdict, rows: RowCache | None = None) -> None:
         self.db = db
         self.writes: dict[str, Any] = {}
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}  # what it read, from the row cache or the database
+        self._loaded: dict[str, Any] = {}  # what it read from the database (for the row cache)
         self._rows = rows
 
     def get(self, key: str) -> Any | None:
@@ -131,6 +135,8 @@ class Txn:
         raw = self.db.get(key.encode())
         value = None if raw is None else _decode(raw)
         self._cache[key] = value
+        if self._rows is not None:
+            self._loaded[key] = value
         return value
 
     def put(self, key: str, value: Any) -> None:
