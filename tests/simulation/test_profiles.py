@@ -73,8 +73,8 @@ def test_profiles_equal_the_offline_definitions(seed, partitions):
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**9), partitions=st.integers(1, 6), limit=st.integers(1, 3))
 def test_profiles_are_the_same_when_ticks_go_on_in_small_parts(seed, partitions, limit):
-    """Ticks fire timers and revalue holders at most ``limit`` at a time, the rest in
-    continuations that interleave with the other messages in any order."""
+    """Ticks fire timers at most ``limit`` at a time, the rest in continuations that
+    interleave with the other messages in any order (revaluation stays whole)."""
     with mock.patch.object(profile, "TICK_MAX", limit):
         check(seed, partitions)
 

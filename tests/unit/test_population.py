@@ -94,7 +94,7 @@ def test_spread_arrivals_keep_the_mix_steady_and_onboard_everyone_before_their_a
     assert max(links[:9]) < 2 * min(links[:9])
     default = [(s, p) for s, _, p in Population(200, seed=5).events(20_000)]
     assert sum(is_link_event(s, p) for s, p in default[:2000]) > 2 * links[0]
-    # every person arrives, and a person's activity never comes before their onboarding
+    # every person arrives, in the order of their first visit
     owner = pop.truth()["owner"]
     first: dict[int, int] = {}
     for n, (_, _, payload) in enumerate(stream):

@@ -68,3 +68,15 @@ def test_an_absorbed_person_with_facts_sends_them_to_the_survivor_once():
     [change] = changes  # the repeated MergeIn changes nothing
     assert change.changes["events"].new == 2
     assert change.cause.kind == "merge" and change.cause.persons == [absorbed]
+
+
+def test_a_merge_that_brings_no_fragments_changes_nothing_shown_and_counts_once():
+    stage, state = ProfileStage(Aggregator(DEFAULT)), MemoryState()
+    survivor, absorbed = "p-survivor", "p-absorbed"
+    run(stage, state, Event(survivor, 0, page(1, DEVICE)))
+    run(stage, state, Members(absorbed, 1, [WALLET]))  # a row, but no facts
+    [merge] = run(stage, state, Absorb(absorbed, survivor, 2)).of(topics.PROFILE)
+    assert (merge.fragments, merge.absorbed) == ({}, [absorbed])
+    assert run(stage, state, merge).of(topics.PROFILE_CHANGES) == []
+    assert state.get("p:" + survivor)["ab"] == [absorbed]  # a repeat is a no-op
+    assert run(stage, state, merge).internal_messages == []

@@ -39,26 +39,30 @@ def populated(persons: int) -> tuple[ProfileStage, MemoryState]:
 
 def test_a_tick_fires_at_most_tick_max_timers_per_message_and_goes_on_with_a_cursor():
     stage, state = populated(23)
-    tick, published, rounds = Tick(T0 + 100 * DAY, 0), [], 0
+    tick, kinds, fired = Tick(T0 + 100 * DAY, 0), [], []
     with mock.patch.object(profile, "TICK_MAX", 5):
         while tick is not None:
+            timers = [k for k, _ in state.scan("t:", "t;")]
             out = Collected()
             stage.process(state, [tick], out)
             state.commit()
-            rounds += 1
-            changes = out.of(topics.PROFILE_CHANGES)
-            assert len(changes) <= (23 if rounds == 1 else 5)  # the first revalues all holders
-            published += [c.person_id for c in changes]
-            onward = out.of(topics.PROFILE)
-            assert [(key, type(m)) for _, key, m in out.internal_messages] == [
-                ("#0", Tick) for _ in onward
-            ]
-            tick = onward[0] if onward else None
-            assert tick is None or (tick.now, tick.partition) == (T0 + 100 * DAY, 0)
-    # 23 timers in parts of 5; every holder revalued by the first part
-    assert rounds == 5
+            gone = [k for k in timers if k not in {k for k, _ in state.scan("t:", "t;")}]
+            fired.append(len(gone))
+            causes = [c.cause.kind for c in out.of(topics.PROFILE_CHANGES)]
+            kinds.append((causes.count("tick"), causes.count("revaluation")))
+            [*onward] = out.of(topics.PROFILE)
+            assert [key for _, key, _ in out.internal_messages] == ["#0" for _ in onward]
+            if onward:  # the same tick, to its own partition, after the last timer it fired
+                [nxt] = onward
+                assert (nxt.now, nxt.partition, nxt.cursor) == (tick.now, 0, max(gone))
+                tick = nxt
+            else:
+                tick = None
+    # 23 timers in parts of 5; every holder revalued by the first part (its 5 fired
+    # persons' changes say "tick")
+    assert fired == [5, 5, 5, 5, 3]
+    assert kinds == [(5, 18), (5, 0), (5, 0), (5, 0), (3, 0)]
     assert stage.stats["tick_parts"] == 4
-    assert sorted(set(published)) == [f"p{i:03d}" for i in range(23)]
 
     whole_stage, whole = populated(23)
     whole_stage.process(whole, [Tick(T0 + 100 * DAY)], Collected())  # no partition: no bound
