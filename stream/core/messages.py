@@ -134,6 +134,10 @@ class Tick(msgspec.Struct, array_like=True, tag="t"):
     partition: int = -1
     cursor: str = ""
 
+    def onward(self, cursor: str) -> Tick:
+        """This tick again, to go on after ``cursor`` (sent to its own partition)."""
+        return Tick(self.now, self.partition, cursor)
+
 
 # --- channel topic (keyed by channel) --------------------------------------------------------
 class ChannelDelta(msgspec.Struct, array_like=True, tag="c"):

@@ -129,12 +129,7 @@ class ProfileStage:
     # --- helpers ---
     def _row(self, state: State, person: str) -> dict:
         row = state.get("p:" + person)
-        if row is None:
-            row = {
-                "v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": self.agg.empty(), "w": {},
-                "c": None,
-            }  # fmt: skip
-        return row
+        return _new_row(self.agg.empty(), c=None) if row is None else row
 
     @staticmethod
     def _materialize(state: State, person: str, row: dict) -> None:
@@ -218,8 +213,7 @@ class ProfileStage:
         if row is None:
             # never reached by a fact (the new wallet of a sign-in): nothing to send on;
             # the tombstone forwards whatever reaches it later
-            tombstone = {"v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": None, "w": {}}
-            state.put("p:" + a.absorbed, {**tombstone, "mi": a.survivor})
+            state.put("p:" + a.absorbed, _new_row(None, mi=a.survivor))
             self.stats["merges"] += 1
             return
         if row.get("mi") is not None:
@@ -376,7 +370,7 @@ class ProfileStage:
             self._touch(touched, person, "tick" if "tick" in reasons else "revaluation", groups)
         if cursor is not None:
             self.stats["tick_parts"] += 1
-            emit.internal_at(topics.PROFILE, t.partition, Tick(t.now, t.partition, cursor))
+            emit.internal_at(topics.PROFILE, t.partition, t.onward(cursor))
 
     # --- change events ---
     def publish(self, state: State, person: str, t: _Touched, ctx: Context, emit: Emit) -> None:
@@ -540,6 +534,11 @@ class ProfileStage:
         row["chn"] = channel
         row["rvs"] = revenue
         return True
+
+
+def _new_row(aggregate: dict | None, **extra: Any) -> dict:
+    """A person row before any change (see the module doc for its fields)."""
+    return {"v": 0, "m": {}, "ms": 0, "ab": [], "mv": {}, "a": aggregate, "w": {}, **extra}
 
 
 def _copy(value: Any) -> Any:

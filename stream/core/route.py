@@ -134,8 +134,7 @@ class RouteStage:
             for old, _ in list(state.scan(start, f"{prefix}{horizon:06d}", left + 1)):
                 if left == 0:
                     if tick.partition >= 0:
-                        onward = Tick(tick.now, tick.partition, last)
-                        emit.internal_at(topics.ROUTE, tick.partition, onward)
+                        emit.internal_at(topics.ROUTE, tick.partition, tick.onward(last))
                     return
                 state.delete(old)
                 left -= 1

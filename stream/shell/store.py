@@ -96,12 +96,10 @@ class RowCache:
         """After ``txn`` was committed: what it read from the database and what it
         wrote (what it found here is already here, and :meth:`get` refreshed it)."""
         values = self.values
-        for key, value in txn._loaded.items():
-            values.pop(key, None)
-            values[key] = value
-        for key, value in txn.writes.items():
-            values.pop(key, None)
-            values[key] = None if value is _DELETED else value
+        for items in (txn._loaded, txn.writes):
+            for key, value in items.items():
+                values.pop(key, None)
+                values[key] = None if value is _DELETED else value
         excess = len(values) - self.capacity
         if excess > 0:
             for key in list(itertools.islice(values, excess)):
