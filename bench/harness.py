@@ -3,6 +3,8 @@ pipeline watchers (stream/watch.py) and the load generator (stream.loadgen)."""
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import sys
 import uuid
@@ -29,10 +31,14 @@ __all__ = [
 ]
 
 
+_FRESH: list[Settings] = []
+
+
 def fresh_settings(tmp: Path, **overrides) -> Settings:
-    """Settings with their own topic prefix, app id, data dir and web port."""
+    """Settings with their own topic prefix, app id, data dir and web port; their topics
+    are deleted when the process exits (:func:`drop_fresh`)."""
     tag = uuid.uuid4().hex[:8]
-    return Settings.from_env(
+    settings = Settings.from_env(
         None,
         app_id=f"c360-bench-{tag}",
         topic_prefix=f"bench{tag}.",
@@ -41,6 +47,23 @@ def fresh_settings(tmp: Path, **overrides) -> Settings:
         api_key=os.environ.get("C360_API_KEY") or "bench-key",
         **overrides,
     )
+    if not _FRESH:
+        atexit.register(drop_fresh)
+    _FRESH.append(settings)
+    return settings
+
+
+def drop_fresh() -> None:
+    """Delete the topics of every deployment :func:`fresh_settings` made (at exit, also
+    after a failure or Ctrl-C): the 1M-profile run alone leaves GBs on the broker."""
+    while _FRESH:
+        settings = _FRESH.pop()
+        try:
+            asyncio.run(admin.drop_deployment(settings))
+        except Exception as exc:
+            print(
+                f"bench: topics of {settings.topic_prefix!r} not deleted: {exc!r}", file=sys.stderr
+            )
 
 
 async def ensure(settings: Settings) -> None:

@@ -10,13 +10,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from stream.settings import Settings
-from tests.support.worker import WorkerProcess, free_port
+from harness import fresh_settings
+
+from tests.support.worker import WorkerProcess
 
 
 def main() -> int:
@@ -25,15 +25,8 @@ def main() -> int:
     args = parser.parse_args()
     times = []
     for run in range(args.runs):
-        tag = uuid.uuid4().hex[:8]
         with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings.from_env(
-                None,
-                app_id=f"c360-ready-{tag}",
-                topic_prefix=f"ready{tag}.",
-                data_dir=Path(tmp) / "data",
-                web_port=free_port(),
-            )
+            settings = fresh_settings(Path(tmp))
             worker = WorkerProcess(settings, Path(tmp) / "worker.log").start()
             try:
                 seconds = worker.wait_ready(timeout=60)

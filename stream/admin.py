@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
+UNKNOWN_TOPIC = 3
 
 
 class TopicMismatch(RuntimeError):
@@ -126,11 +128,49 @@ async def ensure_faust_topics(settings: Settings, app: Any, *, timeout: float = 
         await admin.close()
 
 
-async def delete_topics(settings: Settings, names: list[str]) -> None:
-    """Delete topics (tests and tools only)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+def owned_topics(settings: Settings, names: list[str]) -> list[str]:
+    """The topics among ``names`` that belong to this deployment: c360's own (named
+    with the topic prefix) and faust's (the changelogs and the assignor's leader
+    topic, named with the app id and a dash)."""
+    faust_prefix = settings.app_id + "-"
+    return sorted(
+        n for n in names if n.startswith(settings.topic_prefix) or n.startswith(faust_prefix)
+    )
+
+
+async def drop_deployment(settings: Settings, *, timeout: float = 30.0) -> list[str]:
+    """Delete every topic of this deployment (:func:`owned_topics`); returns their names.
+
+    For tests and benchmarks, which each run a deployment of their own: left behind,
+    their topics made a local broker grow by every run (a session of test and
+    benchmark runs left thousands of partitions and tens of GB), and a broker holding
+    that much took longer than its start timeout to recover after an unclean stop.
+    Refuses a deployment with no topic prefix, whose topics cannot be told apart.
+    """
+    if not settings.topic_prefix:
+        raise ValueError("refusing to drop a deployment with an empty topic prefix")
+    return await delete_topics(settings, lambda names: owned_topics(settings, names), timeout)
+
+
+async def delete_topics(
+    settings: Settings, select: Callable[[list[str]], list[str]], timeout: float = 30.0
+) -> list[str]:
+    """Delete the topics ``select`` picks from the cluster's topics; returns their names."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000)
+    )
+    await asyncio.wait_for(admin.start(), timeout)
     try:
-        await admin.delete_topics(names)
+        names = select(await admin.list_topics())
+        if names:
+            response = await admin.delete_topics(names, timeout_ms=int(timeout * 1000))
+            failed = [
+                (name, code)
+                for name, code, *_ in response.topic_error_codes
+                if code not in (0, UNKNOWN_TOPIC)  # gone already: fine
+            ]
+            if failed:
+                raise KafkaError(f"could not delete topics: {failed}")
+        return names
     finally:
         await admin.close()

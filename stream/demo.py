@@ -1,12 +1,13 @@
 """``c360 demo``: start a worker, stream a synthetic population, show what c360 made of it.
 
 Each run uses its own topic prefix and consumer group (so it can be re-run on the same
-broker), streams ``--persons`` synthetic persons in batched records with a progress
-bar, waits until every stage is drained, then prints a few unified profiles (a VIP,
-a person with three wallets and a support history, a campaign user who never
-transacted), the revenue-by-channel table, the identity quality against the ground
-truth, and the URLs of the API and the metrics. The worker keeps serving until
-Ctrl-C (or exits at once with ``--exit``); Ctrl-C stops everything the demo started.
+broker; its topics are deleted when it stops), streams ``--persons`` synthetic persons
+in batched records with a progress bar, waits until every stage is drained, then prints
+a few unified profiles (a VIP, a person with three wallets and a support history, a
+campaign user who never transacted), the revenue-by-channel table, the identity quality
+against the ground truth, and the URLs of the API and the metrics. The worker keeps
+serving until Ctrl-C (or exits at once with ``--exit``); Ctrl-C stops everything the
+demo started.
 """
 
 from __future__ import annotations
@@ -284,3 +285,13 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(10)
+        # this run's topics go with its worker: the next run makes its own, and a
+        # broker that kept every run's topics grew without bound
+        try:
+            dropped = asyncio.run(admin.drop_deployment(settings))
+            print(f"  deleted this run's {len(dropped)} topics")
+        except Exception as exc:
+            print(
+                f"c360 demo: topics {settings.topic_prefix}* not deleted: {exc!r}", file=sys.stderr
+            )

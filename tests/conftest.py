@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+import warnings
+from collections.abc import Iterator
 
 import pytest
 
+from stream import admin
 from stream.settings import Settings
 from tests.support import kafka as kafka_support
 from tests.support.worker import WorkerProcess, free_port
@@ -25,10 +29,11 @@ def kafka() -> str:
 
 
 @pytest.fixture
-def settings(kafka: str, tmp_path) -> Settings:
-    """Settings isolated to this test: own topic prefix, app id, data dir and web port."""
+def settings(kafka: str, tmp_path) -> Iterator[Settings]:
+    """Settings isolated to this test: own topic prefix, app id, data dir and web port.
+    Its topics are deleted afterwards (after its workers stopped: see start_worker)."""
     tag = uuid.uuid4().hex[:10]
-    return Settings.from_env(
+    isolated = Settings.from_env(
         {},
         kafka_bootstrap=kafka,
         app_id=f"c360-test-{tag}",
@@ -38,6 +43,11 @@ def settings(kafka: str, tmp_path) -> Settings:
         web_port=free_port(),
         api_key="test-key",
     )
+    yield isolated
+    try:
+        asyncio.run(admin.drop_deployment(isolated))
+    except Exception as exc:  # the test's outcome stands; say what is left behind
+        warnings.warn(f"topics of {isolated.topic_prefix!r} not deleted: {exc!r}", stacklevel=1)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -48,8 +58,9 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def start_worker(tmp_path, request):
-    """Start ``c360 worker`` subprocesses; all are stopped at teardown (logs shown on failure)."""
+def start_worker(settings, tmp_path, request):
+    """Start ``c360 worker`` subprocesses; all are stopped at teardown (logs shown on
+    failure), before the test's topics are deleted (it depends on ``settings``)."""
     started: list[WorkerProcess] = []
 
     def start(settings: Settings, name: str = "worker") -> WorkerProcess:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 
 import pytest
 
+from stream import topics
+from tests.support.kafka import list_topics
 from tests.support.worker import BIN
 
 pytestmark = pytest.mark.integration
@@ -40,6 +43,13 @@ def test_the_demo_streams_a_population_and_shows_profiles_channels_and_quality(s
     assert quality is not None, out[-2000:]
     assert float(quality.group(1)) >= 0.99 and float(quality.group(2)) >= 0.99
     assert f"{settings.web_url}/metrics" in out
+    # its topics went with its worker
+    prefix = re.search(r"topics (demo[0-9a-f]{8}\.)\*", out)
+    assert prefix is not None, out[:500]
+    deleted = re.search(r"deleted this run's (\d+) topics", out)
+    assert deleted is not None and int(deleted.group(1)) >= len(topics.ALL), out[-500:]
+    left = asyncio.run(list_topics(settings.kafka_bootstrap))
+    assert not [n for n in left if n.startswith(prefix.group(1))]
     # each run has its own topics: a second run on the same broker starts clean
     again = demo(settings, 50, 300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

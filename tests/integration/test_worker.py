@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 
@@ -10,8 +11,9 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from stream import topics
-from tests.support.kafka import produce, read_until
+from stream import admin, topics
+from tests.support.kafka import create_topic, list_topics, produce, read_until
+from tests.support.waiting import wait_for
 from tests.support.worker import BIN, http_get
 
 pytestmark = pytest.mark.integration
@@ -76,3 +78,36 @@ def test_worker_refuses_a_bad_rules_file(settings, tmp_path):
     )
     assert done.returncode == 2
     assert "rules file" in done.stderr and "limits" in done.stderr
+
+
+def test_a_deployments_topics_are_dropped_and_no_others(settings, start_worker):
+    """What the test fixtures and benchmarks clean up with: every topic a worker made
+    (c360's, faust's changelogs and leader topic) goes; another deployment's stay, even
+    one whose app id starts with this one's."""
+    other = dataclasses.replace(
+        settings, app_id=settings.app_id + "x", topic_prefix="o" + settings.topic_prefix
+    )
+    worker = start_worker(settings)
+    worker.wait_ready()
+    try:
+        theirs = asyncio.run(admin.ensure_topics(other))
+        asyncio.run(create_topic(other.kafka_bootstrap, f"{other.app_id}-t-changelog"))
+        theirs.append(f"{other.app_id}-t-changelog")
+        worker.stop()
+
+        dropped = asyncio.run(admin.drop_deployment(settings))
+
+        assert {spec.name(settings) for spec in topics.ALL} <= set(dropped)
+        assert f"{settings.app_id}-__assignor-__leader" in dropped
+        assert any(n.endswith("-changelog") for n in dropped)
+        assert all(n.startswith((settings.topic_prefix, settings.app_id + "-")) for n in dropped)
+        listed = wait_for(
+            lambda: set(asyncio.run(list_topics(settings.kafka_bootstrap))),
+            lambda names: not names & set(dropped),
+            timeout=30,
+            what="the dropped topics are gone",
+        )
+        assert set(theirs) <= listed
+        assert asyncio.run(admin.drop_deployment(settings)) == []
+    finally:
+        asyncio.run(admin.drop_deployment(other))

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
 def bootstrap() -> str:
@@ -91,3 +92,23 @@ async def read_until(
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def create_topic(bootstrap: str, name: str) -> None:
+    """Create a one-partition topic."""
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await client.start()
+    try:
+        await client.create_topics([NewTopic(name, 1, 1)])
+    finally:
+        await client.close()
+
+
+async def list_topics(bootstrap: str) -> list[str]:
+    """The names of every topic of the cluster."""
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await client.start()
+    try:
+        return await client.list_topics()
+    finally:
+        await client.close()

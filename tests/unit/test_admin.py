@@ -1,0 +1,34 @@
+"""Which topics a deployment owns (what tests and benchmarks delete after a run)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stream import admin
+from stream.settings import Settings
+
+
+def test_a_deployment_owns_its_prefixed_topics_and_faust_topics_of_its_app_id():
+    settings = Settings.from_env({}, app_id="c360-test-ab", topic_prefix="tab.")
+    names = [
+        "tab.web.events",
+        "c360-test-ab-profile-changelog",
+        "c360-test-ab-__assignor-__leader",
+        "c360-test-abc-profile-changelog",  # another app id that starts with this one
+        "tabx.web.events",  # another prefix that starts with this one's letters
+        "c360.web.events",
+        "__consumer_offsets",
+    ]
+    assert admin.owned_topics(settings, names) == [
+        "c360-test-ab-__assignor-__leader",
+        "c360-test-ab-profile-changelog",
+        "tab.web.events",
+    ]
+
+
+def test_a_deployment_without_a_topic_prefix_is_never_dropped():
+    settings = Settings.from_env({}, topic_prefix="", kafka_bootstrap="127.0.0.1:1")
+    with pytest.raises(ValueError, match="empty topic prefix"):
+        asyncio.run(admin.drop_deployment(settings))
