@@ -137,6 +137,12 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def timed_run(settings: Settings, events, batch: int = 200, rate: float | None = None):
     """Produce, wait for quiet; (events, seconds from first send to last profile change)."""
     records = batched(settings, events, batch=batch)
@@ -206,11 +212,19 @@ def page(device: str, n: int, ts: int, tag: str) -> tuple[str, str, dict]:
 
 
 async def latency(
-    settings: Settings, rate: float, seconds: float, lookups: list[str], per_person: float
-) -> tuple[list[float], list[float]]:
+    settings: Settings,
+    rate: float,
+    seconds: float,
+    lookups: list[str],
+    per_person: float,
+    pid: int,
+) -> tuple[list[float], list[float], float]:
     """Under background load at ``rate`` events/s: probe latencies (event produced → its
-    profile change written, ms) and API lookup latencies (``GET /v1/profiles`` of
-    ``lookups`` at 50 requests/s, ms; one worker owns every key).
+    profile change written, ms), API lookup latencies (``GET /v1/profiles`` of
+    ``lookups`` at 50 requests/s, ms; one worker owns every key) and the share of a
+    core the worker (process ``pid``) used while the load was produced — how busy half
+    of the drained rate keeps it: a paced event costs more than a drained one, as
+    smaller groups coalesce less.
 
     The background is the throughput phase's workload: a population with the same
     events per person (``per_person``), so that half its measured rate is half load —
@@ -288,7 +302,9 @@ async def latency(
 
     prober = asyncio.create_task(probes())
     requester = asyncio.create_task(requests())
+    cpu, started = cpu_seconds(pid), time.monotonic()
     await produce(settings, bg_records, rate=rate)
+    busy = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
     stop.set()
     await prober
     await requester
@@ -298,7 +314,7 @@ async def latency(
     await consumer.stop()
     if api_retries:
         log(f"  {len(api_retries)} lookups answered 503 (person being split or merged)")
-    return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen], api_ms
+    return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen], api_ms, busy
 
 
 async def raw_consume(settings: Settings) -> tuple[int, float]:
@@ -501,7 +517,10 @@ async def bench(mode: str) -> dict:
             log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (half load)")
             lookups = [i for i in idents if i in assigned][:500]
             per_person = size["events"] / size["persons"]
-            lat, api = await latency(settings, rate, size["latency_s"], lookups, per_person)
+            lat, api, busy = await latency(
+                settings, rate, size["latency_s"], lookups, per_person, worker.proc.pid
+            )
+            results["latency_worker_cpu"] = round(busy, 3)
             lat, api = sorted(lat), sorted(api)
             if lat:
                 results["latency_ms_p50"] = round(statistics.median(lat), 1)
@@ -517,7 +536,7 @@ async def bench(mode: str) -> dict:
             )
             log(
                 f"  p50 {results.get('latency_ms_p50')} ms, p99 {results.get('latency_ms_p99')} ms"
-                f" over {len(lat)} probes"
+                f" over {len(lat)} probes; the worker used {busy:.0%} of a core"
             )
             await wait_quiet(settings, timeout=600, settle=1.0)
 
@@ -576,6 +595,7 @@ KEYS = [
     "recall",
     "api_ms_p50",
     "api_ms_p99",
+    "latency_worker_cpu",
 ]
 
 
