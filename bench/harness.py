@@ -22,6 +22,8 @@ from tests.support.worker import free_port  # noqa: E402
 __all__ = [
     "Record",
     "batched",
+    "dispose",
+    "drop_fresh",
     "ensure",
     "fresh_settings",
     "group_lag",
@@ -32,11 +34,12 @@ __all__ = [
 
 
 _FRESH: list[Settings] = []
+atexit.register(lambda: drop_fresh())  # a fallback: scripts call drop_fresh when they end
 
 
 def fresh_settings(tmp: Path, **overrides) -> Settings:
     """Settings with their own topic prefix, app id, data dir and web port; their topics
-    are deleted when the process exits (:func:`drop_fresh`)."""
+    are deleted by :func:`dispose` or, at the latest, :func:`drop_fresh`."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings.from_env(
         None,
@@ -47,23 +50,29 @@ def fresh_settings(tmp: Path, **overrides) -> Settings:
         api_key=os.environ.get("C360_API_KEY") or "bench-key",
         **overrides,
     )
-    if not _FRESH:
-        atexit.register(drop_fresh)
     _FRESH.append(settings)
     return settings
 
 
+async def dispose(settings: Settings) -> None:
+    """Delete a deployment's topics now, once its workers have stopped: the phases that
+    follow run on a broker without them (the 1M-profile run alone holds GBs)."""
+    if settings in _FRESH:
+        _FRESH.remove(settings)
+    try:
+        await admin.drop_deployment(settings)
+    except Exception as exc:
+        where = settings.topic_prefix
+        print(f"bench: topics of {where!r} not deleted: {exc!r}", file=sys.stderr)
+
+
 def drop_fresh() -> None:
-    """Delete the topics of every deployment :func:`fresh_settings` made (at exit, also
-    after a failure or Ctrl-C): the 1M-profile run alone leaves GBs on the broker."""
+    """Delete the topics of every deployment :func:`fresh_settings` made that is still
+    there: scripts call it when they end (also after a failure or Ctrl-C), and it runs
+    at exit as a fallback (where a broker named by host name cannot be reached any
+    more: the resolver's thread pool is shut down by then)."""
     while _FRESH:
-        settings = _FRESH.pop()
-        try:
-            asyncio.run(admin.drop_deployment(settings))
-        except Exception as exc:
-            print(
-                f"bench: topics of {settings.topic_prefix!r} not deleted: {exc!r}", file=sys.stderr
-            )
+        asyncio.run(dispose(_FRESH[-1]))
 
 
 async def ensure(settings: Settings) -> None:

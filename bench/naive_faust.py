@@ -20,7 +20,7 @@ from stream.app import faust_options
 from stream.settings import Settings
 
 TOPIC = "naive.events"
-TABLE = "naive-counts"
+TABLE = "naive_counts"
 
 
 def changelog(settings: Settings) -> str:

@@ -56,7 +56,16 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from harness import ROOT, batched, ensure, fresh_settings, produce, wait_quiet
+from harness import (
+    ROOT,
+    batched,
+    dispose,
+    drop_fresh,
+    ensure,
+    fresh_settings,
+    produce,
+    wait_quiet,
+)
 
 from stream import topics
 from stream.loadgen import UNBATCHED
@@ -218,13 +227,14 @@ async def latency(
     lookups: list[str],
     per_person: float,
     pid: int,
-) -> tuple[list[float], list[float], float]:
+) -> tuple[list[float], list[float], float, float]:
     """Under background load at ``rate`` events/s: probe latencies (event produced → its
     profile change written, ms), API lookup latencies (``GET /v1/profiles`` of
-    ``lookups`` at 50 requests/s, ms; one worker owns every key) and the share of a
-    core the worker (process ``pid``) used while the load was produced — how busy half
-    of the drained rate keeps it: a paced event costs more than a drained one, as
-    smaller groups coalesce less.
+    ``lookups`` at 50 requests/s, ms; one worker owns every key), and the CPU of the
+    worker process ``pid`` while the load was produced: cores (CPU seconds per second)
+    and microseconds per background event. That is all of the process's threads (the
+    event loop, faust's consumer thread, RocksDB's), and it includes serving the
+    lookups and the probes (50 and 20 a second, against thousands of events).
 
     The background is the throughput phase's workload: a population with the same
     events per person (``per_person``), so that half its measured rate is half load —
@@ -304,7 +314,8 @@ async def latency(
     requester = asyncio.create_task(requests())
     cpu, started = cpu_seconds(pid), time.monotonic()
     await produce(settings, bg_records, rate=rate)
-    busy = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+    cpu = cpu_seconds(pid) - cpu
+    busy = cpu / (time.monotonic() - started)
     stop.set()
     await prober
     await requester
@@ -314,7 +325,8 @@ async def latency(
     await consumer.stop()
     if api_retries:
         log(f"  {len(api_retries)} lookups answered 503 (person being split or merged)")
-    return [(seen[d] - sent[d]) * 1000 for d in sent if d in seen], api_ms, busy
+    latencies = [(seen[d] - sent[d]) * 1000 for d in sent if d in seen]
+    return latencies, api_ms, busy, cpu / count * 1e6
 
 
 async def raw_consume(settings: Settings) -> tuple[int, float]:
@@ -423,6 +435,7 @@ async def naive_faust(tmp: Path, count: int) -> float:
         except subprocess.TimeoutExpired:
             proc.kill()
         log_file.close()
+        await dispose(settings)
     return len(events) / seconds
 
 
@@ -460,6 +473,7 @@ async def scaled_out(tmp: Path, persons: int, events: int, workers: int) -> floa
     finally:
         for proc in procs:
             proc.stop()
+        await dispose(settings)
 
 
 async def bench(mode: str) -> dict:
@@ -478,7 +492,11 @@ async def bench(mode: str) -> dict:
             # one stream: the single-record phase takes up where this one ends
             stream = population.events(size["events"] + size["single"])
             counted = LinkShare(stream, size["events"])
+            cpu = cpu_seconds(worker.proc.pid)
             events, seconds = await timed_mix(settings, counted)
+            # the drain's CPU per event, to set against the paced one (latency phase)
+            drained_us = (cpu_seconds(worker.proc.pid) - cpu) / events * 1e6
+            results["worker_cpu_us_per_event"] = round(drained_us, 1)
             results.update(events=events, seconds=round(seconds, 2))
             results["throughput_eps"] = round(events / seconds)
             results["link_share"] = round(counted.share, 4)
@@ -517,10 +535,11 @@ async def bench(mode: str) -> dict:
             log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (half load)")
             lookups = [i for i in idents if i in assigned][:500]
             per_person = size["events"] / size["persons"]
-            lat, api, busy = await latency(
+            lat, api, busy, paced_us = await latency(
                 settings, rate, size["latency_s"], lookups, per_person, worker.proc.pid
             )
             results["latency_worker_cpu"] = round(busy, 3)
+            results["latency_worker_cpu_us_per_event"] = round(paced_us, 1)
             lat, api = sorted(lat), sorted(api)
             if lat:
                 results["latency_ms_p50"] = round(statistics.median(lat), 1)
@@ -536,7 +555,8 @@ async def bench(mode: str) -> dict:
             )
             log(
                 f"  p50 {results.get('latency_ms_p50')} ms, p99 {results.get('latency_ms_p99')} ms"
-                f" over {len(lat)} probes; the worker used {busy:.0%} of a core"
+                f" over {len(lat)} probes; the worker used {busy:.0%} of a core,"
+                f" {paced_us:.0f} us per event (draining: {drained_us:.0f})"
             )
             await wait_quiet(settings, timeout=600, settle=1.0)
 
@@ -555,6 +575,7 @@ async def bench(mode: str) -> dict:
             results["rss_mb_peak"] = round(rss_mb(worker.proc.pid), 1)
         finally:
             worker.stop()
+            await dispose(settings)  # the next phases run without its 1M profiles
         log(f"naive faust: {size['naive']:,} single-event records, one Table write each")
         results["naive_faust_eps"] = round(await naive_faust(tmp, size["naive"]))
         log(f"  {results['naive_faust_eps']:,}/s")
@@ -596,6 +617,8 @@ KEYS = [
     "api_ms_p50",
     "api_ms_p99",
     "latency_worker_cpu",
+    "latency_worker_cpu_us_per_event",
+    "worker_cpu_us_per_event",
 ]
 
 
@@ -605,21 +628,24 @@ def main() -> int:
         print(f"usage: bench/run.py {'|'.join(SIZES)}", file=sys.stderr)
         return 2
     started = time.time()
-    results = asyncio.run(bench(mode))
+    try:
+        results = asyncio.run(bench(mode))
+    finally:
+        drop_fresh()
     results["wall_seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{'figure':<24}{'value':>16}")
+    print(f"\n{'figure':<32}{'value':>16}")
     extra = [k for k in results if k.startswith("rss_mb_at") or k.endswith("_workers_eps")]
     for key in KEYS + extra:
         value = results.get(key)
         shown = f"{value:,}" if isinstance(value, (int, float)) else str(value)
-        print(f"{key:<24}{shown:>16}")
+        print(f"{key:<32}{shown:>16}")
     ratios = results["ratios"]
-    print(f"{'throughput / naive':<24}{ratios['throughput_over_naive']:>16}")
-    print(f"{'throughput / raw':<24}{ratios['throughput_over_raw']:>16}")
+    print(f"{'throughput / naive':<32}{ratios['throughput_over_naive']:>16}")
+    print(f"{'throughput / raw':<32}{ratios['throughput_over_raw']:>16}")
     if "workers_over_one" in ratios:
-        print(f"{'workers / one worker':<24}{ratios['workers_over_one']:>16}")
+        print(f"{'workers / one worker':<32}{ratios['workers_over_one']:>16}")
     print(f"\nwritten to {RESULTS / 'latest.json'} in {results['wall_seconds']}s")
     return 0
 

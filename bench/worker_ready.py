@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from harness import fresh_settings
+from harness import drop_fresh, fresh_settings
 
 from tests.support.worker import WorkerProcess
 
@@ -32,6 +32,7 @@ def main() -> int:
                 seconds = worker.wait_ready(timeout=60)
             finally:
                 worker.stop()
+                drop_fresh()
         times.append(seconds)
         print(f"run {run + 1}: ready after {seconds:.2f} s (fresh topics and state)")
     print(f"median: {statistics.median(times):.2f} s  (target: < 5 s)")

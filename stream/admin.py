@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 UNKNOWN_TOPIC = 3
+LEADER_TOPIC = "__assignor-__leader"
+"""faust's assignor topic, named ``{app_id}-__assignor-__leader``."""
 
 
 class TopicMismatch(RuntimeError):
@@ -114,7 +116,7 @@ async def ensure_faust_topics(settings: Settings, app: Any, *, timeout: float = 
         )
         for table in app.tables.values()
     ]
-    new.append(NewTopic(f"{app.conf.id}-__assignor-__leader", 1, settings.replication))
+    new.append(NewTopic(f"{app.conf.id}-{LEADER_TOPIC}", 1, settings.replication))
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000)
     )
@@ -130,12 +132,20 @@ async def ensure_faust_topics(settings: Settings, app: Any, *, timeout: float = 
 
 def owned_topics(settings: Settings, names: list[str]) -> list[str]:
     """The topics among ``names`` that belong to this deployment: c360's own (named
-    with the topic prefix) and faust's (the changelogs and the assignor's leader
-    topic, named with the app id and a dash)."""
-    faust_prefix = settings.app_id + "-"
-    return sorted(
-        n for n in names if n.startswith(settings.topic_prefix) or n.startswith(faust_prefix)
-    )
+    with the topic prefix) and faust's: the assignor's leader topic and the changelog
+    of each table, ``{app_id}-{table}-changelog``. Table names have no dash (a test
+    checks the app's), so another deployment whose app id starts with this one's —
+    ``c360`` and ``c360-test-1a2b`` — never matches: its topics hold a dash more."""
+    own = settings.app_id + "-"
+    out = []
+    for name in names:
+        if name.startswith(settings.topic_prefix):
+            out.append(name)
+        elif name.startswith(own):
+            rest = name[len(own) :]
+            if rest == LEADER_TOPIC or (rest.endswith("-changelog") and rest.count("-") == 1):
+                out.append(name)
+    return sorted(out)
 
 
 async def drop_deployment(settings: Settings, *, timeout: float = 30.0) -> list[str]:

@@ -190,9 +190,10 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
     settings = demo_settings(settings)
     log_path = settings.data_dir / "worker.log"
     print(f"c360 demo: Kafka at {settings.kafka_bootstrap}; topics {settings.topic_prefix}*")
-    asyncio.run(admin.ensure_topics(settings))
-    proc = start_worker(settings, log_path)
+    proc: subprocess.Popen | None = None
     try:
+        asyncio.run(admin.ensure_topics(settings))
+        proc = start_worker(settings, log_path)
         print(f"  worker ready in {wait_ready(settings, proc):.1f}s (log: {log_path})")
         # the population's 30 days end now, so that lifecycles (new … churned) mean something
         now = int(time.time() * 1000)
@@ -279,7 +280,10 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
         print(f"\nc360 demo: {exc}; see {log_path}", file=sys.stderr)
         return 1
     finally:
-        if proc.poll() is None:
+        # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(30)

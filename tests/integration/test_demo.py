@@ -11,6 +11,7 @@ import pytest
 
 from stream import topics
 from tests.support.kafka import list_topics
+from tests.support.waiting import wait_for
 from tests.support.worker import BIN
 
 pytestmark = pytest.mark.integration
@@ -48,8 +49,13 @@ def test_the_demo_streams_a_population_and_shows_profiles_channels_and_quality(s
     assert prefix is not None, out[:500]
     deleted = re.search(r"deleted this run's (\d+) topics", out)
     assert deleted is not None and int(deleted.group(1)) >= len(topics.ALL), out[-500:]
-    left = asyncio.run(list_topics(settings.kafka_bootstrap))
-    assert not [n for n in left if n.startswith(prefix.group(1))]
+    tag = prefix.group(1)[4:-1]
+    wait_for(
+        lambda: asyncio.run(list_topics(settings.kafka_bootstrap)),
+        lambda names: not [n for n in names if n.startswith((f"demo{tag}.", f"c360-demo-{tag}-"))],
+        timeout=30,
+        what="the demo's topics and faust's topics of its app id are gone",
+    )
     # each run has its own topics: a second run on the same broker starts clean
     again = demo(settings, 50, 300)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
