@@ -113,7 +113,7 @@ up() {
     if [ "$waited" -ge $((timeout * 10)) ]; then
       say "not ready after ${timeout}s; last lines of $log:"
       tail -n 30 "$log" >&2
-      say "after an unclean stop a broker first recovers every partition it holds ($(du -sh "$data" 2>/dev/null | cut -f1) in $data):"
+      say "a broker stopped uncleanly first recovers every partition it holds ($(du -sh "$data" 2>/dev/null | cut -f1) in $data):"
       say "give it longer with C360_KAFKA_START_TIMEOUT, or wipe its data with \`ops/kafka/kafka.sh reset\`"
       down
       exit 1
