@@ -1,4 +1,4 @@
-"""The Faust application: configuration, topics, the agents and the web server.
+"""The Faust application: configuration, topics, web endpoints and the agents.
 
 This is the imperative shell. Every agent is a few lines around the pure core
 (:mod:`stream.core`): read a record, call the core, write state, send messages.
@@ -6,15 +6,12 @@ This is the imperative shell. Every agent is a few lines around the pure core
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
-import mode
-from aiohttp import web
+from faust.web import Request, Response, View, Web
 
 from stream import topics
 from stream.core import rules as rules_mod
@@ -23,7 +20,6 @@ from stream.shell import store
 from stream.shell.metrics import METRICS
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass
@@ -39,16 +35,6 @@ class C360:
     lookups: Any = None
     aggregator: Any = None
     rewind: Any = None
-    #: the worker's event loop (set when the app starts): faust's objects belong to it
-    loop: asyncio.AbstractEventLoop | None = None
-
-    async def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the worker's event loop, awaited from any thread's loop (the
-        web server's: :mod:`stream.shell.web`)."""
-        loop = self.loop
-        if loop is None or asyncio.get_running_loop() is loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
     @property
     def rocksdb_options(self) -> dict[str, int]:
@@ -108,9 +94,6 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_max_request_size": 4 * 1024 * 1024,
         "consumer_max_fetch_size": 4 * 1024 * 1024,
         # Exposure (DESIGN.md): loopback by default, no table/router debug endpoints.
-        # faust's web server is off: c360's runs in a thread (stream.shell.web) on
-        # web_host:web_port, the canonical URL other workers' lookups are sent to.
-        "web_enabled": False,
         "web_host": settings.web_host,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
@@ -145,49 +128,32 @@ def create_app(settings: Settings, rules: rules_mod.Rules | None = None) -> C360
             value_serializer="raw",
             internal=False,
         )
+    _register_web(c360)
     from stream.shell import agents, api, observe
 
     agents.register(c360)
-    c360.lookups = api.Lookups(c360)
-    _register_web(c360)
+    c360.lookups = api.register(c360)
     observe.install(c360)
     return c360
 
 
 def _register_web(c360: C360) -> None:
-    """The web server starts and stops with the app (see stream.shell.web)."""
-    from stream.shell import api
-    from stream.shell.web import WebThread, on_loop
+    app = c360.app
 
-    async def ready(request: web.Request) -> web.Response:
-        ok = c360.is_ready()
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
+    @app.page("/ready")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            ok = c360.is_ready()
+            return self.json({"ready": ok}, status=200 if ok else 503)
 
-    async def metrics(request: web.Request) -> web.Response:
-        body, content_type = METRICS.exposition()
-        # aiohttp refuses a charset inside content_type=; pass the header as is.
-        return web.Response(body=body, headers={"Content-Type": content_type})
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body, content_type = METRICS.exposition()
+            # aiohttp refuses a charset inside content_type=; pass the header as is.
+            return self.bytes(body, headers={"Content-Type": content_type})
 
-    @c360.app.service
-    class WebServer(mode.Service):
-        server: WebThread | None = None
-
-        async def on_start(self) -> None:
-            loop = c360.loop = asyncio.get_running_loop()
-            routes = [
-                ("/ready", on_loop(loop, ready)),
-                ("/metrics", on_loop(loop, metrics)),
-                *api.routes(c360, c360.lookups),
-            ]
-            settings = c360.settings
-            self.server = WebThread(
-                settings.web_host, settings.web_port, routes, cleanup=c360.lookups.close
-            )
-            await asyncio.to_thread(self.server.start)
-
-        async def on_stop(self) -> None:
-            if self.server is not None:
-                await asyncio.to_thread(self.server.stop)
+    del Ready, Metrics  # registered on the app
 
 
-__all__ = ["C360", "create_app", "faust_options"]
+__all__ = ["C360", "Web", "create_app", "faust_options"]

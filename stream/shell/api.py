@@ -7,13 +7,6 @@ it owns it, and otherwise asks the owner's internal endpoint (same API key).
 Responses are JSON through msgspec, which keeps integers of any size exact: the
 internal endpoints hand over state rows whose raw token amounts exceed 64 bits
 (orjson refuses to encode them and decodes them as floats).
-
-The routes run in the web server's thread (:mod:`stream.shell.web`), not on the
-worker's event loop: they read committed state from partition databases that are
-already open (never opening one: :meth:`BatchStore.open_reader`), ask faust's router
-who owns a key, call other workers, and hand what belongs to the event loop (the
-producer) to it. A lookup that races a rebalance (a database closed under it) is
-answered 503, as one whose partitions are not assigned yet.
 """
 
 from __future__ import annotations
@@ -22,13 +15,11 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
-from aiohttp import web
-from rocksdict import DbClosedError
+from faust.web import Request, Response, View
 from yarl import URL
 
 from stream.core.channel import channel_rows
@@ -53,7 +44,9 @@ class ApiError(Exception):
         self.status, self.error, self.message = status, error, message
 
 
-def _json(status: int, body: Any) -> web.Response:
+def _json(status: int, body: Any) -> Response:
+    from aiohttp import web
+
     return web.Response(
         body=_encode(body), status=status, headers={"Content-Type": "application/json"}
     )
@@ -67,7 +60,7 @@ class Lookups:
         self._session: aiohttp.ClientSession | None = None
         self._changelogs_known = False
 
-    def authorized(self, request: web.Request) -> bool:
+    def authorized(self, request: Request) -> bool:
         key = self.c360.settings.api_key
         if not key:
             return False
@@ -86,13 +79,9 @@ class Lookups:
         it until asked."""
         if self._changelogs_known:
             return
-
-        async def ask() -> None:
-            producer = self.c360.app.producer._ensure_producer()
-            for table in self.c360.tables.values():
-                await producer.partitions_for(table.changelog_topic.get_topic_name())
-
-        await self.c360.on_loop(ask())  # the producer belongs to the event loop
+        producer = self.c360.app.producer._ensure_producer()
+        for table in self.c360.tables.values():
+            await producer.partitions_for(table.changelog_topic.get_topic_name())
         self._changelogs_known = True
 
     def _owner(self, table: str, key: str) -> URL | None:
@@ -109,15 +98,7 @@ class Lookups:
     def _local(self, table: str, key: str) -> Txn:
         spec_partitions = self.c360.tables[table].partitions
         partition = 0 if spec_partitions == 1 else partition_for(key, spec_partitions)
-        return self._reader(table, partition)
-
-    def _reader(self, table: str, partition: int) -> Txn:
-        """What is committed in an open partition database of ``table``: this thread
-        never opens one (the event loop opens and closes them as partitions move)."""
-        reader = self.c360.tables[table].data.open_reader(partition)
-        if reader is None:
-            raise ApiError(503, "not_ready", f"{table} partition {partition} is not open here")
-        return reader
+        return self.c360.tables[table].data.reader(partition)
 
     async def _remote(self, url: URL, path: str, query: dict[str, str] | None = None) -> Any:
         """The owner's answer to an internal GET (None: 404, not found there)."""
@@ -131,12 +112,6 @@ class Lookups:
             if response.status != 200:
                 raise ApiError(502, "owner_failed", f"{url} answered {response.status}")
             return _decode(await response.read())
-
-    async def close(self) -> None:
-        """Close the session to other workers (in the thread that used it)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def route_row(self, identifier: str) -> dict | None:
         owner = self._owner("route", identifier)
@@ -189,8 +164,9 @@ class Lookups:
         rows: dict[str, dict] = {}
         for owner, partitions in self.owners("channel").items():
             if owner is None:
+                store = self.c360.tables["channel"].data
                 for p in partitions:
-                    rows.update(channel_rows(self._reader("channel", p)))
+                    rows.update(channel_rows(store.reader(p)))
             else:
                 query = {"partitions": ",".join(map(str, partitions))}
                 remote = await self._remote(owner, "/v1/_internal/channels", query)
@@ -200,19 +176,15 @@ class Lookups:
         return rows
 
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+def register(c360: C360) -> Lookups:
+    app = c360.app
+    lookups = Lookups(c360)
 
-
-def routes(c360: C360, lookups: Lookups) -> list[tuple[str, Handler]]:
-    """The ``/v1`` routes (path, handler), served by :mod:`stream.shell.web` in a thread
-    of its own: a handler here must not touch what only the event loop may (see the
-    module doc)."""
-
-    def guard(request: web.Request) -> None:
+    def guard(request: Request) -> None:
         if not lookups.authorized(request):
             raise ApiError(401, "unauthorized", "a valid API key is required (X-API-Key or Bearer)")
 
-    async def answer(route: str, request: web.Request, work) -> web.Response:
+    async def answer(route: str, request: Request, work) -> Response:
         """Run ``work`` and count the answer once, by route and status (timed likewise)."""
         started = time.perf_counter()
         status = 500
@@ -222,121 +194,123 @@ def routes(c360: C360, lookups: Lookups) -> list[tuple[str, Handler]]:
             status, body = await work()
         except ApiError as exc:
             status, body = exc.status, {"error": exc.error, "message": exc.message}
-        except Exception as exc:
-            if not (isinstance(exc, DbClosedError) or c360.app.rebalancing):
-                raise
-            # partitions are moving under this thread (a database closed, the
-            # assignment replaced): the answer will be right once they settled
-            log.info("lookup during a rebalance: %r", exc)
-            status, body = 503, {"error": "rebalancing", "message": "partitions are moving"}
         finally:
             METRICS.api_requests.labels(route, str(status)).inc()
             METRICS.api_seconds.labels(route, str(status)).observe(time.perf_counter() - started)
         return _json(status, body)
 
-    async def identities(request: web.Request) -> web.Response:
-        async def work():
-            ident = identifier_or_400(request.match_info["identifier"])
-            person_id, row = await lookups.resolve(ident)
-            view = row.get("w") or {}
-            return 200, {
-                "identifier": ident,
-                "person_id": person_id,
-                "identifiers": view.get("identifiers", {}),
-                "associations": view.get("associations", []),
-            }
+    @app.page("/v1/identities/{identifier}")
+    class Identities(View):
+        async def get(self, request: Request, identifier: str) -> Response:
+            async def work():
+                ident = identifier_or_400(identifier)
+                person_id, row = await lookups.resolve(ident)
+                view = row.get("w") or {}
+                return 200, {
+                    "identifier": ident,
+                    "person_id": person_id,
+                    "identifiers": view.get("identifiers", {}),
+                    "associations": view.get("associations", []),
+                }
 
-        return await answer("/v1/identities", request, work)
+            return await answer("/v1/identities", request, work)
 
-    async def internal_route(request: web.Request) -> web.Response:
-        async def work():
-            identifier = request.match_info["identifier"]
-            row = lookups._local("route", identifier).get("i:" + identifier)
-            return (200, row) if row is not None else (404, {"error": "not_found"})
+    @app.page("/v1/_internal/route/{identifier}")
+    class InternalRoute(View):
+        async def get(self, request: Request, identifier: str) -> Response:
+            async def work():
+                row = lookups._local("route", identifier).get("i:" + identifier)
+                return (200, row) if row is not None else (404, {"error": "not_found"})
 
-        return await answer("/v1/_internal", request, work)
+            return await answer("/v1/_internal", request, work)
 
-    async def internal_person(request: web.Request) -> web.Response:
-        async def work():
-            person = request.match_info["person"]
-            row = lookups._local("profile", person).get("p:" + person)
-            return (200, row) if row is not None else (404, {"error": "not_found"})
+    @app.page("/v1/_internal/person/{person}")
+    class InternalPerson(View):
+        async def get(self, request: Request, person: str) -> Response:
+            async def work():
+                row = lookups._local("profile", person).get("p:" + person)
+                return (200, row) if row is not None else (404, {"error": "not_found"})
 
-        return await answer("/v1/_internal", request, work)
+            return await answer("/v1/_internal", request, work)
 
-    async def profiles(request: web.Request) -> web.Response:
-        async def work():
-            ident = identifier_or_400(request.match_info["identifier"])
-            return 200, profile_body(*await lookups.resolve(ident), identifier=ident)
+    @app.page("/v1/profiles/{identifier}")
+    class Profiles(View):
+        async def get(self, request: Request, identifier: str) -> Response:
+            async def work():
+                ident = identifier_or_400(identifier)
+                return 200, profile_body(*await lookups.resolve(ident), identifier=ident)
 
-        return await answer("/v1/profiles", request, work)
+            return await answer("/v1/profiles", request, work)
 
-    async def persons(request: web.Request) -> web.Response:
-        async def work():
-            person = request.match_info["person"]
-            if not PERSON_ID.match(person):
-                raise ApiError(400, "bad_person_id", f"{person!r} is not a person id (p + 20 hex)")
-            found = await lookups.person_row(person)
-            if found is None:
-                raise ApiError(404, "unknown_person", f"{person} does not exist")
-            body = profile_body(*found)
-            if found[0] != person:
-                body["merged_from"] = person
-            return 200, body
+    @app.page("/v1/persons/{person}")
+    class Persons(View):
+        async def get(self, request: Request, person: str) -> Response:
+            async def work():
+                if not PERSON_ID.match(person):
+                    raise ApiError(
+                        400, "bad_person_id", f"{person!r} is not a person id (p + 20 hex)"
+                    )
+                found = await lookups.person_row(person)
+                if found is None:
+                    raise ApiError(404, "unknown_person", f"{person} does not exist")
+                body = profile_body(*found)
+                if found[0] != person:
+                    body["merged_from"] = person
+                return 200, body
 
-        return await answer("/v1/persons", request, work)
+            return await answer("/v1/persons", request, work)
 
-    async def channels(request: web.Request) -> web.Response:
-        async def work():
-            rows = await lookups.channels()
-            value = c360.aggregator.value
-            channels = []
-            for channel, row in rows.items():
-                usd = value(
-                    {"vol": {}, "fee": {}, "rev": row["revenue"], "hold": {}}, PricesOnly(c360)
-                )
-                channels.append(
-                    {
-                        "channel": channel,
-                        "persons": row["persons"],
-                        "revenue": {t: str(v) for t, v in sorted(row["revenue"].items())},
-                        "revenue_usd": usd["revenue_usd"],
-                        "unpriced_tokens": usd["unpriced_tokens"],
-                    }
-                )
-            channels.sort(key=lambda c: (-c["revenue_usd"], -c["persons"], c["channel"]))
-            return 200, {"channels": channels}
+    @app.page("/v1/channels/revenue")
+    class Channels(View):
+        async def get(self, request: Request) -> Response:
+            async def work():
+                rows = await lookups.channels()
+                value = c360.aggregator.value
+                channels = []
+                for channel, row in rows.items():
+                    usd = value(
+                        {"vol": {}, "fee": {}, "rev": row["revenue"], "hold": {}}, PricesOnly(c360)
+                    )
+                    channels.append(
+                        {
+                            "channel": channel,
+                            "persons": row["persons"],
+                            "revenue": {t: str(v) for t, v in sorted(row["revenue"].items())},
+                            "revenue_usd": usd["revenue_usd"],
+                            "unpriced_tokens": usd["unpriced_tokens"],
+                        }
+                    )
+                channels.sort(key=lambda c: (-c["revenue_usd"], -c["persons"], c["channel"]))
+                return 200, {"channels": channels}
 
-        return await answer("/v1/channels/revenue", request, work)
+            return await answer("/v1/channels/revenue", request, work)
 
-    async def internal_channels(request: web.Request) -> web.Response:
-        async def work():
-            rows: dict[str, dict] = {}
-            for p in request.query.get("partitions", "").split(","):
-                if p.strip().isdigit():
-                    rows.update(channel_rows(lookups._reader("channel", int(p))))
-            return 200, rows
+    @app.page("/v1/_internal/channels")
+    class InternalChannels(View):
+        async def get(self, request: Request) -> Response:
+            async def work():
+                store = c360.tables["channel"].data
+                rows: dict[str, dict] = {}
+                for p in request.query.get("partitions", "").split(","):
+                    if p.strip().isdigit():
+                        rows.update(channel_rows(store.reader(int(p))))
+                return 200, rows
 
-        return await answer("/v1/_internal", request, work)
+            return await answer("/v1/_internal", request, work)
 
-    async def internal_offsets(request: web.Request) -> web.Response:
+    @app.page("/v1/_internal/offsets")
+    class InternalOffsets(View):
         """The input positions stored with each stage partition's state on this worker."""
 
-        async def work():
-            return 200, stored_offsets(c360)
+        async def get(self, request: Request) -> Response:
+            async def work():
+                return 200, stored_offsets(c360)
 
-        return await answer("/v1/_internal", request, work)
+            return await answer("/v1/_internal", request, work)
 
-    return [
-        ("/v1/identities/{identifier}", identities),
-        ("/v1/_internal/route/{identifier}", internal_route),
-        ("/v1/_internal/person/{person}", internal_person),
-        ("/v1/profiles/{identifier}", profiles),
-        ("/v1/persons/{person}", persons),
-        ("/v1/channels/revenue", channels),
-        ("/v1/_internal/channels", internal_channels),
-        ("/v1/_internal/offsets", internal_offsets),
-    ]
+    del Identities, InternalRoute, InternalPerson, Profiles, Persons, Channels, InternalChannels
+    del InternalOffsets
+    return lookups
 
 
 def stored_offsets(c360: C360) -> dict[str, dict[str, int]]:
@@ -346,7 +320,7 @@ def stored_offsets(c360: C360) -> dict[str, dict[str, int]]:
     for name, runner in c360.stages.items():
         store = runner.store
         positions: dict[str, int] = {}
-        for partition in sorted(list(store._dbs)):  # a copy: the event loop may change it
+        for partition in sorted(store._dbs):
             positions.update(store.input_offset(partition))
         out[name] = positions
     return out

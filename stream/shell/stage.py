@@ -58,10 +58,9 @@ GROUP_MAX_BYTES = 4 * 1024 * 1024
 held up to 100k events, and a group's size is its memory and its first output's delay)."""
 GROUP_WAIT = 0.005
 YIELD_AFTER = 0.002
-"""Seconds of work after which a stage lets the event loop serve others (the other
-agents; /ready and /metrics). When the API was served on the event loop, 2 ms instead
-of 5 took its p99 from 28-33 to 19-21 ms at 1,400 events/s, with the same CPU and
-event latency; it has its own thread now (stream.shell.web)."""
+"""Seconds of work after which a stage lets the event loop serve others (API lookups).
+2 ms instead of 5 took the API's p99 from 28-33 to 19-21 ms at 1,400 events/s, with the
+same CPU and event latency."""
 
 
 def fatal(what: str, exc: BaseException) -> None:

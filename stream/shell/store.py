@@ -245,14 +245,8 @@ class BatchStore(faust_rocksdb.Store):
         return Txn(self._db_for_partition(partition), rows)
 
     def reader(self, partition: int) -> Txn:
-        """A read-only view of what is committed (metrics): no row cache."""
+        """A read-only view of what is committed (the API, metrics): no row cache."""
         return Txn(self._db_for_partition(partition))
-
-    def open_reader(self, partition: int) -> Txn | None:
-        """:meth:`reader` for another thread (the API's): None unless the partition's
-        database is open already — only the event loop opens and closes them."""
-        db = self._dbs.get(partition)
-        return None if db is None else Txn(db)
 
     def input_offset(self, partition: int) -> dict[str, int]:
         """Input positions committed with the state: {"topic:partition": offset}."""
