@@ -34,7 +34,6 @@ __all__ = [
 
 
 _FRESH: list[Settings] = []
-atexit.register(lambda: drop_fresh())  # a fallback: scripts call drop_fresh when they end
 
 
 def fresh_settings(tmp: Path, **overrides) -> Settings:
@@ -73,6 +72,9 @@ def drop_fresh() -> None:
     more: the resolver's thread pool is shut down by then)."""
     while _FRESH:
         asyncio.run(dispose(_FRESH[-1]))
+
+
+atexit.register(drop_fresh)  # a fallback: scripts call drop_fresh when they end
 
 
 async def ensure(settings: Settings) -> None:

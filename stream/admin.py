@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,19 +158,12 @@ async def drop_deployment(settings: Settings, *, timeout: float = 30.0) -> list[
     """
     if not settings.topic_prefix:
         raise ValueError("refusing to drop a deployment with an empty topic prefix")
-    return await delete_topics(settings, lambda names: owned_topics(settings, names), timeout)
-
-
-async def delete_topics(
-    settings: Settings, select: Callable[[list[str]], list[str]], timeout: float = 30.0
-) -> list[str]:
-    """Delete the topics ``select`` picks from the cluster's topics; returns their names."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000)
     )
     await asyncio.wait_for(admin.start(), timeout)
     try:
-        names = select(await admin.list_topics())
+        names = owned_topics(settings, await admin.list_topics())
         if names:
             response = await admin.delete_topics(names, timeout_ms=int(timeout * 1000))
             failed = [

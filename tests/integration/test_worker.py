@@ -9,7 +9,6 @@ import subprocess
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream import admin, topics
 from tests.support.kafka import create_topic, list_topics, produce, read_until
@@ -41,15 +40,7 @@ def test_worker_consumes_a_record_and_produces_a_derived_one(settings, start_wor
 def test_worker_refuses_a_topic_with_another_partition_count(settings, tmp_path):
     name = topics.PROFILE.name(settings)
 
-    async def create_wrong() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, settings.partitions + 1, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create_wrong())
+    asyncio.run(create_topic(settings.kafka_bootstrap, name, settings.partitions + 1))
     env = {**os.environ, **settings.to_env()}
     done = subprocess.run(
         [str(BIN / "c360"), "worker"], env=env, capture_output=True, text=True, timeout=60

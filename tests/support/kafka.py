@@ -94,12 +94,12 @@ def run(coro):
     return asyncio.run(coro)
 
 
-async def create_topic(bootstrap: str, name: str) -> None:
-    """Create a one-partition topic."""
+async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+    """Create a topic (replication 1)."""
     client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await client.start()
     try:
-        await client.create_topics([NewTopic(name, 1, 1)])
+        await client.create_topics([NewTopic(name, partitions, 1)])
     finally:
         await client.close()
 
