@@ -115,6 +115,15 @@ class Settings:
         "saves reading and decoding the rows each group touches again.",
         minimum=0,
     )
+    state_commit_interval: float = _setting(
+        "C360_STATE_COMMIT_INTERVAL",
+        0.2,
+        "Seconds a stage partition's state may stay uncommitted after its outputs were "
+        "acknowledged (0: commit every group). Small groups under steady input then "
+        "write a row touched many times once; the API reads what is committed, and a "
+        "stop or rebalance redoes at most this much input.",
+        minimum=0.0,
+    )
     # --- Identity and profiles ---
     rules_file: Path | None = _setting(
         "C360_RULES_FILE",

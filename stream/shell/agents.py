@@ -57,6 +57,8 @@ def register(c360: C360) -> None:
     @c360.app.timer(interval=REWIND_INTERVAL, name="rewind")
     async def _rewind() -> None:
         await c360.rewind.flush()
+        for runner in c360.stages.values():
+            await runner.realign()
 
     register_ingest(c360)
     prices, labels = register_reference(c360)
@@ -108,10 +110,12 @@ def stage(
         lambda: sender_of(c360),
         observe=hook,
         rewind=c360.rewind,
+        topic=spec.name(settings),
     )
 
     async def agent(stream):
-        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES):
+        groups = take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES, runner.due_in)
+        async for events in groups:
             await runner.handle([event.message for event in events])
 
     c360.app.agent(c360.topic(spec), name=f"{name}-stage", concurrency=1)(agent)

@@ -12,6 +12,10 @@ A group also ends once its records hold ``max_bytes`` (the record that crosses i
 last): records are batches of very different sizes, and a group's size is its memory
 (decoded state, outgoing records) and the time before its first output leaves.
 
+An agent that keeps work open between groups (a stage's uncommitted state) passes
+``idle``: the seconds until that work is due (None: none). When that much time passes
+with nothing arriving, it gets an empty group, so it can finish the work.
+
 Everything else is faust's take_events: a passive processor fills the buffer, acks
 are manual and only after the group was handled, the buffer never holds more than
 ``max_`` events, and the generator restores the stream when it ends. One difference:
@@ -24,25 +28,34 @@ offsets past records whose outputs were never sent — lost for a stateless agen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from mode.utils.futures import notify
 
 
 def take_groups(
-    stream: Any, max_: int, within: float, max_bytes: int | None = None
+    stream: Any,
+    max_: int,
+    within: float,
+    max_bytes: int | None = None,
+    idle: Callable[[], float | None] | None = None,
 ) -> AsyncIterator[list[Any]]:
     """Lists of events: each as soon as ``max_`` are buffered (or their values hold
-    ``max_bytes``), or ``within`` seconds after the first of them arrived. Registered
-    with the stream, which closes it on stop."""
-    groups = _take_groups(stream, max_, within, max_bytes)
+    ``max_bytes``), or ``within`` seconds after the first of them arrived; an empty list
+    when ``idle()`` seconds passed with nothing arriving (see the module doc).
+    Registered with the stream, which closes it on stop."""
+    groups = _take_groups(stream, max_, within, max_bytes, idle)
     stream._active_agens.add(groups)
     return groups
 
 
 async def _take_groups(
-    stream: Any, max_: int, within: float, max_bytes: int | None
+    stream: Any,
+    max_: int,
+    within: float,
+    max_bytes: int | None,
+    idle: Callable[[], float | None] | None,
 ) -> AsyncIterator[list[Any]]:
     buffer: list[Any] = []
     size = 0  # bytes of the buffered values
@@ -77,7 +90,12 @@ async def _take_groups(
     stream._enable_passive(channel_it)
     try:
         while not stream.should_stop:
-            await stream.wait_for_stopped(arrived)
+            due = idle() if idle is not None else None
+            await stream.wait_for_stopped(arrived, timeout=due)
+            if not arrived.is_set():
+                if due is not None and not stream.should_stop:
+                    yield []  # nothing came: the agent's open work is due
+                continue
             if not full.is_set():
                 await stream.wait_for_stopped(full, timeout=within)
             if not buffer:

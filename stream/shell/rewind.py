@@ -113,9 +113,13 @@ class Rewind:
 
     def committed(self, message: Any) -> int | None:
         """The consumer group's committed offset of the message's partition, if known."""
+        return self.committed_of(message.tp)
+
+    def committed_of(self, tp: TP) -> int | None:
+        """The consumer group's committed offset of ``tp``, if known."""
         if self.app is None:
             return None
-        offset = self.app.consumer._committed_offset.get(message.tp)
+        offset = self.app.consumer._committed_offset.get(tp)
         return offset if isinstance(offset, int) and offset >= 0 else None
 
     def forget(self) -> None:
