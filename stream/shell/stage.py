@@ -187,6 +187,17 @@ class StageRunner:
             log.warning("stage %s: realign failed, trying again: %r", self.name, exc)
             self._realign = True
 
+    def _abandon(self) -> None:
+        """Keep nothing of work not committed: open state, positions, and the row caches
+        (a stage changes cached values in place). Its input is redone from the stored
+        offsets (:meth:`realign`, or the hole the next record shows)."""
+        self.forget()
+        self.store.forget_rows()
+
+    def _current(self, generation: int) -> bool:
+        """Whether no rebalance began or came since ``generation`` was read."""
+        return generation == self._generation and self.rewind.settled()
+
     def _stopping(self) -> bool:
         """Whether the worker is stopping: its tables close their databases, and what is
         open is dropped (redone from the stored offsets on the next start)."""
@@ -218,11 +229,13 @@ class StageRunner:
             if generation != self._generation:
                 # a rebalance came while the group was applied (forget dropped what it
                 # built on): drop it too, its input is redone from the stored offsets
+                self._abandon()
                 return
             if not applied and not self._open:
                 return
             if not await self.commit(applied, outbox, opened):
-                return  # the same, while it was sent
+                self._abandon()  # the same, while it was sent
+                return
             for group in applied:
                 self._positions[f"{group.partition}|{group.tp}"] = group.offset
             if not applied:
@@ -235,9 +248,12 @@ class StageRunner:
                 self.observe()
         except Exception as exc:  # see fatal()
             if self._stopping() or not self.rewind.settled():
-                # a stop or a rebalance closed databases under a commit: nothing is lost,
-                # what was not written is redone from the stored offsets (realign)
-                log.warning("stage %s: commit cut short by a stop or rebalance: %r", self.name, exc)
+                # a stop or a rebalance closed databases under a commit. Nothing is lost
+                # if nothing of it is kept: open state, positions and the row caches (a
+                # stage changes cached values in place) may hold the failed group's half
+                # work; what was not written is redone from the stored offsets (realign).
+                log.warning("stage %s: group cut short by a stop or rebalance: %r", self.name, exc)
+                self._abandon()
                 return
             first = messages[0] if messages else None
             where = f"{first.topic}:{first.partition}@{first.offset}" if first else "?"
@@ -320,8 +336,13 @@ class StageRunner:
         partition's WriteBatch (after the outputs of all its records were acknowledged:
         those of earlier groups were, before their group ended). ``opened``: when the
         group began (a transaction it opened is as old as that: a long group is due at
-        its end). False when a rebalance came while waiting (see :meth:`forget`): then
-        nothing is written (the input is redone from the stored offsets)."""
+        its end). False when a rebalance began or came while waiting (see
+        :meth:`forget`): then nothing more is sent or written (the input is redone from
+        the stored offsets). A commit of an idle agent (an empty group) holds no record
+        faust waits for before it revokes partitions, so it checks before its changelog
+        sends: faust flags the rebalance first, then waits, flushes the producer and
+        hands the partitions over; what was sent before the flag is in the changelog the
+        next owner recovers."""
         generation = self._generation
         if self._sender is None:
             self._sender = self._sender_factory()
@@ -343,6 +364,8 @@ class StageRunner:
         for partition, _ in due:
             del self._open[partition]
         sent = await outbox.send(sender)
+        if due and not self._current(generation):
+            return False
         changelog = self.table.changelog_topic.get_topic_name()
         waits = []
         for partition, open_ in due:
@@ -352,7 +375,7 @@ class StageRunner:
         for s in sent:
             await s.last_offset()
         logged_at = [(await logged.last_offset()) for _, _, logged, _ in waits]
-        if generation != self._generation:
+        if not self._current(generation):
             return False
         for (partition, txn, _, commit), changelog_offset in zip(waits, logged_at, strict=True):
             store.apply_local(partition, commit.changes, commit.marker, changelog_offset, txn)

@@ -312,6 +312,10 @@ class BatchStore(faust_rocksdb.Store):
             self._pending.pop(tp.partition, None)
 
     # --- the row caches follow the partitions -----------------------------------------
+    def forget_rows(self) -> None:
+        """Drop every partition's row cache (a stage's work was abandoned half done)."""
+        self._rows.clear()
+
     def revoke_partitions(self, *args: Any, **kwargs: Any) -> None:
         self._rows.clear()
         super().revoke_partitions(*args, **kwargs)

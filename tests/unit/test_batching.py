@@ -112,3 +112,32 @@ def test_a_group_whose_handling_was_cut_short_is_never_acked():
         return stream.acked
 
     assert asyncio.run(scenario()) == [1, 2]
+
+
+def test_an_agent_with_work_due_gets_an_empty_group_when_nothing_comes():
+    async def scenario():
+        stream = Stream()
+        due: list[float | None] = [None]  # what the agent's idle() answers
+        groups_seen: list[list[int]] = []
+
+        async def agent():
+            async for group in take_groups(stream, 10, 0.01, idle=lambda: due[0]):
+                groups_seen.append([e.value for e in group])
+                due[0] = 0.02 if group else None  # open work after a group, none after []
+
+        task = asyncio.ensure_future(agent())
+        await _until(lambda: stream._processors)
+        await asyncio.sleep(0.05)
+        assert groups_seen == []  # nothing due: it waits for records only
+        await stream.deliver(1)
+        await _until(lambda: groups_seen == [[1], []])  # the group, then [] once due
+        await stream.deliver(2)  # records still come in groups of their own
+        await _until(lambda: groups_seen == [[1], [], [2], []])
+        await _until(lambda: stream.acked == [1, 2])  # [] acks nothing
+        await asyncio.sleep(0.05)  # and once the work is done, no more of them
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return groups_seen
+
+    assert asyncio.run(scenario()) == [[1], [], [2], []]

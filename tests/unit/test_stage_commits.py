@@ -62,6 +62,9 @@ class Store:
         raw = self.dbs[partition].get(INPUT_OFFSET)
         return {} if raw is None else json.loads(raw)
 
+    def forget_rows(self) -> None:
+        self.log.append(("forget rows",))
+
     def apply_local(self, partition, changes, marker, changelog_offset, txn=None) -> None:
         self.log.append(("write", partition))
         batch = write_batch(changes)
@@ -252,11 +255,51 @@ def test_a_rebalance_while_a_group_is_sent_drops_the_group(tmp_path, clock):
 
 
 def test_a_partition_with_no_state_stored_starts_at_its_first_record(tmp_path, clock):
-    # its state was open when the worker stopped, and faust committed its records
+    # its state was open when the worker stopped, and faust committed its records 0..4
     r, store, _, seen = runner(tmp_path, 0)
-    rewind = Rewind({})
+    rewind = Rewind({TP("in", 0): 5})
     r.rewind = rewind
     asyncio.run(r.handle([message(5), message(6)]))
     assert seen == [] and rewind.seeks == [("in", 0, 0)]
     asyncio.run(r.handle([message(0), message(1)]))
     assert seen == [0, 1] and stored(store, 0) == (2, {"in:0": 1})
+
+
+def test_a_rebalance_while_a_group_is_applied_drops_the_group(tmp_path, clock):
+    r, store, sender, seen = runner(tmp_path, 0)
+    process = r.process
+
+    def process_during_a_rebalance(txn, items, outbox):
+        process(txn, items, outbox)
+        r.forget()  # it completes at the group's next await (a yield, a seek)
+
+    r.process = process_during_a_rebalance
+    asyncio.run(r.handle([message(0)]))
+    assert stored(store, 0) == (None, {}) and ("forget rows",) in sender.log
+    assert not [e for e in sender.log if e[0] == "send"]  # not even its outputs
+    r.process = process
+    asyncio.run(r.handle([message(0)]))  # delivered again: applied on what is stored
+    assert seen == [0, 0] and stored(store, 0) == (1, {"in:0": 0})
+
+
+def test_a_group_cut_short_by_a_stop_keeps_nothing_and_does_not_stop_the_process(tmp_path, clock):
+    r, store, sender, seen = runner(tmp_path, 0.2)
+    asyncio.run(r.handle([message(0)]))  # open
+    r.table.app = SimpleNamespace(should_stop=False)
+    send = sender.send
+
+    async def send_while_stopping(topic, partition, records):
+        r.table.app.should_stop = True  # the tables close their databases
+        raise RuntimeError("database closed")
+
+    sender.send = send_while_stopping
+    asyncio.run(r.handle([message(1)]))  # logged, not fatal (that would exit the tests)
+    assert r.due_in() is None and stored(store, 0) == (None, {})
+    assert ("forget rows",) in sender.log
+    r.table.app.should_stop = False  # (the next process) delivered again from the start
+    sender.send = send
+    asyncio.run(r.handle([message(0), message(1)]))
+    assert seen == [0, 1, 0, 1]
+    clock.now += 0.3
+    asyncio.run(r.handle([]))
+    assert stored(store, 0) == (2, {"in:0": 1})
