@@ -162,7 +162,7 @@ def register_ingest(c360: C360) -> None:
                 continue
             want = expected.get(tp)
             if want is None:
-                want = rewind.committed(msg)
+                want = rewind.committed(msg.tp)
                 if want is not None:
                     expected[tp] = want
             if want is not None and msg.offset < want:

@@ -96,12 +96,11 @@ class Rewind:
         self.count += 1
         self.next[key] = min(self.next.get(key, offset), offset)
         tp = TP(topic, partition)
-        if self.app is not None:
-            # Never past the group's committed offset: faust commits a partition only
-            # once every offset from there on was acknowledged in this assignment.
-            committed = self.app.consumer._committed_offset.get(tp)
-            if isinstance(committed, int) and 0 <= committed < offset:
-                offset = committed
+        # Never past the group's committed offset: faust commits a partition only once
+        # every offset from there on was acknowledged in this assignment.
+        committed = self.committed(tp)
+        if committed is not None and committed < offset:
+            offset = committed
         log.warning("%s: seeking %s:%d back to offset %d", why, topic, partition, offset)
         if self.app is None:
             return True
@@ -111,11 +110,7 @@ class Rewind:
             log.warning("seek of %s:%d to %d failed: %r", topic, partition, offset, exc)
         return True
 
-    def committed(self, message: Any) -> int | None:
-        """The consumer group's committed offset of the message's partition, if known."""
-        return self.committed_of(message.tp)
-
-    def committed_of(self, tp: TP) -> int | None:
+    def committed(self, tp: TP) -> int | None:
         """The consumer group's committed offset of ``tp``, if known."""
         if self.app is None:
             return None

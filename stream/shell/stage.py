@@ -166,7 +166,7 @@ class StageRunner:
         if not self._realign or self.topic is None or not self.rewind.settled():
             return
         self._realign = False
-        app = getattr(self.table, "app", None)
+        app = self._app()
         if app is None:
             return
         try:
@@ -175,7 +175,7 @@ class StageRunner:
                     continue
                 key = f"{tp.topic}:{tp.partition}"
                 stored = self.store.input_offset(tp.partition).get(key, -1)
-                committed = self.rewind.committed_of(tp)
+                committed = self.rewind.committed(tp)
                 if committed is not None and stored + 1 < committed:
                     await self.rewind.to(
                         tp.topic,
@@ -199,10 +199,14 @@ class StageRunner:
         """Whether no rebalance began or came since ``generation`` was read."""
         return generation == self._generation and self.rewind.settled()
 
+    def _app(self) -> Any:
+        """The faust app of the stage's table (None outside a worker: unit tests)."""
+        return getattr(self.table, "app", None)
+
     def _stopping(self) -> bool:
         """Whether the worker is stopping: its tables close their databases, and what is
         open is dropped (redone from the stored offsets on the next start)."""
-        app = getattr(self.table, "app", None)
+        app = self._app()
         return bool(app is not None and app.should_stop)
 
     async def handle(self, messages: Sequence[Any]) -> None:
@@ -329,9 +333,7 @@ class StageRunner:
             fresh.extend(items)
         return fresh
 
-    async def commit(
-        self, applied: list[Applied], outbox: Outbox, opened: float | None = None
-    ) -> bool:
+    async def commit(self, applied: list[Applied], outbox: Outbox, opened: float) -> bool:
         """Send the group's messages and the changelog records of every partition that
         is due, wait for all the acknowledgements at once, then write each due
         partition's WriteBatch (after the outputs of all its records were acknowledged:
@@ -353,8 +355,7 @@ class StageRunner:
         for group in applied:
             open_ = self._open.get(group.partition)
             if open_ is None:
-                since = now if opened is None else opened
-                self._open[group.partition] = _Open(group.txn, group.tp, group.offset, since)
+                self._open[group.partition] = _Open(group.txn, group.tp, group.offset, opened)
             else:
                 open_.offset = group.offset
         due = [

@@ -313,19 +313,20 @@ class BatchStore(faust_rocksdb.Store):
 
     # --- the row caches follow the partitions -----------------------------------------
     def forget_rows(self) -> None:
-        """Drop every partition's row cache (a stage's work was abandoned half done)."""
+        """Drop every partition's row cache (partitions moved, or a stage's work was
+        abandoned half done: it changes cached values in place)."""
         self._rows.clear()
 
     def revoke_partitions(self, *args: Any, **kwargs: Any) -> None:
-        self._rows.clear()
+        self.forget_rows()
         super().revoke_partitions(*args, **kwargs)
 
     async def assign_partitions(self, *args: Any, **kwargs: Any) -> None:
-        self._rows.clear()
+        self.forget_rows()
         await super().assign_partitions(*args, **kwargs)
 
     def reset_state(self) -> None:
-        self._rows.clear()
+        self.forget_rows()
         super().reset_state()
 
 

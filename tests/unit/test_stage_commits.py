@@ -192,15 +192,15 @@ class Rewind:
     """Records seeks; the group's committed offsets are given."""
 
     def __init__(self, committed: dict) -> None:
-        self.committed = committed
+        self.offsets = committed
         self.seeks: list = []
         self.is_settled = True
 
     def settled(self) -> bool:
         return self.is_settled
 
-    def committed_of(self, tp) -> int | None:
-        return self.committed.get(tp)
+    def committed(self, tp) -> int | None:
+        return self.offsets.get(tp)
 
     async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
         self.seeks.append((topic, partition, offset))
