@@ -49,11 +49,11 @@ def link_facts(n: int, rnd: random.Random) -> list[Fact]:
         device = rnd.choice(devices)
         kind = rnd.random()
         if kind < 0.45:
-            links = [(rnd.choice(wallets), "wallet_connect")]
+            links = ((rnd.choice(wallets), "wallet_connect"),)
         elif kind < 0.8:
-            links = [(rnd.choice(wallets), "siwe")]
+            links = ((rnd.choice(wallets), "siwe"),)
         else:
-            links = [(device, "identify_server")]
+            links = ((device, "identify_server"),)
             device = user
         facts.append(
             Fact(f"l{i}", device, "siwe", 1_790_000_000_000 + i, "web.events", links=links)

@@ -195,9 +195,9 @@ class Converter:
             if not i or i == fact.ident or i in assoc or any(i == j for j, _ in links):
                 continue
             if merging:
-                links = [*links, (i, evidence)]
+                links = (*links, (i, evidence))
             else:
-                assoc = [*assoc, i]
+                assoc = (*assoc, i)
         fact.links = links
         fact.assoc = assoc
 

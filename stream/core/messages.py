@@ -9,7 +9,9 @@ handled (more if it would exceed ``RECORD_MAX_BYTES``), and a receiver
 applies each segment once: it remembers the highest ``seq`` per source, so a
 sender's replay after a crash is dropped segment by segment.
 
-Messages are tagged structs (array-like: compact and fast to decode). The route
+Messages are tagged structs (array-like: compact and fast to decode), plain data that
+the cycle collector does not track (``gc=False``, as :class:`~stream.core.facts.Fact`:
+never put a message inside itself). The route
 topic carries facts and assignments, the link topic facts and labels, the profile
 topic events, merges, splits, member lists and ticks, the channel topic revenue
 deltas.
@@ -43,7 +45,7 @@ def split_person(identifier: str, seq: int) -> str:
 
 
 # --- route topic (keyed by identifier) ---
-class Assign(msgspec.Struct, array_like=True, tag="a"):
+class Assign(msgspec.Struct, array_like=True, tag="a", gc=False):
     """The link stage's word on an identifier: its person (as of ``seq``), and the
     identifiers it is known to be linked with or refused from (a cache that lets
     the route stage skip the link stage for pairs it already knows)."""
@@ -56,7 +58,7 @@ class Assign(msgspec.Struct, array_like=True, tag="a"):
 
 
 # --- link topic (one partition) ---
-class Label(msgspec.Struct, array_like=True, tag="l"):
+class Label(msgspec.Struct, array_like=True, tag="l", gc=False):
     """Labels of a wallet on one chain (from the labels topic); empty categories delete."""
 
     wallet: str
@@ -65,7 +67,7 @@ class Label(msgspec.Struct, array_like=True, tag="l"):
 
 
 # --- profile topic (keyed by person) ---
-class Event(msgspec.Struct, array_like=True, tag="e"):
+class Event(msgspec.Struct, array_like=True, tag="e", gc=False):
     """A fact for ``person`` (as the sender knew it at assignment ``seq``)."""
 
     person: str
@@ -73,7 +75,7 @@ class Event(msgspec.Struct, array_like=True, tag="e"):
     fact: Fact
 
 
-class Absorb(msgspec.Struct, array_like=True, tag="b"):
+class Absorb(msgspec.Struct, array_like=True, tag="b", gc=False):
     """The link stage merged ``absorbed`` into ``survivor`` at ``seq``."""
 
     absorbed: str
@@ -81,7 +83,7 @@ class Absorb(msgspec.Struct, array_like=True, tag="b"):
     seq: int
 
 
-class MergeIn(msgspec.Struct, array_like=True, tag="m"):
+class MergeIn(msgspec.Struct, array_like=True, tag="m", gc=False):
     """An absorbed person's fragments, sent by its partition to the survivor's."""
 
     source: str
@@ -91,7 +93,7 @@ class MergeIn(msgspec.Struct, array_like=True, tag="m"):
     absorbed: list[str] = []
 
 
-class Split(msgspec.Struct, array_like=True, tag="s"):
+class Split(msgspec.Struct, array_like=True, tag="s", gc=False):
     """The link stage split identifiers away from ``person``: ``moves`` ident -> new person."""
 
     person: str
@@ -99,7 +101,7 @@ class Split(msgspec.Struct, array_like=True, tag="s"):
     moves: dict[str, str]
 
 
-class SplitIn(msgspec.Struct, array_like=True, tag="i"):
+class SplitIn(msgspec.Struct, array_like=True, tag="i", gc=False):
     """Fragments moved by a split (or forwarded after one), to their new person."""
 
     source: str
@@ -108,7 +110,7 @@ class SplitIn(msgspec.Struct, array_like=True, tag="i"):
     fragments: dict[str, Any]
 
 
-class Members(msgspec.Struct, array_like=True, tag="n"):
+class Members(msgspec.Struct, array_like=True, tag="n", gc=False):
     """The identifiers of ``person`` according to the link stage, as of ``seq``."""
 
     person: str
@@ -116,7 +118,7 @@ class Members(msgspec.Struct, array_like=True, tag="n"):
     members: list[str]
 
 
-class Refresh(msgspec.Struct, array_like=True, tag="r"):
+class Refresh(msgspec.Struct, array_like=True, tag="r", gc=False):
     """Something the profile reads about ``ident`` changed elsewhere (its wallet labels)."""
 
     person: str
@@ -124,7 +126,7 @@ class Refresh(msgspec.Struct, array_like=True, tag="r"):
     ident: str
 
 
-class Tick(msgspec.Struct, array_like=True, tag="t"):
+class Tick(msgspec.Struct, array_like=True, tag="t", gc=False):
     """Time: ``now`` (epoch ms) reaches every route and profile partition as an ordinary
     message. ``partition`` is the one it was sent to (-1: not said), so that a stage can
     go on with work it left for later in a Tick to its own partition; ``cursor`` says
@@ -140,7 +142,7 @@ class Tick(msgspec.Struct, array_like=True, tag="t"):
 
 
 # --- channel topic (keyed by channel) --------------------------------------------------------
-class ChannelDelta(msgspec.Struct, array_like=True, tag="c"):
+class ChannelDelta(msgspec.Struct, array_like=True, tag="c", gc=False):
     """A change of a channel's totals: persons acquired and raw revenue per token."""
 
     channel: str

@@ -128,7 +128,7 @@ def test_a_client_can_never_claim_a_verified_sign_in():
     forged = {**siwe, "context": {"c360": {"siwe": {"verified": True}}}}
     facts, _ = one("web.events", forged)
     assert facts[0].data["verified"] is False and not facts[0].links
-    assert facts[0].assoc == ["wallet:0xd8da6bf26964af9d7eed9e03e53415d37aa96045"]
+    assert facts[0].assoc == ("wallet:0xd8da6bf26964af9d7eed9e03e53415d37aa96045",)
 
 
 def test_browser_identify_links_the_device_and_records_the_email_as_association():
@@ -138,8 +138,8 @@ def test_browser_identify_links_the_device_and_records_the_email_as_association(
     )
     [f] = facts
     assert f.ident == "user:u-1"
-    assert f.links == [("anon:dev-1", "identify_browser")]
-    assert f.assoc == ["email:ada@lovelace.dev"]
+    assert f.links == (("anon:dev-1", "identify_browser"),)
+    assert f.assoc == ("email:ada@lovelace.dev",)
 
 
 def test_server_identify_links_device_and_email_as_verified():
@@ -152,10 +152,10 @@ def test_server_identify_links_device_and_email_as_verified():
             context={"c360": {"auth": "server"}},
         ),
     )
-    assert facts[0].links == [
+    assert facts[0].links == (
         ("anon:dev-1", "identify_server"),
         ("email:ada@lovelace.dev", "identify_server"),
-    ]
+    )
 
 
 def test_rules_decide_whether_evidence_merges():
