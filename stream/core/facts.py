@@ -40,7 +40,8 @@ class Fact(msgspec.Struct, array_like=True, omit_defaults=True, tag="f", gc=Fals
     ts: int  # event time, milliseconds since the epoch
     src: str  # source topic suffix
     op: int = 1  # +1 upsert, -1 retract
-    links: tuple[tuple[str, str], ...] = ()  # (identifier, evidence kind), e.g. ("wallet:0x…", "siwe")
+    # (identifier, evidence kind), e.g. ("wallet:0x…", "siwe")
+    links: tuple[tuple[str, str], ...] = ()
     assoc: tuple[str, ...] = ()
     data: dict[str, Any] = {}
 
