@@ -183,15 +183,13 @@ def encode_records(segments: list[Segment], limit: int = RECORD_MAX_BYTES) -> li
     bytes (a single message larger than that goes alone), with seq = offset << PART_BITS
     | part.
 
-    A group that fits is encoded at once (the common case). Otherwise each segment's
-    messages are encoded once and records are packed greedily, in order, from the
-    encoded segments (the bytes msgspec gives for the whole list); a segment too large
-    for a record of its own is split between its messages (each then encoded on its
-    own) into parts. Deterministic: a sender that redoes the same input after a crash
-    sends the same parts, which the receiver drops."""
-    whole = _encode([(src, offset << PART_BITS, messages) for src, offset, messages in segments])
-    if len(whole) <= limit:
-        return [whole]
+    Each segment's messages are encoded once, and records are packed greedily, in
+    order, from the encoded segments (the bytes msgspec gives for the whole list: a
+    group that fits is one record, the common case); a segment too large for a record
+    of its own is split between its messages (each then encoded on its own) into parts.
+    Encoding the whole group first, to see whether it fits, encoded a draining
+    worker's groups (mostly over the limit) twice. Deterministic: a sender that redoes
+    the same input after a crash sends the same parts, which the receiver drops."""
     return _pack(_segments(segments, limit), limit)
 
 

@@ -28,11 +28,14 @@ def messages_of(records: list[bytes]) -> list:
 
 
 def test_a_group_that_fits_is_one_record_with_the_offset_as_seq():
-    [record] = encode_records([("route:1", 41, [event(1)]), ("route:1", 42, [event(2)])])
+    segments = [("route:1", 41, [event(1)]), ("route:1", 42, [event(2)])]
+    [record] = encode_records(segments)
     assert [(src, seq) for src, seq, _ in decode(record)] == [
         ("route:1", 41 << PART_BITS),
         ("route:1", 42 << PART_BITS),
     ]
+    # built from the segments encoded one by one: the bytes of the whole group at once
+    assert record == msgspec.json.encode([(s, o << PART_BITS, ms) for s, o, ms in segments])
 
 
 def test_records_are_the_json_msgspec_gives_for_their_segments():
