@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stream import topics
@@ -59,8 +59,10 @@ def register(c360: C360) -> None:
         await c360.rewind.flush()
         for runner in c360.stages.values():
             await runner.realign()
+            await runner.unstick()
+        await unstick_ingest()
 
-    register_ingest(c360)
+    unstick_ingest = register_ingest(c360)
     prices, labels = register_reference(c360)
     c360.stages["route"] = stage(c360, "route", topics.ROUTE, RouteStage(c360.rules).process)
     link = LinkStage(c360.rules)
@@ -122,8 +124,9 @@ def stage(
     return runner
 
 
-def register_ingest(c360: C360) -> None:
-    """Ingest: validate and normalize input records into facts keyed by identifier."""
+def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
+    """Ingest: validate and normalize input records into facts keyed by identifier.
+    Returns its unstick check (see Rewind.unstick), for the rewind timer."""
     app, settings = c360.app, c360.settings
     ingest = Ingest(
         c360.rules, batch_max=settings.batch_max_events, record_max=settings.record_max_bytes
@@ -181,10 +184,25 @@ def register_ingest(c360: C360) -> None:
             out.append(event)
         return out
 
+    busy = False  # handling a group
+
+    async def unstick() -> None:
+        if not rewind.settled():
+            return
+        for tp in sorted(app.consumer.assignment()):
+            if tp.topic in suffix_of:
+                want = expected.get((tp.topic, tp.partition))
+                if want is None:
+                    want = rewind.committed(tp)
+                if want is not None:
+                    await rewind.unstick(tp, want, busy)
+
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest_agent(stream):
+        nonlocal busy
         sender = None
         async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES):
+            busy = True
             try:
                 events = await in_order(events)
                 if not events:
@@ -215,6 +233,10 @@ def register_ingest(c360: C360) -> None:
             except Exception as exc:
                 msg = events[0].message
                 fatal(f"ingest at {msg.topic}:{msg.partition}@{msg.offset}", exc)
+            finally:
+                busy = False
+
+    return unstick
 
 
 class GlobalView(Mapping):

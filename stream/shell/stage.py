@@ -117,6 +117,7 @@ class StageRunner:
         self._positions: dict[str, int] = {}
         self._open: dict[int, _Open] = {}  # partitions whose transaction is not committed
         self._generation = 0  # moved by forget: a group that saw it move is dropped
+        self._busy = False  # handling a group (see unstick)
         self.commit_interval = settings.state_commit_interval
         self.metric_records = METRICS.stage_records.labels(name)
         self.metric_skipped = METRICS.stage_replays_skipped.labels(name)
@@ -188,6 +189,20 @@ class StageRunner:
             log.warning("stage %s: realign failed, trying again: %r", self.name, exc)
             self._realign = True
 
+    async def unstick(self) -> None:
+        """Seek back every partition of the input topic assigned here that the consumer
+        fetched records for and never handed over (see :meth:`Rewind.unstick`)."""
+        if self._realign or self.topic is None or not self.rewind.settled():
+            return
+        app = self._app()
+        if app is None:
+            return
+        for tp in sorted(app.consumer.assignment()):
+            if tp.topic != self.topic:
+                continue
+            expected = self._position(tp.partition, f"{tp.topic}:{tp.partition}") + 1
+            await self.rewind.unstick(tp, expected, self._busy)
+
     def _abandon(self) -> None:
         """Keep nothing of work not committed: open state, positions, and the row caches
         (a stage changes cached values in place). Its input is redone from the stored
@@ -218,6 +233,13 @@ class StageRunner:
             return
         if not messages and self._stopping():
             return
+        self._busy = True
+        try:
+            await self._handle(messages)
+        finally:
+            self._busy = False
+
+    async def _handle(self, messages: Sequence[Any]) -> None:
         try:
             generation = self._generation
             started = time.perf_counter()

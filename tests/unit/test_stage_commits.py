@@ -194,6 +194,7 @@ class Rewind:
     def __init__(self, committed: dict) -> None:
         self.offsets = committed
         self.seeks: list = []
+        self.unsticks: list = []
         self.is_settled = True
 
     def settled(self) -> bool:
@@ -205,6 +206,10 @@ class Rewind:
     async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
         self.seeks.append((topic, partition, offset))
         return True
+
+    async def unstick(self, tp, expected: int, busy: bool) -> bool:
+        self.unsticks.append((tp.topic, tp.partition, expected, busy))
+        return False
 
     def forget(self) -> None:
         pass
@@ -235,6 +240,39 @@ def test_realign_seeks_back_what_the_group_committed_past_the_state(tmp_path, cl
     assert rewind.seeks == [("in", 0, 2)]  # in:1's state holds all it committed
     asyncio.run(r.realign())
     assert rewind.seeks == [("in", 0, 2)]  # once per rebalance
+
+
+def test_unstick_checks_each_assigned_partition_from_its_next_record(tmp_path, clock):
+    r, _, _, _ = runner(tmp_path, 0.2)
+    asyncio.run(r.handle([message(0), message(1)]))  # in:0 open at 1
+    tps = [TP("in", 0), TP("in", 1), TP("other", 0)]
+    rewind = Rewind({})
+    r.rewind = rewind
+    r.topic = "in"
+    r.table.app = SimpleNamespace(
+        should_stop=False, consumer=SimpleNamespace(assignment=lambda: set(tps))
+    )
+    asyncio.run(r.unstick())
+    assert rewind.unsticks == []  # not before realign has run after the start
+    asyncio.run(r.realign())
+    rewind.is_settled = False
+    asyncio.run(r.unstick())
+    assert rewind.unsticks == []  # nor while faust assigns or recovers
+    rewind.is_settled = True
+    asyncio.run(r.unstick())
+    # its own topic's partitions, from the record after the last one applied (open or
+    # stored; none yet: the first), idle between groups
+    assert rewind.unsticks == [("in", 0, 2, False), ("in", 1, 0, False)]
+    seen_busy = []
+    process = r.process
+
+    def process_and_look(txn, items, outbox):
+        seen_busy.append(r._busy)
+        process(txn, items, outbox)
+
+    r.process = process_and_look
+    asyncio.run(r.handle([message(2)]))
+    assert seen_busy == [True] and not r._busy  # busy while it handles a group
 
 
 def test_a_rebalance_while_a_group_is_sent_drops_the_group(tmp_path, clock):
