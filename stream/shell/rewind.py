@@ -69,6 +69,8 @@ class Rewind:
         self.next: dict[tuple[str, int], int] = {}
         # per partition behind the end: (its next offset, since when it was that)
         self._behind: dict[tuple[str, int], tuple[int, float]] = {}
+        # per partition sought back by unstick: (its next offset, the end) then
+        self._unstuck: dict[tuple[str, int], tuple[int, int]] = {}
         self.count = 0
 
     def settled(self) -> bool:
@@ -127,12 +129,14 @@ class Rewind:
         """Seek ``tp`` back to ``expected`` (the next offset its agent applies) when the
         consumer has seen records up to a higher end and, for ``STALL_SECONDS``, the
         agent was idle (``busy`` false) and ``expected`` did not move: those records were
-        fetched and never handed over. True when it sought. Call it only once faust has
-        settled; a seek it did not need redelivers records the agent then skips."""
+        fetched and never handed over. True when it sought. Once per next offset and
+        end: offsets without records (a transactional producer's markers, a compacted
+        topic's gaps) look the same and are not there to deliver. Call it only once
+        faust has settled; a seek it did not need redelivers records the agent skips."""
         key = (tp.topic, tp.partition)
         end = self.end(tp)
         now = time.monotonic()
-        if busy or end is None or expected >= end:
+        if busy or end is None or expected >= end or self._unstuck.get(key) == (expected, end):
             self._behind.pop(key, None)
             return False
         behind = self._behind.get(key)
@@ -142,6 +146,7 @@ class Rewind:
         if now - behind[1] < STALL_SECONDS:
             return False
         del self._behind[key]
+        self._unstuck[key] = (expected, end)
         await self.to(
             tp.topic,
             tp.partition,
@@ -173,3 +178,4 @@ class Rewind:
         self._asked.clear()
         self.next.clear()
         self._behind.clear()
+        self._unstuck.clear()
