@@ -184,12 +184,16 @@ PIPELINE = dashboard(
             unit="s",
         ),
         panel(
-            "Records applied and replays skipped per stage",
+            "Records applied, replays skipped and partitions sought back",
             [
                 (f"sum by (stage) (rate(c360_stage_records_total[{RATE}]))", "applied {{stage}}"),
                 (
                     f"sum by (stage) (rate(c360_stage_replays_skipped_total[{RATE}]))",
                     "skipped {{stage}}",
+                ),
+                (
+                    f"sum by (reason) (rate(c360_redeliveries_total[{RATE}]))",
+                    "sought back: {{reason}}",
                 ),
             ],
             unit="ops",

@@ -63,6 +63,13 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.redeliveries = Counter(
+            "c360_redeliveries",
+            "Partitions sought back to records their agent had not applied, by reason: "
+            "hole, refused (handed over before faust settled), realign, unstick.",
+            ["reason"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "c360_stage_record_seconds",
             "Time to apply one group of input records (all its partitions), commit included, by "

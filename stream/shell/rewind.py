@@ -39,6 +39,8 @@ from typing import Any
 
 from faust.types import TP
 
+from stream.shell.metrics import METRICS
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
@@ -91,11 +93,16 @@ class Rewind:
             return
         refused, self._refused = self._refused, {}
         for (topic, partition), offset in sorted(refused.items()):
-            await self.to(topic, partition, offset, "records handed over before recovery ended")
+            await self.to(
+                topic, partition, offset, "records handed over before recovery ended", "refused"
+            )
 
-    async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
+    async def to(
+        self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
+    ) -> bool:
         """Seek ``topic:partition`` back to ``offset``; False when the caller should go on
-        without the missing records (sought there too often: they no longer exist)."""
+        without the missing records (sought there too often: they no longer exist).
+        ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign, unstick."""
         key = (topic, partition)
         now = time.monotonic()
         asked = self._asked.get(key)
@@ -109,6 +116,7 @@ class Rewind:
         tries = asked[2] + 1 if asked is not None and asked[0] == offset else 1
         self._asked[key] = (offset, now, tries)
         self.count += 1
+        METRICS.redeliveries.labels(reason).inc()
         self.next[key] = min(self.next.get(key, offset), offset)
         tp = TP(topic, partition)
         # Never past the group's committed offset: faust commits a partition only once
@@ -153,6 +161,7 @@ class Rewind:
             expected,
             f"{tp.topic}:{tp.partition}: records {expected}..{end - 1} were fetched but "
             f"not handed over for {STALL_SECONDS:g}s",
+            "unstick",
         )
         return True
 

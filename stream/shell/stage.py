@@ -184,6 +184,7 @@ class StageRunner:
                         stored + 1,
                         f"stage {self.name} {key}: records {stored + 1}..{committed - 1} "
                         "were committed by the group but not with the state",
+                        "realign",
                     )
         except Exception as exc:  # e.g. a partition revoked meanwhile: try again
             log.warning("stage %s: realign failed, trying again: %r", self.name, exc)

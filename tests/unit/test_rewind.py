@@ -10,6 +10,7 @@ import pytest
 from faust.types import TP
 
 from stream.shell import rewind as rewind_mod
+from stream.shell.metrics import METRICS
 from stream.shell.rewind import STALL_SECONDS, Rewind
 
 TPS = TP("in", 0)
@@ -55,14 +56,19 @@ def rewind_with(ends: dict, committed: dict) -> tuple[Rewind, Consumer]:
     return Rewind(app), consumer
 
 
+def unstuck() -> float:
+    return METRICS.redeliveries.labels("unstick")._value.get()
+
+
 def test_an_idle_partition_behind_the_end_is_sought_back_after_the_stall_time(clock):
     rewind, consumer = rewind_with({TPS: 3}, {TPS: 2})
+    counted = unstuck()
     assert not asyncio.run(rewind.unstick(TPS, 2, busy=False))  # first seen behind
     clock.now += STALL_SECONDS - 0.1
     assert not asyncio.run(rewind.unstick(TPS, 2, busy=False))
     clock.now += 0.2
     assert asyncio.run(rewind.unstick(TPS, 2, busy=False))
-    assert consumer.seeks == [(TPS, 2)]
+    assert consumer.seeks == [(TPS, 2)] and unstuck() == counted + 1  # on the dashboard
     # once for this next offset and end: offsets 2..2 may hold no record (a marker)
     for _ in range(3):
         clock.now += STALL_SECONDS

@@ -203,7 +203,9 @@ class Rewind:
     def committed(self, tp) -> int | None:
         return self.offsets.get(tp)
 
-    async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
+    async def to(
+        self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
+    ) -> bool:
         self.seeks.append((topic, partition, offset))
         return True
 

@@ -26,7 +26,9 @@ class FakeRewind(Rewind):
     def settled(self) -> bool:
         return self.is_settled
 
-    async def to(self, topic: str, partition: int, offset: int, why: str) -> bool:
+    async def to(
+        self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
+    ) -> bool:
         self.seeks.append((topic, partition, offset))
         return await super().to(topic, partition, offset, why)
 
