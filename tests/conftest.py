@@ -74,4 +74,5 @@ def start_worker(settings, tmp_path, request):
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         for w in started:
-            print(f"\n----- {w.log_path.name} -----\n{w.log()}")
+            print(f"\n----- {w.log_path.name}: warnings -----\n{w.warnings()}")
+            print(f"\n----- {w.log_path.name}: tail -----\n{w.log()}")

@@ -106,6 +106,16 @@ class WorkerProcess:
         except OSError:
             return ""
 
+    def warnings(self, limit: int = 200) -> str:
+        """The log's WARNING, ERROR and CRITICAL lines, from the start (the tail of a
+        failed test's log is mostly its worker stopping)."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        marks = ("[WARNING]", "[ERROR]", "[CRITICAL]", " WARNING ", " ERROR ", " CRITICAL ")
+        return "\n".join([line for line in lines if any(m in line for m in marks)][:limit])
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.proc is None:
             return 0
