@@ -31,6 +31,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 EVENT_AGE_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
+REDELIVERY_REASONS = ("hole", "refused", "realign", "unstick")
+"""Why a partition was sought back to records its agent had not applied (rewind.py)."""
+
+
 class Metrics:
     """The worker's metric families, in their own registry."""
 
@@ -70,6 +74,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        for reason in REDELIVERY_REASONS:  # a known set: every series exists from the start
+            self.redeliveries.labels(reason)
         self.stage_seconds = Histogram(
             "c360_stage_record_seconds",
             "Time to apply one group of input records (all its partitions), commit included, by "
