@@ -44,8 +44,13 @@ def split_person(identifier: str, seq: int) -> str:
     return "p" + blake2b(f"{identifier}\x00split\x00{seq}".encode(), digest_size=10).hexdigest()
 
 
+class InternalMessage(msgspec.Struct, array_like=True, gc=False):
+    """What every message between stages is: array-like, and plain data the cycle
+    collector does not track (see the module doc)."""
+
+
 # --- route topic (keyed by identifier) ---
-class Assign(msgspec.Struct, array_like=True, tag="a", gc=False):
+class Assign(InternalMessage, tag="a"):
     """The link stage's word on an identifier: its person (as of ``seq``), and the
     identifiers it is known to be linked with or refused from (a cache that lets
     the route stage skip the link stage for pairs it already knows)."""
@@ -58,7 +63,7 @@ class Assign(msgspec.Struct, array_like=True, tag="a", gc=False):
 
 
 # --- link topic (one partition) ---
-class Label(msgspec.Struct, array_like=True, tag="l", gc=False):
+class Label(InternalMessage, tag="l"):
     """Labels of a wallet on one chain (from the labels topic); empty categories delete."""
 
     wallet: str
@@ -67,7 +72,7 @@ class Label(msgspec.Struct, array_like=True, tag="l", gc=False):
 
 
 # --- profile topic (keyed by person) ---
-class Event(msgspec.Struct, array_like=True, tag="e", gc=False):
+class Event(InternalMessage, tag="e"):
     """A fact for ``person`` (as the sender knew it at assignment ``seq``)."""
 
     person: str
@@ -75,7 +80,7 @@ class Event(msgspec.Struct, array_like=True, tag="e", gc=False):
     fact: Fact
 
 
-class Absorb(msgspec.Struct, array_like=True, tag="b", gc=False):
+class Absorb(InternalMessage, tag="b"):
     """The link stage merged ``absorbed`` into ``survivor`` at ``seq``."""
 
     absorbed: str
@@ -83,7 +88,7 @@ class Absorb(msgspec.Struct, array_like=True, tag="b", gc=False):
     seq: int
 
 
-class MergeIn(msgspec.Struct, array_like=True, tag="m", gc=False):
+class MergeIn(InternalMessage, tag="m"):
     """An absorbed person's fragments, sent by its partition to the survivor's."""
 
     source: str
@@ -93,7 +98,7 @@ class MergeIn(msgspec.Struct, array_like=True, tag="m", gc=False):
     absorbed: list[str] = []
 
 
-class Split(msgspec.Struct, array_like=True, tag="s", gc=False):
+class Split(InternalMessage, tag="s"):
     """The link stage split identifiers away from ``person``: ``moves`` ident -> new person."""
 
     person: str
@@ -101,7 +106,7 @@ class Split(msgspec.Struct, array_like=True, tag="s", gc=False):
     moves: dict[str, str]
 
 
-class SplitIn(msgspec.Struct, array_like=True, tag="i", gc=False):
+class SplitIn(InternalMessage, tag="i"):
     """Fragments moved by a split (or forwarded after one), to their new person."""
 
     source: str
@@ -110,7 +115,7 @@ class SplitIn(msgspec.Struct, array_like=True, tag="i", gc=False):
     fragments: dict[str, Any]
 
 
-class Members(msgspec.Struct, array_like=True, tag="n", gc=False):
+class Members(InternalMessage, tag="n"):
     """The identifiers of ``person`` according to the link stage, as of ``seq``."""
 
     person: str
@@ -118,7 +123,7 @@ class Members(msgspec.Struct, array_like=True, tag="n", gc=False):
     members: list[str]
 
 
-class Refresh(msgspec.Struct, array_like=True, tag="r", gc=False):
+class Refresh(InternalMessage, tag="r"):
     """Something the profile reads about ``ident`` changed elsewhere (its wallet labels)."""
 
     person: str
@@ -126,7 +131,7 @@ class Refresh(msgspec.Struct, array_like=True, tag="r", gc=False):
     ident: str
 
 
-class Tick(msgspec.Struct, array_like=True, tag="t", gc=False):
+class Tick(InternalMessage, tag="t"):
     """Time: ``now`` (epoch ms) reaches every route and profile partition as an ordinary
     message. ``partition`` is the one it was sent to (-1: not said), so that a stage can
     go on with work it left for later in a Tick to its own partition; ``cursor`` says
@@ -142,7 +147,7 @@ class Tick(msgspec.Struct, array_like=True, tag="t", gc=False):
 
 
 # --- channel topic (keyed by channel) --------------------------------------------------------
-class ChannelDelta(msgspec.Struct, array_like=True, tag="c", gc=False):
+class ChannelDelta(InternalMessage, tag="c"):
     """A change of a channel's totals: persons acquired and raw revenue per token."""
 
     channel: str

@@ -150,6 +150,11 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
     rewind = c360.rewind
     expected = rewind.next
 
+    def next_offset(tp: Any) -> int | None:
+        """The offset ingest applies next on ``tp`` (None: any, nothing committed)."""
+        want = expected.get((tp.topic, tp.partition))
+        return want if want is not None else rewind.committed(tp)
+
     async def in_order(events: list[Any]) -> list[Any]:
         """The events to apply: each partition's records from the one expected next,
         without holes (a hole seeks the partition back, and what follows it waits)."""
@@ -163,11 +168,9 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
             tp = (msg.topic, msg.partition)
             if tp in stopped:
                 continue
-            want = expected.get(tp)
-            if want is None:
-                want = rewind.committed(msg.tp)
-                if want is not None:
-                    expected[tp] = want
+            want = next_offset(msg.tp)
+            if want is not None:
+                expected[tp] = want
             if want is not None and msg.offset < want:
                 continue  # applied already (a redelivery)
             hole = want is not None and msg.offset > want
@@ -190,12 +193,9 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
         if not rewind.settled():
             return
         for tp in sorted(app.consumer.assignment()):
-            if tp.topic in suffix_of:
-                want = expected.get((tp.topic, tp.partition))
-                if want is None:
-                    want = rewind.committed(tp)
-                if want is not None:
-                    await rewind.unstick(tp, want, busy)
+            want = next_offset(tp) if tp.topic in suffix_of else None
+            if want is not None:
+                await rewind.unstick(tp, want, busy)
 
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest_agent(stream):

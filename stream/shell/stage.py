@@ -164,16 +164,11 @@ class StageRunner:
         be open then (or be dropped by a stop or a rebalance): the records between are
         delivered again only if something asks for them. A record arriving past them
         does (a hole, see :meth:`_partition`); this does it when none arrives."""
-        if not self._realign or self.topic is None or not self.rewind.settled():
+        if not self._realign or not self.rewind.settled():
             return
         self._realign = False
-        app = self._app()
-        if app is None:
-            return
         try:
-            for tp in sorted(app.consumer.assignment()):
-                if tp.topic != self.topic:
-                    continue
+            for tp in self._assigned():
                 key = f"{tp.topic}:{tp.partition}"
                 stored = self.store.input_offset(tp.partition).get(key, -1)
                 committed = self.rewind.committed(tp)
@@ -193,16 +188,21 @@ class StageRunner:
     async def unstick(self) -> None:
         """Seek back every partition of the input topic assigned here that the consumer
         fetched records for and never handed over (see :meth:`Rewind.unstick`)."""
-        if self._realign or self.topic is None or not self.rewind.settled():
-            return
+        if self._realign or not self.rewind.settled():
+            return  # realign first: it may seek these partitions back itself
+        try:
+            for tp in self._assigned():
+                expected = self._position(tp.partition, f"{tp.topic}:{tp.partition}") + 1
+                await self.rewind.unstick(tp, expected, self._busy)
+        except Exception as exc:  # e.g. a partition revoked meanwhile: the next check
+            log.warning("stage %s: unstick check failed: %r", self.name, exc)
+
+    def _assigned(self) -> list[Any]:
+        """The partitions of the input topic assigned here (none outside a worker)."""
         app = self._app()
-        if app is None:
-            return
-        for tp in sorted(app.consumer.assignment()):
-            if tp.topic != self.topic:
-                continue
-            expected = self._position(tp.partition, f"{tp.topic}:{tp.partition}") + 1
-            await self.rewind.unstick(tp, expected, self._busy)
+        if app is None or self.topic is None:
+            return []
+        return sorted(tp for tp in app.consumer.assignment() if tp.topic == self.topic)
 
     def _abandon(self) -> None:
         """Keep nothing of work not committed: open state, positions, and the row caches
