@@ -46,7 +46,7 @@ from stream.loadgen import UNBATCHED
 from stream.population import Population
 from stream.settings import Settings
 from stream.shell.outbox import Outbox
-from stream.shell.store import RowCache, Txn, open_db
+from stream.shell.store import Txn, open_db
 
 _encode = msgspec.json.Encoder().encode
 ORDER = ("route", "link", "profile", "channel")
@@ -67,14 +67,7 @@ def main() -> int:
         "--profile", nargs="?", const="tottime", help="cProfile the run, sorted by this column"
     )
     parser.add_argument("--sizes", action="store_true", help="print the state's sizes by key kind")
-    parser.add_argument(
-        "--row-cache",
-        type=int,
-        default=Settings.from_env({}).state_row_cache,
-        help="values kept per partition between groups, as C360_STATE_ROW_CACHE (0: none)",
-    )
     args = parser.parse_args()
-    row_cache = args.row_cache
     rules = Compiled(DEFAULT)
     aggregator = Aggregator(DEFAULT)
     process = {
@@ -118,7 +111,6 @@ def main() -> int:
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
         dbs: dict[tuple[str, int], rocksdict.Rdict] = {}
-        rows: dict[tuple[str, int], RowCache] = defaultdict(lambda: RowCache(row_cache))
         if profiler:
             profiler.enable()
         started = time.process_time()
@@ -142,7 +134,7 @@ def main() -> int:
                     db = dbs.get((name, partition))
                     if db is None:
                         db = dbs[(name, partition)] = open_db(f"{tmp}/{name}-{partition}")
-                    txn = Txn(db, rows[(name, partition)] if row_cache else None)
+                    txn = Txn(db)
                     outbox = Outbox(settings)
                     for record in taken:
                         seq += 1

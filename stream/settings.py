@@ -108,13 +108,6 @@ class Settings:
     rocksdb_max_open_files: int = _setting(
         "C360_ROCKSDB_MAX_OPEN_FILES", 256, "Open files per partition database.", minimum=16
     )
-    state_row_cache: int = _setting(
-        "C360_STATE_ROW_CACHE",
-        5000,
-        "Decoded state values kept per stage partition between groups (0: none); "
-        "saves reading and decoding the rows each group touches again.",
-        minimum=0,
-    )
     state_commit_interval: float = _setting(
         "C360_STATE_COMMIT_INTERVAL",
         0.2,

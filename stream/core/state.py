@@ -69,8 +69,9 @@ _DELETED = object()
 class MemoryState:
     """An in-memory State whose values round-trip through JSON, like the real one.
 
-    Like the worker's state with its row cache, it hands out the same object for a
-    key until that key is put again — across stage calls too — and encodes what was
+    Like the worker's transaction, which stays open across the stage calls of one
+    commit interval, it hands out the same object for a key until that key is put
+    again — across stage calls too — and encodes what was
     put at :meth:`commit` (the end of a stage call). The commit also checks the rule
     that sharing relies on: every value read in the call and not put back must still
     encode to what is stored (else :class:`StateMisuse`: changed in place, directly

@@ -37,7 +37,6 @@ from stream.shell.stage import (
     StageRunner,
     fatal,
 )
-from stream.shell.store import ROW_CACHE_OPTION
 from stream.ticks import tick_records
 
 if TYPE_CHECKING:
@@ -98,7 +97,7 @@ def stage(
         store=f"c360:{name}",  # yarl: a scheme-only URL is falsy and faust would ignore it
         key_type=bytes,
         value_type=bytes,
-        options={**c360.rocksdb_options, ROW_CACHE_OPTION: settings.state_row_cache},
+        options=c360.rocksdb_options,
         help=f"state of the {name} stage",
     )
     c360.tables[name] = table

@@ -139,8 +139,11 @@ class StageRunner:
         return position
 
     def forget(self) -> None:
-        """After a rebalance, positions are re-read from the partitions' state, and open
-        transactions are dropped (their input is redone from the stored offsets)."""
+        """Keep nothing of work not committed (after a rebalance, or work abandoned half
+        done): positions are re-read from the partitions' state, and open transactions
+        are dropped (a stage changes the values its transaction read in place). Their
+        input is redone from the stored offsets (:meth:`realign`, or the hole the next
+        record shows)."""
         self._positions.clear()
         self._open.clear()
         self._generation += 1
@@ -204,13 +207,6 @@ class StageRunner:
             return []
         return sorted(tp for tp in app.consumer.assignment() if tp.topic == self.topic)
 
-    def _abandon(self) -> None:
-        """Keep nothing of work not committed: open state, positions, and the row caches
-        (a stage changes cached values in place). Its input is redone from the stored
-        offsets (:meth:`realign`, or the hole the next record shows)."""
-        self.forget()
-        self.store.forget_rows()
-
     def _current(self, generation: int) -> bool:
         """Whether no rebalance began or came since ``generation`` was read."""
         return generation == self._generation and self.rewind.settled()
@@ -257,12 +253,12 @@ class StageRunner:
             if generation != self._generation:
                 # a rebalance came while the group was applied (forget dropped what it
                 # built on): drop it too, its input is redone from the stored offsets
-                self._abandon()
+                self.forget()
                 return
             if not applied and not self._open:
                 return
             if not await self.commit(applied, outbox, opened):
-                self._abandon()  # the same, while it was sent
+                self.forget()  # the same, while it was sent
                 return
             for group in applied:
                 self._positions[f"{group.partition}|{group.tp}"] = group.offset
@@ -277,11 +273,11 @@ class StageRunner:
         except Exception as exc:  # see fatal()
             if self._stopping() or not self.rewind.settled():
                 # a stop or a rebalance closed databases under a commit. Nothing is lost
-                # if nothing of it is kept: open state, positions and the row caches (a
-                # stage changes cached values in place) may hold the failed group's half
+                # if nothing of it is kept: open state and positions (a stage changes the
+                # values its transaction read in place) may hold the failed group's half
                 # work; what was not written is redone from the stored offsets (realign).
                 log.warning("stage %s: group cut short by a stop or rebalance: %r", self.name, exc)
-                self._abandon()
+                self.forget()
                 return
             first = messages[0] if messages else None
             where = f"{first.topic}:{first.partition}@{first.offset}" if first else "?"
@@ -396,14 +392,14 @@ class StageRunner:
         for partition, open_ in due:
             commit = store.prepare(open_.txn, {open_.tp: open_.offset})
             logged = await sender.send(changelog, partition, commit.records)
-            waits.append((partition, open_.txn, logged, commit))
+            waits.append((partition, logged, commit))
         for s in sent:
             await s.last_offset()
-        logged_at = [(await logged.last_offset()) for _, _, logged, _ in waits]
+        logged_at = [(await logged.last_offset()) for _, logged, _ in waits]
         if not self._current(generation):
             return False
-        for (partition, txn, _, commit), changelog_offset in zip(waits, logged_at, strict=True):
-            store.apply_local(partition, commit.changes, commit.marker, changelog_offset, txn)
+        for (partition, _, commit), changelog_offset in zip(waits, logged_at, strict=True):
+            store.apply_local(partition, commit.changes, commit.marker, changelog_offset)
         return True
 
 

@@ -25,13 +25,11 @@ changes and input offset, so what survives is a consistent earlier point and
 recovery replays the changelog from there (faust flushes the memtable when it
 closes a database on a graceful stop).
 
-Each active partition keeps a :class:`RowCache` of decoded values as last committed,
-so that the rows a stage reads group after group are not fetched and decoded again.
-A stage's Txn hands out those very objects; the core's rule that a stage puts what it
-changes (stream.core.state: MemoryState shares objects the same way and checks the
-rule in every simulated test) keeps them equal to what the database holds. Readers
-outside the stage (the API) use :meth:`BatchStore.reader`, which reads the database
-only, so they never see a group's uncommitted work.
+A stage's Txn reads the database and keeps what it decoded for as long as it is open
+(one commit interval, see stream.shell.stage), so a row read group after group inside
+that interval is decoded once. Readers outside the stage (the API) use
+:meth:`BatchStore.reader`, which reads the database only, so they never see a group's
+uncommitted work.
 
 Replay applies everything read up to a marker, not a counted group: changelogs are
 compacted, which keeps only the newest marker and the newest value of each key, so
@@ -66,8 +64,6 @@ MARKER = b"__c360\x00marker__"
 """The key of the record that ends a commit; its value holds the input offset."""
 INPUT_OFFSET = b"__c360\x00input__"
 """Where the local database keeps the last input offset it committed (JSON)."""
-ROW_CACHE_OPTION = "c360_row_cache"
-"""The table option that sizes each partition's RowCache (values; 0: none)."""
 
 _DELETED = object()
 _MISSING = object()
@@ -75,48 +71,15 @@ _NO_WAL = rocksdict.WriteOptions()
 _NO_WAL.disable_wal = True
 
 
-class RowCache:
-    """Decoded values of one partition database as last committed (None: known to be
-    absent), least recently used first, at most ``capacity`` of them."""
-
-    __slots__ = ("capacity", "values")
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str) -> Any:
-        """The value, or ``_MISSING`` when it is not cached."""
-        value = self.values.pop(key, _MISSING)
-        if value is not _MISSING:
-            self.values[key] = value
-        return value
-
-    def update(self, txn: Txn) -> None:
-        """After ``txn`` was committed: what it read from the database and what it
-        wrote (what it found here is already here, and :meth:`get` refreshed it)."""
-        values = self.values
-        for items in (txn._loaded, txn.writes):
-            for key, value in items.items():
-                values.pop(key, None)
-                values[key] = None if value is _DELETED else value
-        excess = len(values) - self.capacity
-        if excess > 0:
-            for key in list(itertools.islice(values, excess)):
-                del values[key]
-
-
 class Txn:
     """A stage's view of one partition for one batch: reads see its own writes."""
 
-    __slots__ = ("_cache", "_loaded", "_rows", "db", "writes")
+    __slots__ = ("_cache", "db", "writes")
 
-    def __init__(self, db: rocksdict.Rdict, rows: RowCache | None = None) -> None:
+    def __init__(self, db: rocksdict.Rdict) -> None:
         self.db = db
         self.writes: dict[str, Any] = {}
-        self._cache: dict[str, Any] = {}  # what it read, from the row cache or the database
-        self._loaded: dict[str, Any] = {}  # what it read from the database (for the row cache)
-        self._rows = rows
+        self._cache: dict[str, Any] = {}  # what it read from the database, decoded
 
     def get(self, key: str) -> Any | None:
         value = self.writes.get(key, self)
@@ -125,16 +88,9 @@ class Txn:
         value = self._cache.get(key, self)
         if value is not self:
             return value
-        if self._rows is not None:
-            value = self._rows.get(key)
-            if value is not _MISSING:
-                self._cache[key] = value
-                return value
         raw = self.db.get(key.encode())
         value = None if raw is None else _decode(raw)
         self._cache[key] = value
-        if self._rows is not None:
-            self._loaded[key] = value
         return value
 
     def put(self, key: str, value: Any) -> None:
@@ -169,10 +125,8 @@ class Txn:
 
     def commit(self) -> None:
         """Write the changes to the database alone, as the worker does but with no
-        changelog and no offsets (benchmarks, tests); then refresh the row cache."""
+        changelog and no offsets (benchmarks, tests)."""
         self.db.write(write_batch(self.changes()), _NO_WAL)
-        if self._rows is not None:
-            self._rows.update(self)
 
 
 def _stored(db: rocksdict.Rdict, start: str, stop: str) -> Iterator[tuple[str, bytes]]:
@@ -228,24 +182,17 @@ class BatchStore(faust_rocksdb.Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        self._rows: dict[int, RowCache] = {}
-        self._row_capacity = int(self.rocksdb_options.extra_options.get(ROW_CACHE_OPTION, 0))
 
     # --- live processing ---------------------------------------------------------
     def db(self, partition: int) -> rocksdict.Rdict:
         return self._db_for_partition(partition)
 
     def txn(self, partition: int) -> Txn:
-        """The stage's transaction: reads through the partition's row cache."""
-        rows = None
-        if self._row_capacity > 0:
-            rows = self._rows.get(partition)
-            if rows is None:
-                rows = self._rows[partition] = RowCache(self._row_capacity)
-        return Txn(self._db_for_partition(partition), rows)
+        """The stage's transaction over one partition."""
+        return Txn(self._db_for_partition(partition))
 
     def reader(self, partition: int) -> Txn:
-        """A read-only view of what is committed (the API, metrics): no row cache."""
+        """A read-only view of what is committed (the API, metrics)."""
         return Txn(self._db_for_partition(partition))
 
     def input_offset(self, partition: int) -> dict[str, int]:
@@ -268,22 +215,14 @@ class BatchStore(faust_rocksdb.Store):
         changes: list[tuple[bytes, bytes | None]],
         marker: bytes,
         changelog_offset: int | None,
-        txn: Txn | None = None,
     ) -> None:
-        """Write a committed batch to the local database in one WriteBatch; ``txn``:
-        the stage's transaction it came from (its values refresh the row cache),
-        None for a changelog replay (the partition's row cache is dropped)."""
+        """Write a committed batch (a stage's, or one replayed from the changelog) to the
+        local database in one WriteBatch."""
         batch = write_batch(changes)
         batch.put(INPUT_OFFSET, marker)
         if changelog_offset is not None:
             batch.put(self.offset_key, str(changelog_offset).encode())
         self._db_for_partition(partition).write(batch, _NO_WAL)
-        rows = self._rows.get(partition)
-        if rows is not None:
-            if txn is None:
-                del self._rows[partition]
-            else:
-                rows.update(txn)
 
     # --- recovery and standbys ------------------------------------------------------
     def apply_changelog_batch(
@@ -310,24 +249,6 @@ class BatchStore(faust_rocksdb.Store):
         never finished (its batch will be redone): forget it."""
         for tp in active_tps:
             self._pending.pop(tp.partition, None)
-
-    # --- the row caches follow the partitions -----------------------------------------
-    def forget_rows(self) -> None:
-        """Drop every partition's row cache (partitions moved, or a stage's work was
-        abandoned half done: it changes cached values in place)."""
-        self._rows.clear()
-
-    def revoke_partitions(self, *args: Any, **kwargs: Any) -> None:
-        self.forget_rows()
-        super().revoke_partitions(*args, **kwargs)
-
-    async def assign_partitions(self, *args: Any, **kwargs: Any) -> None:
-        self.forget_rows()
-        await super().assign_partitions(*args, **kwargs)
-
-    def reset_state(self) -> None:
-        self.forget_rows()
-        super().reset_state()
 
 
 class VersionedStore(faust_rocksdb.Store):

@@ -43,9 +43,6 @@ class FakeStore:
     def txn(self, partition: int) -> dict:
         return {}
 
-    def forget_rows(self) -> None:
-        pass
-
 
 def message(offset: int, partition: int = 0):
     return SimpleNamespace(

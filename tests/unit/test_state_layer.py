@@ -1,12 +1,11 @@
-"""The state a stage sees: MemoryState's checks, and the worker's Txn over RocksDB with
-its row cache (values kept decoded between groups)."""
+"""The state a stage sees: MemoryState's checks, and the worker's Txn over RocksDB."""
 
 from __future__ import annotations
 
 import pytest
 
 from stream.core.state import MemoryState, StateMisuse
-from stream.shell.store import RowCache, Txn, open_db
+from stream.shell.store import Txn, open_db
 
 
 def test_a_value_changed_in_place_but_not_put_is_refused_at_commit():
@@ -31,7 +30,7 @@ def test_a_value_changed_and_put_is_stored_and_reads_share_one_object_until_comm
     state.commit()
     again = state.get("p:1")
     assert again == {"n": 2, "seen": True}
-    assert again is row  # handed out again after the commit, as the worker's row cache does
+    assert again is row  # handed out again, as the worker's open transaction does
 
 
 def test_a_value_changed_through_an_object_it_shares_with_another_is_refused():
@@ -68,46 +67,15 @@ def db(tmp_path):
     db.close()
 
 
-def committed(db, rows: RowCache | None, **values) -> None:
-    txn = Txn(db, rows)
-    for key, value in values.items():
-        if value is None:
-            txn.delete(key)
-        else:
-            txn.put(key, value)
-    txn.commit()
-
-
-def test_committed_values_are_served_from_the_row_cache_and_readers_see_the_database(db):
-    rows = RowCache(100)
-    committed(db, rows, **{"p:1": {"n": 1}})
-    db.delete(b"p:1")  # behind the cache's back: only the cache still has it
-    assert Txn(db, rows).get("p:1") == {"n": 1}
-    assert Txn(db).get("p:1") is None  # a reader (the API) reads the database
-
-
-def test_the_cache_keeps_what_a_group_read_and_knows_deleted_keys_are_absent(db):
-    committed(db, None, **{"seq": 7, "n:a": {"p": "x"}})
-    rows = RowCache(100)
-    txn = Txn(db, rows)
-    assert txn.get("seq") == 7
-    txn.delete("n:a")
-    txn.commit()
-    db.put(b"seq", b"8")
-    db.put(b"n:a", b"{}")
-    fresh = Txn(db, rows)
-    assert fresh.get("seq") == 7  # read by the last group: cached
-    assert fresh.get("n:a") is None  # deleted by it: known to be absent
-
-
-def test_the_cache_holds_at_most_its_capacity_and_drops_the_least_recently_used(db):
-    rows = RowCache(2)
-    committed(db, rows, **{"k:1": 1, "k:2": 2})
-    assert Txn(db, rows).get("k:1") == 1  # k:1 is now the most recently used
-    committed(db, rows, **{"k:3": 3})
-    assert list(rows.values) == ["k:1", "k:3"]
-    db.put(b"k:2", b"20")
-    assert Txn(db, rows).get("k:2") == 20  # evicted: read from the database again
+def test_a_transaction_decodes_a_value_once_and_a_new_one_reads_the_database(db):
+    writer = Txn(db)
+    writer.put("p:1", {"n": 1})
+    writer.commit()
+    txn = Txn(db)
+    first = txn.get("p:1")
+    db.delete(b"p:1")  # behind the open transaction's back
+    assert txn.get("p:1") is first  # decoded once, for as long as the transaction is open
+    assert Txn(db).get("p:1") is None  # a new transaction (and a reader) reads the database
 
 
 @pytest.mark.parametrize("seed", range(20))
