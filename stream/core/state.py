@@ -71,11 +71,11 @@ class MemoryState:
 
     Like the worker's transaction, which stays open across the stage calls of one
     commit interval, it hands out the same object for a key until that key is put
-    again — across stage calls too — and encodes what was
-    put at :meth:`commit` (the end of a stage call). The commit also checks the rule
-    that sharing relies on: every value read in the call and not put back must still
-    encode to what is stored (else :class:`StateMisuse`: changed in place, directly
-    or through an object it shares with another value, without a put)."""
+    again — across stage calls too — and encodes what was put at :meth:`commit` (the
+    end of a stage call). The commit also checks the rule that sharing relies on:
+    every value read in the call and not put back must still encode to what is stored
+    (else :class:`StateMisuse`: changed in place, directly or through an object it
+    shares with another value, without a put)."""
 
     __slots__ = ("_data", "_keys", "_objects", "_read", "_writes")
 

@@ -72,7 +72,8 @@ _NO_WAL.disable_wal = True
 
 
 class Txn:
-    """A stage's view of one partition for one batch: reads see its own writes."""
+    """A stage's view of one partition for one transaction (the groups of a commit
+    interval): reads see its own writes, and each value is decoded once."""
 
     __slots__ = ("_cache", "db", "writes")
 
