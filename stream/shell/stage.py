@@ -63,7 +63,7 @@ from stream.shell.metrics import METRICS
 from stream.shell.outbox import Outbox
 from stream.shell.rewind import Rewind
 from stream.shell.sender import BatchSender
-from stream.shell.store import BatchStore
+from stream.shell.store import BatchStore, input_key
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class StageRunner:
         self._realign = False
         try:
             for tp in self._assigned():
-                key = f"{tp.topic}:{tp.partition}"
+                key = input_key(tp.topic, tp.partition)
                 stored = self.store.input_offset(tp.partition).get(key, -1)
                 committed = self.rewind.committed(tp)
                 if committed is not None and stored + 1 < committed:
@@ -195,7 +195,7 @@ class StageRunner:
             return  # realign first: it may seek these partitions back itself
         try:
             for tp in self._assigned():
-                expected = self._position(tp.partition, f"{tp.topic}:{tp.partition}") + 1
+                expected = self._position(tp.partition, input_key(tp.topic, tp.partition)) + 1
                 await self.rewind.unstick(tp, expected, self._busy)
         except Exception as exc:  # e.g. a partition revoked meanwhile: the next check
             log.warning("stage %s: unstick check failed: %r", self.name, exc)
@@ -288,7 +288,7 @@ class StageRunner:
     ) -> Applied | None:
         """Apply a partition's records in offset order (see the module doc), their
         messages into ``outbox``; what to commit."""
-        tp = f"{records[0].topic}:{partition}"
+        tp = input_key(records[0].topic, partition)
         position = self._position(partition, tp)
         open_ = self._open.get(partition)
         txn = open_.txn if open_ is not None else self.store.txn(partition)

@@ -65,6 +65,12 @@ MARKER = b"__c360\x00marker__"
 INPUT_OFFSET = b"__c360\x00input__"
 """Where the local database keeps the last input offset it committed (JSON)."""
 
+
+def input_key(topic: str, partition: int) -> str:
+    """The key of an input partition in the committed input positions (``INPUT_OFFSET``)."""
+    return f"{topic}:{partition}"
+
+
 _DELETED = object()
 _MISSING = object()
 _NO_WAL = rocksdict.WriteOptions()

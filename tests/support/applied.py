@@ -14,6 +14,7 @@ import time
 
 from stream import topics
 from stream.settings import Settings
+from stream.shell.store import input_key
 from stream.watch import committed_and_ends
 from tests.support.identity import expected_persons, link_components, link_records, person_total
 from tests.support.worker import http_get
@@ -56,7 +57,7 @@ def check_offsets(settings: Settings, workers: list[Settings] | None = None) -> 
         for (topic, partition), (committed, end) in positions.items():
             if topic != name:
                 continue
-            offset = stored[stage].get(f"{topic}:{partition}", -1)
+            offset = stored[stage].get(input_key(topic, partition), -1)
             where = (stage, topic, partition, offset, committed, end)
             assert offset >= committed - 1, where  # faust committed past the state
             assert offset <= end - 1, where
@@ -86,7 +87,7 @@ def wait_applied(
                     behind.append((topic, partition, committed, end))
                 continue
             stage = next(s for s, spec in STAGES.items() if spec.name(settings) == topic)
-            offset = stored[stage].get(f"{topic}:{partition}", -1)
+            offset = stored[stage].get(input_key(topic, partition), -1)
             if offset < end - 1:
                 behind.append((topic, partition, offset, end))
         if not behind:
