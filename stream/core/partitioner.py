@@ -4,6 +4,10 @@ Stages send one record per destination partition, so they must compute the
 partition of every key exactly as the producer (and faust's table routing,
 which asks the producer) would. A test checks this against aiokafka's own
 partitioner. Partitions are cached per key: identifiers and person ids repeat.
+
+murmur2 runs in native code (the ``murmurhash2`` package, Rust: ~0.15 µs for a
+wallet identifier) where its wheel installs, else in Python (~3 µs: every new
+identifier of a sign-in is hashed three or four times on its way through the stages).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ _SEED = 0x9747B28C
 _MASK = 0xFFFFFFFF
 
 
-def murmur2(data: bytes) -> int:
+def murmur2_python(data: bytes) -> int:
     """Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), as an unsigned int."""
     length = len(data)
     h = (_SEED ^ length) & _MASK
@@ -39,6 +43,17 @@ def murmur2(data: bytes) -> int:
     h = (h * _M) & _MASK
     h ^= h >> 15
     return h
+
+
+try:
+    from murmurhash2 import murmurhash2 as _native
+except ImportError:  # no wheel for this platform
+    murmur2 = murmur2_python
+else:
+
+    def murmur2(data: bytes) -> int:
+        """Kafka's murmur2, as an unsigned int (native code; see :func:`murmur2_python`)."""
+        return _native(data, _SEED)
 
 
 @lru_cache(maxsize=1 << 18)
