@@ -133,7 +133,7 @@ def main() -> int:
                     taken, queues[(name, partition)] = queue[: args.group], queue[args.group :]
                     db = dbs.get((name, partition))
                     if db is None:
-                        db = dbs[(name, partition)] = open_db(f"{tmp}/{name}-{partition}")
+                        db = dbs[(name, partition)] = open_db(f"{tmp}/{name}-{partition}", settings)
                     txn = Txn(db)
                     outbox = Outbox(settings)
                     for record in taken:

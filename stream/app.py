@@ -37,17 +37,9 @@ class C360:
     rewind: Any = None
 
     @property
-    def rocksdb_options(self) -> dict[str, int]:
-        """Per-partition RocksDB options, sized for a small machine (faust: 2 GiB cache each)."""
-        s = self.settings
-        return {
-            "block_cache_size": s.rocksdb_block_cache_mb * 1024 * 1024,
-            "block_cache_compressed_size": 0,
-            "write_buffer_size": s.rocksdb_write_buffer_mb * 1024 * 1024,
-            "max_write_buffer_number": s.rocksdb_max_write_buffers,
-            "max_open_files": s.rocksdb_max_open_files,
-            "target_file_size_base": 32 * 1024 * 1024,
-        }
+    def rocksdb_options(self) -> dict[str, Any]:
+        """Per-partition RocksDB options (see :func:`stream.shell.store.rocksdb_options`)."""
+        return store.rocksdb_options(self.settings)
 
     def topic(self, spec: topics.TopicSpec) -> faust.TopicT:
         return self.topics[spec.suffix]

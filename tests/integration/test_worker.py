@@ -12,6 +12,7 @@ import pytest
 
 from stream import admin, topics
 from tests.support.kafka import create_topic, list_topics, produce, read_until
+from tests.support.rocks import options_file
 from tests.support.waiting import wait_for
 from tests.support.worker import BIN, http_get
 
@@ -35,6 +36,20 @@ def test_worker_consumes_a_record_and_produces_a_derived_one(settings, start_wor
     )
     derived = orjson.loads(records[0].value)
     assert "m-1" in orjson.dumps(derived).decode()
+
+
+def test_a_workers_table_databases_open_with_its_rocksdb_options(settings, start_worker):
+    """Stage tables (c360://) and global tables (c360v://) alike: faust's own options
+    would give each a 2 GiB block cache, 3 bloom bits and no memtable filter."""
+    settings = dataclasses.replace(settings, rocksdb_memtable_bloom=0.05)
+    start_worker(settings).wait_ready()
+    databases = {path.name.rsplit("-", 1)[0]: path for path in settings.data_dir.rglob("*.db")}
+    assert {"route", "link", "profile", "prices"} <= set(databases)
+    for path in databases.values():
+        written = options_file(path)
+        assert written["memtable_whole_key_filtering"] == "true", path
+        assert float(written["memtable_prefix_bloom_size_ratio"]) == 0.05, path
+        assert written["write_buffer_size"] == str(settings.rocksdb_write_buffer_mb << 20), path
 
 
 def test_worker_refuses_a_topic_with_another_partition_count(settings, tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from stream.core.state import MemoryState, StateMisuse
+from stream.settings import Settings
 from stream.shell.store import Txn, open_db
+from tests.support.rocks import options_file
 
 
 def test_a_value_changed_in_place_but_not_put_is_refused_at_commit():
@@ -108,3 +110,16 @@ def test_a_limited_scan_is_the_first_items_of_the_whole_scan_on_both_states(db, 
     for limit in (0, 1, 5, len(whole), len(whole) + 3):
         assert list(txn.scan(start, stop, limit)) == whole[:limit]
         assert list(memory.scan(start, stop, limit)) == whole[:limit]
+
+
+@pytest.mark.parametrize(
+    ("bloom", "filtering"), [(0.2, "true"), (0.0, "false")], ids=["memtable-bloom", "none"]
+)
+def test_a_database_opens_with_the_settings_rocksdb_options(tmp_path, bloom, filtering):
+    settings = Settings(rocksdb_memtable_bloom=bloom, rocksdb_write_buffer_mb=4)
+    open_db(str(tmp_path / "db"), settings).close()
+    written = options_file(tmp_path / "db")
+    assert written["memtable_whole_key_filtering"] == filtering
+    assert float(written["memtable_prefix_bloom_size_ratio"]) == bloom
+    assert written["write_buffer_size"] == str(4 * 1024 * 1024)
+    assert written["filter_policy"] == "bloomfilter"
