@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from stream import admin  # noqa: E402
 from stream.loadgen import Record, batched, produce  # noqa: E402
+from stream.population import address, iso  # noqa: E402
 from stream.settings import Settings  # noqa: E402
 from stream.watch import group_lag, last_record_time, wait_quiet  # noqa: E402
 from tests.support.worker import free_port  # noqa: E402
@@ -29,6 +30,7 @@ __all__ = [
     "group_lag",
     "last_record_time",
     "produce",
+    "sign_ins",
     "wait_quiet",
 ]
 
@@ -79,3 +81,34 @@ atexit.register(drop_fresh)  # a fallback: scripts call drop_fresh when they end
 
 async def ensure(settings: Settings) -> None:
     await admin.ensure_topics(settings)
+
+
+def sign_ins(count: int, ts: int, tag: str) -> list[tuple[str, str, dict]]:
+    """Verified SIWE sign-ins, each linking a new device to a new wallet."""
+    out = []
+    for i in range(count):
+        wallet = address(0x51CE, i)
+        device = f"{tag}-dev-{i}"
+        out.append(
+            (
+                "web.events",
+                device,
+                {
+                    "type": "track",
+                    "event": "SIWE Sign In",
+                    "messageId": f"{tag}-siwe-{i}",
+                    "anonymousId": device,
+                    "timestamp": iso(ts + i),
+                    "properties": {
+                        "address": wallet,
+                        "chainId": 1,
+                        "message": "sign in",
+                        "signature": "0x00",
+                    },
+                    "context": {
+                        "c360": {"siwe": {"verified": True, "address": wallet, "chain_id": 1}}
+                    },
+                },
+            )
+        )
+    return out

@@ -4,6 +4,11 @@ Usage: python bench/run.py quick|full   (`make bench-quick`, `make bench`)
 
 One run, one fresh deployment (own topics, group and state), in phases:
 
+0. core — ``core_us_per_event``: CPU per event of the throughput mix through the
+   pure pipeline in this process (bench/pipeline.py: no Kafka, no faust), before any
+   worker starts. The machine's speed varies from run to run (a VM with neighbours:
+   ±15 % between two runs of the same code); this says how fast it was this time,
+   and ``ratios.drained_over_core`` what a worker adds to the core;
 1. throughput — a synthetic population (stream.population) produced as batched
    records as fast as the producer goes; ``throughput_eps`` = input events / (last
    profile change - first send). The population has 100 events per person, which
@@ -64,12 +69,14 @@ from harness import (
     ensure,
     fresh_settings,
     produce,
+    sign_ins,
     wait_quiet,
 )
+from pipeline import measure
 
 from stream import topics
 from stream.loadgen import UNBATCHED
-from stream.population import Population, address, is_link_event, iso, score
+from stream.population import Population, is_link_event, iso, score
 from stream.quality import assignments
 from stream.settings import Settings
 from stream.watch import newest_timestamp
@@ -77,7 +84,8 @@ from tests.support.worker import BIN, WorkerProcess, another_worker, metric_tota
 
 SIZES = {
     # persons, events, scored persons, link-heavy persons and events, link sign-ins,
-    # latency seconds, single, naive, growth, workers of the scale-out phase (1: none)
+    # latency seconds, single, naive, growth, workers of the scale-out phase (1: none),
+    # events of the in-process core measure
     "quick": dict(
         persons=300,
         events=30_000,
@@ -90,6 +98,7 @@ SIZES = {
         naive=3000,
         growth=0,
         workers=1,
+        core=20_000,
     ),
     "full": dict(
         persons=3000,
@@ -103,6 +112,7 @@ SIZES = {
         naive=20_000,
         growth=1_000_000,
         workers=2,
+        core=100_000,
     ),
 }
 RESULTS = ROOT / "bench" / "results"
@@ -173,37 +183,6 @@ async def timed_mix(settings: Settings, counted: LinkShare) -> tuple[int, float]
         f"(link events {counted.share:.1%})"
     )
     return events, seconds
-
-
-def sign_ins(count: int, ts: int, tag: str) -> list[tuple[str, str, dict]]:
-    """Verified SIWE sign-ins, each linking a new device to a new wallet."""
-    out = []
-    for i in range(count):
-        wallet = address(0x51CE, i)
-        device = f"{tag}-dev-{i}"
-        out.append(
-            (
-                "web.events",
-                device,
-                {
-                    "type": "track",
-                    "event": "SIWE Sign In",
-                    "messageId": f"{tag}-siwe-{i}",
-                    "anonymousId": device,
-                    "timestamp": iso(ts + i),
-                    "properties": {
-                        "address": wallet,
-                        "chainId": 1,
-                        "message": "sign in",
-                        "signature": "0x00",
-                    },
-                    "context": {
-                        "c360": {"siwe": {"verified": True, "address": wallet, "chain_id": 1}}
-                    },
-                },
-            )
-        )
-    return out
 
 
 def page(device: str, n: int, ts: int, tag: str) -> tuple[str, str, dict]:
@@ -479,6 +458,10 @@ async def scaled_out(tmp: Path, persons: int, events: int, workers: int) -> floa
 async def bench(mode: str) -> dict:
     size = SIZES[mode]
     results: dict = {"mode": mode}
+    log(f"core: {size['core']:,} events of the throughput mix in process (bench/pipeline.py)")
+    core = measure(size["core"])
+    results["core_us_per_event"] = round(core.us_per_event, 1)
+    log(f"  {core.us_per_event:.1f} us of CPU per event")
     with tempfile.TemporaryDirectory(prefix="c360-bench-") as tmp_name:
         tmp = Path(tmp_name)
         settings = fresh_settings(tmp)
@@ -590,6 +573,9 @@ async def bench(mode: str) -> dict:
             results["throughput_link_heavy_eps"] / results["naive_faust_eps"], 2
         ),
     }
+    results["ratios"]["drained_over_core"] = round(
+        results["worker_cpu_us_per_event"] / results["core_us_per_event"], 2
+    )
     if size["workers"] > 1:
         scaled = results[f"throughput_{size['workers']}_workers_eps"]
         results["ratios"]["workers_over_one"] = round(scaled / results["throughput_eps"], 2)
@@ -619,6 +605,7 @@ KEYS = [
     "latency_worker_cpu",
     "latency_worker_cpu_us_per_event",
     "worker_cpu_us_per_event",
+    "core_us_per_event",
 ]
 
 
@@ -644,6 +631,7 @@ def main() -> int:
     ratios = results["ratios"]
     print(f"{'throughput / naive':<32}{ratios['throughput_over_naive']:>16}")
     print(f"{'throughput / raw':<32}{ratios['throughput_over_raw']:>16}")
+    print(f"{'drained worker / core':<32}{ratios['drained_over_core']:>16}")
     if "workers_over_one" in ratios:
         print(f"{'workers / one worker':<32}{ratios['workers_over_one']:>16}")
     print(f"\nwritten to {RESULTS / 'latest.json'} in {results['wall_seconds']}s")
