@@ -90,6 +90,12 @@ def _common(kind: str, raw: object) -> str:
     return value
 
 
+HOT_IDENTIFIERS = 8192
+"""Normalized identifiers (and addresses) cached: the active ones repeat. Not more: a
+hit in a full cache of 262,144 cost 0.83 µs, as much as normalizing again, and the
+two caches held ~90 MB (measured on 2026-11-29; a small cache's hit costs ~0.1 µs)."""
+
+
 def normalize_address(raw: object) -> str:
     """A lower-case EVM address; mixed case must carry a valid EIP-55 checksum."""
     if isinstance(raw, str):
@@ -97,7 +103,7 @@ def normalize_address(raw: object) -> str:
     raise IdentifierError("bad_address", f"{raw!r} is not an EVM address (0x + 40 hex digits)")
 
 
-@lru_cache(maxsize=262144)
+@lru_cache(maxsize=HOT_IDENTIFIERS)
 def _address(raw: str) -> str:
     if not _ADDRESS.match(raw.strip()):
         raise IdentifierError("bad_address", f"{raw!r} is not an EVM address (0x + 40 hex digits)")
@@ -139,7 +145,7 @@ def _value(kind: str, raw: object) -> str:
     )
 
 
-@lru_cache(maxsize=262144)
+@lru_cache(maxsize=HOT_IDENTIFIERS)
 def normalize(kind: str, raw: str) -> str:
     """The normalized identifier ``kind:value``; raises IdentifierError with a reason."""
     return f"{kind}:{_value(kind, raw)}"
