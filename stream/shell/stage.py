@@ -114,7 +114,7 @@ class StageRunner:
         self.decode = decode
         self._sender_factory = sender
         self._sender: BatchSender | None = None
-        self._positions: dict[str, int] = {}
+        self._positions: dict[str, int] = {}  # by input_key (topic:partition)
         self._open: dict[int, _Open] = {}  # partitions whose transaction is not committed
         self._generation = 0  # moved by forget: a group that saw it move is dropped
         self._busy = False  # handling a group (see unstick)
@@ -131,11 +131,11 @@ class StageRunner:
         return self.table.data
 
     def _position(self, partition: int, tp: str) -> int:
-        key = f"{partition}|{tp}"
-        position = self._positions.get(key)
+        """The last input offset applied on ``tp`` (its :func:`input_key`), -1: none."""
+        position = self._positions.get(tp)
         if position is None:
             position = self.store.input_offset(partition).get(tp, -1)
-            self._positions[key] = position
+            self._positions[tp] = position
         return position
 
     def forget(self) -> None:
@@ -261,7 +261,7 @@ class StageRunner:
                 self.forget()  # the same, while it was sent
                 return
             for group in applied:
-                self._positions[f"{group.partition}|{group.tp}"] = group.offset
+                self._positions[group.tp] = group.offset
             if not applied:
                 return
             self.metric_seconds.observe(time.perf_counter() - started)
