@@ -25,7 +25,9 @@ One run, one fresh deployment (own topics, group and state), in phases:
 5. latency — background load at half of ``throughput_eps`` (a population with the
    throughput phase's events per person, its new persons arriving evenly through the
    run) plus a probe event every 50 ms, each a new person; latency = probe sent → its
-   profile change written;
+   profile change written; then the same at a quarter of ``throughput_eps``
+   (full only, ``*_quarter_load``: a paced event costs more than a drained one, so
+   half load is close to what one worker can take paced, and its p99 measures a queue);
 6. single records — ``single_record_eps``: c360 fed single-event records (the next
    events of the throughput population: the same persons, the same mix);
 7. raw consume — ``raw_consume_eps``: aiokafka ``getmany`` + orjson decode of the
@@ -84,8 +86,8 @@ from tests.support.worker import BIN, WorkerProcess, another_worker, metric_tota
 
 SIZES = {
     # persons, events, scored persons, link-heavy persons and events, link sign-ins,
-    # latency seconds, single, naive, growth, workers of the scale-out phase (1: none),
-    # events of the in-process core measure
+    # latency seconds, latency at a quarter load too, single, naive, growth, workers of
+    # the scale-out phase (1: none), events of the in-process core measure
     "quick": dict(
         persons=300,
         events=30_000,
@@ -94,6 +96,7 @@ SIZES = {
         heavy_events=15_000,
         links=5000,
         latency_s=6,
+        quarter=False,
         single=3000,
         naive=3000,
         growth=0,
@@ -108,6 +111,7 @@ SIZES = {
         heavy_events=150_000,
         links=40_000,
         latency_s=30,
+        quarter=True,
         single=20_000,
         naive=20_000,
         growth=1_000_000,
@@ -118,6 +122,9 @@ SIZES = {
 RESULTS = ROOT / "bench" / "results"
 FRESH = 10_000_000
 """The first person number of the link-heavy population (disjoint from the others)."""
+PACED = 20_000_000
+"""The first person number of the latency phases' background populations (each phase
+its own range: persons new to the deployment, as the phase's doc says)."""
 
 
 class LinkShare:
@@ -206,6 +213,7 @@ async def latency(
     lookups: list[str],
     per_person: float,
     pid: int,
+    first: int = PACED,
 ) -> tuple[list[float], list[float], float, float]:
     """Under background load at ``rate`` events/s: probe latencies (event produced → its
     profile change written, ms), API lookup latencies (``GET /v1/profiles`` of
@@ -216,7 +224,9 @@ async def latency(
     lookups and the probes (50 and 20 a second, against thousands of events).
 
     The background is the throughput phase's workload: a population with the same
-    events per person (``per_person``), so that half its measured rate is half load —
+    events per person (``per_person``), its persons numbered from ``first`` (new to the
+    deployment, as the throughput phase's were), so that half its measured rate is
+    half load —
     new persons and their merges cost more than a known person's next event. Its new
     persons arrive evenly through the run (``spread``): as produced for a drain, the
     stream opens with every person's onboarding, seconds of link-heavy traffic paced
@@ -249,7 +259,7 @@ async def latency(
     now = int(time.time() * 1000)
     count = int(rate * seconds)
     persons = max(100, round(count / per_person))
-    background = Population(persons, seed=99, end=now).events(count, spread=True)
+    background = Population(persons, seed=99, end=now, first=first).events(count, spread=True)
     bg_records = batched(settings, background, batch=200)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
@@ -306,6 +316,38 @@ async def latency(
         log(f"  {len(api_retries)} lookups answered 503 (person being split or merged)")
     latencies = [(seen[d] - sent[d]) * 1000 for d in sent if d in seen]
     return latencies, api_ms, busy, cpu / count * 1e6
+
+
+def record_latency(
+    results: dict,
+    suffix: str,
+    lat: list[float],
+    api: list[float],
+    busy: float,
+    paced_us: float,
+    drained_us: float,
+) -> None:
+    """Put a latency phase's figures into ``results``, each key ending in ``suffix``."""
+    results[f"latency_worker_cpu{suffix}"] = round(busy, 3)
+    results[f"latency_worker_cpu_us_per_event{suffix}"] = round(paced_us, 1)
+    lat, api = sorted(lat), sorted(api)
+    if lat:
+        results[f"latency_ms_p50{suffix}"] = round(statistics.median(lat), 1)
+        results[f"latency_ms_p99{suffix}"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
+        results[f"latency_probes{suffix}"] = len(lat)
+    if api:
+        results[f"api_ms_p50{suffix}"] = round(statistics.median(api), 2)
+        results[f"api_ms_p99{suffix}"] = round(api[min(len(api) - 1, int(len(api) * 0.99))], 2)
+        results[f"api_requests{suffix}"] = len(api)
+    log(
+        f"  API lookups: p50 {results.get(f'api_ms_p50{suffix}')} ms, "
+        f"p99 {results.get(f'api_ms_p99{suffix}')} ms over {len(api)} requests"
+    )
+    log(
+        f"  p50 {results.get(f'latency_ms_p50{suffix}')} ms, "
+        f"p99 {results.get(f'latency_ms_p99{suffix}')} ms over {len(lat)} probes; the worker "
+        f"used {busy:.0%} of a core, {paced_us:.0f} us per event (draining: {drained_us:.0f})"
+    )
 
 
 async def raw_consume(settings: Settings) -> tuple[int, float]:
@@ -514,34 +556,17 @@ async def bench(mode: str) -> dict:
             results["link_eps"] = round(links / seconds)
             log(f"  {results['link_eps']:,} links/s")
 
-            rate = results["throughput_eps"] / 2
-            log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (half load)")
             lookups = [i for i in idents if i in assigned][:500]
             per_person = size["events"] / size["persons"]
-            lat, api, busy, paced_us = await latency(
-                settings, rate, size["latency_s"], lookups, per_person, worker.proc.pid
-            )
-            results["latency_worker_cpu"] = round(busy, 3)
-            results["latency_worker_cpu_us_per_event"] = round(paced_us, 1)
-            lat, api = sorted(lat), sorted(api)
-            if lat:
-                results["latency_ms_p50"] = round(statistics.median(lat), 1)
-                results["latency_ms_p99"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
-                results["latency_probes"] = len(lat)
-            if api:
-                results["api_ms_p50"] = round(statistics.median(api), 2)
-                results["api_ms_p99"] = round(api[min(len(api) - 1, int(len(api) * 0.99))], 2)
-                results["api_requests"] = len(api)
-            log(
-                f"  API lookups: p50 {results.get('api_ms_p50')} ms, "
-                f"p99 {results.get('api_ms_p99')} ms over {len(api)} requests"
-            )
-            log(
-                f"  p50 {results.get('latency_ms_p50')} ms, p99 {results.get('latency_ms_p99')} ms"
-                f" over {len(lat)} probes; the worker used {busy:.0%} of a core,"
-                f" {paced_us:.0f} us per event (draining: {drained_us:.0f})"
-            )
-            await wait_quiet(settings, timeout=600, settle=1.0)
+            loads = [(2, "", PACED)] + [(4, "_quarter_load", PACED + FRESH)] * size["quarter"]
+            for share, suffix, first in loads:
+                rate = results["throughput_eps"] / share
+                log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (1/{share} load)")
+                measured = await latency(
+                    settings, rate, size["latency_s"], lookups, per_person, worker.proc.pid, first
+                )
+                record_latency(results, suffix, *measured, drained_us)
+                await wait_quiet(settings, timeout=600, settle=1.0)
 
             log(f"single-event records: {size['single']:,}")
             n, seconds = await timed_run(settings, stream, batch=1)
@@ -606,6 +631,11 @@ KEYS = [
     "latency_worker_cpu_us_per_event",
     "worker_cpu_us_per_event",
     "core_us_per_event",
+    "latency_ms_p50_quarter_load",
+    "latency_ms_p99_quarter_load",
+    "api_ms_p99_quarter_load",
+    "latency_worker_cpu_quarter_load",
+    "latency_worker_cpu_us_per_event_quarter_load",
 ]
 
 
@@ -622,18 +652,21 @@ def main() -> int:
     results["wall_seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{'figure':<32}{'value':>16}")
     extra = [k for k in results if k.startswith("rss_mb_at") or k.endswith("_workers_eps")]
-    for key in KEYS + extra:
+    # a missing figure shows as None, except the phases a quick run skips
+    shown_keys = [k for k in KEYS + extra if k in results or not k.endswith("_quarter_load")]
+    width = max(len(k) for k in shown_keys) + 2
+    print(f"\n{'figure':<{width}}{'value':>16}")
+    for key in shown_keys:
         value = results.get(key)
         shown = f"{value:,}" if isinstance(value, (int, float)) else str(value)
-        print(f"{key:<32}{shown:>16}")
+        print(f"{key:<{width}}{shown:>16}")
     ratios = results["ratios"]
-    print(f"{'throughput / naive':<32}{ratios['throughput_over_naive']:>16}")
-    print(f"{'throughput / raw':<32}{ratios['throughput_over_raw']:>16}")
-    print(f"{'drained worker / core':<32}{ratios['drained_over_core']:>16}")
+    print(f"{'throughput / naive':<{width}}{ratios['throughput_over_naive']:>16}")
+    print(f"{'throughput / raw':<{width}}{ratios['throughput_over_raw']:>16}")
+    print(f"{'drained worker / core':<{width}}{ratios['drained_over_core']:>16}")
     if "workers_over_one" in ratios:
-        print(f"{'workers / one worker':<32}{ratios['workers_over_one']:>16}")
+        print(f"{'workers / one worker':<{width}}{ratios['workers_over_one']:>16}")
     print(f"\nwritten to {RESULTS / 'latest.json'} in {results['wall_seconds']}s")
     return 0
 
