@@ -558,7 +558,9 @@ async def bench(mode: str) -> dict:
 
             lookups = [i for i in idents if i in assigned][:500]
             per_person = size["events"] / size["persons"]
-            loads = [(2, "", PACED)] + [(4, "_quarter_load", PACED + FRESH)] * size["quarter"]
+            loads = [(2, "", PACED)]
+            if size["quarter"]:
+                loads.append((4, "_quarter_load", PACED + FRESH))
             for share, suffix, first in loads:
                 rate = results["throughput_eps"] / share
                 log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (1/{share} load)")
