@@ -124,7 +124,10 @@ FRESH = 10_000_000
 """The first person number of the link-heavy population (disjoint from the others)."""
 PACED = 20_000_000
 """The first person number of the latency phases' background populations (each phase
-its own range: persons new to the deployment, as the phase's doc says)."""
+its own range, FRESH wide: persons new to the deployment, as the phase's doc says)."""
+LATENCY_LOADS = ((2, "", PACED), (4, "_quarter_load", PACED + FRESH))
+"""The latency phases: (share of ``throughput_eps``, suffix of their keys, first person
+number of their background); a quick run does the first only."""
 
 
 class LinkShare:
@@ -225,9 +228,9 @@ async def latency(
 
     The background is the throughput phase's workload: a population with the same
     events per person (``per_person``), its persons numbered from ``first`` (new to the
-    deployment, as the throughput phase's were), so that half its measured rate is
-    half load —
-    new persons and their merges cost more than a known person's next event. Its new
+    deployment, as the throughput phase's were), so that a share of its measured rate
+    is that share of the load — new persons and their merges cost more than a known
+    person's next event. Its new
     persons arrive evenly through the run (``spread``): as produced for a drain, the
     stream opens with every person's onboarding, seconds of link-heavy traffic paced
     here above the link-heavy maximum."""
@@ -558,9 +561,7 @@ async def bench(mode: str) -> dict:
 
             lookups = [i for i in idents if i in assigned][:500]
             per_person = size["events"] / size["persons"]
-            loads = [(2, "", PACED)]
-            if size["quarter"]:
-                loads.append((4, "_quarter_load", PACED + FRESH))
+            loads = LATENCY_LOADS if size["quarter"] else LATENCY_LOADS[:1]
             for share, suffix, first in loads:
                 rate = results["throughput_eps"] / share
                 log(f"latency: {size['latency_s']}s at {rate:,.0f} events/s (1/{share} load)")
@@ -655,8 +656,9 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     extra = [k for k in results if k.startswith("rss_mb_at") or k.endswith("_workers_eps")]
-    # a missing figure shows as None, except the phases a quick run skips
-    shown_keys = [k for k in KEYS + extra if k in results or not k.endswith("_quarter_load")]
+    # a missing figure shows as None; the phases this size skips are left out
+    skipped = tuple(suffix for _, suffix, _ in LATENCY_LOADS[1:] if not SIZES[mode]["quarter"])
+    shown_keys = [k for k in KEYS + extra if not k.endswith(skipped)]
     width = max(len(k) for k in shown_keys) + 2
     print(f"\n{'figure':<{width}}{'value':>16}")
     for key in shown_keys:
