@@ -122,6 +122,26 @@ def measure(
             destinations += 1
         run.outputs += len(outbox) - destinations
 
+    seq = 0
+
+    def apply_group(name: str, partition: int, db: rocksdict.Rdict) -> None:
+        """One stage partition's group: up to ``group`` queued records, one commit."""
+        nonlocal seq
+        t0 = time.process_time()
+        queue = queues[(name, partition)]
+        taken, queues[(name, partition)] = queue[:group], queue[group:]
+        txn = Txn(db)
+        outbox = Outbox(settings)
+        for record in taken:
+            seq += 1
+            outbox.begin(f"{name}:{partition}", seq)
+            items = [m for _, _, ms in DECODERS[name].decode(record) for m in ms]
+            run.messages[name] += len(items)
+            process[name](txn, items, outbox)
+        flush(outbox)
+        txn.commit()
+        run.spent[name] += time.process_time() - t0
+
     try:
         with tempfile.TemporaryDirectory() as tmp:
             dbs: dict[tuple[str, int], rocksdict.Rdict] = {}
@@ -131,50 +151,40 @@ def measure(
             ingest = Ingest(rules)
             for start in range(0, len(records), group):
                 outbox = Outbox(settings)
-                for seq, (suffix, value) in enumerate(records[start : start + group], start):
-                    outbox.begin("ingest", seq)
+                for n, (suffix, value) in enumerate(records[start : start + group], start):
+                    outbox.begin("ingest", n)
                     for fact in ingest.record(suffix, value).facts:
                         outbox.internal(topics.ROUTE, fact.ident, fact)
                 flush(outbox)
             run.spent["ingest"] = time.process_time() - started
-            seq = 0
             while any(queues.values()):
                 for stage in ORDER:
-                    for (name, partition), queue in list(queues.items()):
-                        if name != stage or not queue:
-                            continue
-                        t0 = time.process_time()
-                        taken, queues[(name, partition)] = queue[:group], queue[group:]
+                    for name, partition in [k for k, q in queues.items() if k[0] == stage and q]:
                         db = dbs.get((name, partition))
                         if db is None:
                             db = dbs[(name, partition)] = open_db(
                                 f"{tmp}/{name}-{partition}", settings
                             )
-                        txn = Txn(db)
-                        outbox = Outbox(settings)
-                        for record in taken:
-                            seq += 1
-                            outbox.begin(f"{name}:{partition}", seq)
-                            items = [m for _, _, ms in DECODERS[name].decode(record) for m in ms]
-                            run.messages[name] += len(items)
-                            process[name](txn, items, outbox)
-                        flush(outbox)
-                        txn.commit()
-                        run.spent[name] += time.process_time() - t0
+                        apply_group(name, partition, db)
             run.seconds = time.process_time() - started
             if profiler:
                 profiler.disable()
-            sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-            for (name, _), db in dbs.items():
-                for key, value in db.items():
-                    kind = sizes[f"{name} {key[: key.find(b':') + 1].decode() or key.decode()}"]
-                    kind[0] += 1
-                    kind[1] += len(value)
-                db.close()
-            run.sizes = dict(sizes)
+            run.sizes = _state_sizes(dbs)
     finally:
         gc.set_threshold(*thresholds)
     return run
+
+
+def _state_sizes(dbs: dict[tuple[str, int], rocksdict.Rdict]) -> dict[str, list[int]]:
+    """[keys, bytes] by stage and key kind (``profile p:``), closing each database."""
+    sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (name, _), db in dbs.items():
+        for key, value in db.items():
+            kind = sizes[f"{name} {key[: key.find(b':') + 1].decode() or key.decode()}"]
+            kind[0] += 1
+            kind[1] += len(value)
+        db.close()
+    return dict(sizes)
 
 
 def main() -> int:

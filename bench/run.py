@@ -230,10 +230,9 @@ async def latency(
     events per person (``per_person``), its persons numbered from ``first`` (new to the
     deployment, as the throughput phase's were), so that a share of its measured rate
     is that share of the load — new persons and their merges cost more than a known
-    person's next event. Its new
-    persons arrive evenly through the run (``spread``): as produced for a drain, the
-    stream opens with every person's onboarding, seconds of link-heavy traffic paced
-    here above the link-heavy maximum."""
+    person's next event. Its new persons arrive evenly through the run (``spread``): as
+    produced for a drain, the stream opens with every person's onboarding, seconds of
+    link-heavy traffic paced here above the link-heavy maximum."""
     name = topics.PROFILE_CHANGES.name(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
@@ -333,15 +332,16 @@ def record_latency(
     """Put a latency phase's figures into ``results``, each key ending in ``suffix``."""
     results[f"latency_worker_cpu{suffix}"] = round(busy, 3)
     results[f"latency_worker_cpu_us_per_event{suffix}"] = round(paced_us, 1)
-    lat, api = sorted(lat), sorted(api)
-    if lat:
-        results[f"latency_ms_p50{suffix}"] = round(statistics.median(lat), 1)
-        results[f"latency_ms_p99{suffix}"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1)
-        results[f"latency_probes{suffix}"] = len(lat)
-    if api:
-        results[f"api_ms_p50{suffix}"] = round(statistics.median(api), 2)
-        results[f"api_ms_p99{suffix}"] = round(api[min(len(api) - 1, int(len(api) * 0.99))], 2)
-        results[f"api_requests{suffix}"] = len(api)
+    for name, count, values, digits in (
+        ("latency_ms", "latency_probes", lat, 1),
+        ("api_ms", "api_requests", api, 2),
+    ):
+        if values:
+            ordered = sorted(values)
+            results[f"{name}_p50{suffix}"] = round(statistics.median(ordered), digits)
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            results[f"{name}_p99{suffix}"] = round(p99, digits)
+            results[f"{count}{suffix}"] = len(ordered)
     log(
         f"  API lookups: p50 {results.get(f'api_ms_p50{suffix}')} ms, "
         f"p99 {results.get(f'api_ms_p99{suffix}')} ms over {len(api)} requests"
