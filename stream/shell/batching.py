@@ -16,6 +16,13 @@ An agent that keeps work open between groups (a stage's uncommitted state) passe
 ``idle``: the seconds until that work is due (None: none). When that much time passes
 with nothing arriving, it gets an empty group, so it can finish the work.
 
+Waiting costs no task. mode's ``Service.wait`` (what take_events waits with) makes
+three tasks and an ``asyncio.wait`` per call, twice per group: after a 300k drain, paced
+at 4,000 events/s, a worker spent 191 µs of CPU per event with it and 169-172 without
+(two alternated pairs); 20 single-event records a second cost 4.2-4.8 ms of event-loop
+CPU per record with it, 3.5-4.0 without. Here the generator sleeps on one future that
+the first record, a full buffer, a timer, or the stream's stop or crash resolves.
+
 Everything else is faust's take_events: a passive processor fills the buffer, acks
 are manual and only after the group was handled, the buffer never holds more than
 ``max_`` events, and the generator restores the stream when it ends. One difference:
@@ -59,14 +66,16 @@ async def _take_groups(
 ) -> AsyncIterator[list[Any]]:
     buffer: list[Any] = []
     size = 0  # bytes of the buffered values
-    arrived = asyncio.Event()  # the buffer holds something
-    full = asyncio.Event()
-    consumed = asyncio.Event()
-    consuming: asyncio.Future | None = None
+    full = False
+    want_full = False  # the generator waits for a full buffer, not for a first record
+    waiting: asyncio.Future | None = None  # what the generator sleeps on
+    consuming: asyncio.Future | None = None  # a group is being handled
+    consumed: asyncio.Future | None = None  # a full buffer waits for its group's end
+    loop = stream.loop
     channel_it = aiter(stream.channel)
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal consuming, size
+        nonlocal consuming, consumed, size, full
         if consuming is not None:  # a group is being handled: wait for it
             try:
                 await consuming
@@ -77,30 +86,43 @@ async def _take_groups(
             raise RuntimeError("take_groups: the stream has no current event")
         buffer.append(event)
         size += len(event.message.value or b"")
-        arrived.set()
         if len(buffer) >= max_ or (max_bytes is not None and size >= max_bytes):
-            full.set()
-            consumed.clear()
-            await stream.wait(consumed)  # never more than max_ in the buffer
+            full = True
+            _resolve(waiting)
+            consumed = loop.create_future()
+            await _sleep(stream, consumed, None)  # never more than max_ in the buffer
+        elif not want_full:
+            _resolve(waiting)  # the first record of a group
         return value
+
+    async def until(timeout: float | None) -> None:
+        nonlocal waiting
+        waiting = loop.create_future()
+        try:
+            await _sleep(stream, waiting, timeout)
+        finally:
+            waiting = None
 
     acks = stream.enable_acks
     stream.enable_acks = False  # events are acked after their group was handled
     stream.add_processor(add_to_buffer)
     stream._enable_passive(channel_it)
     try:
-        while not stream.should_stop:
+        while not (stream.should_stop or stream._crashed.is_set()):
             due = idle() if idle is not None else None
-            await stream.wait_for_stopped(arrived, timeout=due)
-            if not arrived.is_set():
+            if not buffer:
+                await until(due)
+            if not buffer:
                 if due is not None and not stream.should_stop:
                     yield []  # nothing came: the agent's open work is due
                 continue
-            if not full.is_set():
-                await stream.wait_for_stopped(full, timeout=within)
-            if not buffer:
-                continue
-            consuming = stream.loop.create_future()
+            if not full:
+                want_full = True
+                try:
+                    await until(within)
+                finally:
+                    want_full = False
+            consuming = loop.create_future()
             group = list(buffer)
             handled = False
             try:
@@ -109,15 +131,40 @@ async def _take_groups(
             finally:
                 buffer.clear()
                 size = 0
-                arrived.clear()
-                full.clear()
+                full = False
                 if handled:
                     # never ack a group whose handling was cut short (the agent was
                     # cancelled at a stop or a rebalance): faust would commit past it
                     for event in group:
                         await stream.ack(event)
                 notify(consuming)
-                consumed.set()
+                _resolve(consumed)
     finally:
         stream.enable_acks = acks
         stream._processors.remove(add_to_buffer)
+
+
+def _resolve(future: asyncio.Future | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+async def _sleep(stream: Any, future: asyncio.Future, timeout: float | None) -> None:
+    """Wait for ``future``, at most ``timeout`` seconds, or until the stream stops or
+    crashes. mode's ``Service.wait`` makes three tasks and an ``asyncio.wait`` for
+    every call, twice per group; here the future is added to the waiters of the
+    stream's stop and crash events (mode's ``Event`` resolves every future there when
+    it is set) and a timer resolves it."""
+    timer = None if timeout is None else stream.loop.call_later(timeout, _resolve, future)
+    signals = (stream._stopped, stream._crashed)
+    for signal in signals:
+        if signal.is_set():
+            _resolve(future)
+        signal._waiters.append(future)
+    try:
+        await future
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for signal in signals:
+            signal._waiters.remove(future)

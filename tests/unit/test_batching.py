@@ -1,13 +1,17 @@
 """take_groups acks a group only once its agent handled it (stream/shell/batching.py).
 
-The stream is a stand-in with the few members take_groups uses; events are delivered
-as faust's passive drainer does (set the current event, run the processors)."""
+The stream is a stand-in with the few members take_groups uses (its stop and crash
+events are mode's, as a faust stream's are); events are delivered as faust's passive
+drainer does (set the current event, run the processors)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from types import SimpleNamespace
+
+import pytest
+from mode.utils.locks import Event
 
 from stream.shell.batching import take_groups
 
@@ -17,7 +21,8 @@ class Stream:
         self.channel = self
         self.current_event = None
         self.enable_acks = True
-        self.should_stop = False
+        self._stopped = Event()
+        self._crashed = Event()
         self.loop = asyncio.get_running_loop()
         self.acked: list[int] = []
         self._processors: list = []
@@ -35,12 +40,9 @@ class Stream:
     def _enable_passive(self, channel_it) -> None:
         pass
 
-    async def wait_for_stopped(self, event: asyncio.Event, timeout: float | None = None) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
-
-    async def wait(self, event: asyncio.Event) -> None:
-        await event.wait()
+    @property
+    def should_stop(self) -> bool:
+        return self._stopped.is_set()
 
     async def ack(self, event) -> None:
         self.acked.append(event.value)
@@ -141,3 +143,57 @@ def test_an_agent_with_work_due_gets_an_empty_group_when_nothing_comes():
         return groups_seen
 
     assert asyncio.run(scenario()) == [[1], [], [2], []]
+
+
+@pytest.mark.parametrize("signal", ["_stopped", "_crashed"])
+def test_a_stop_or_a_crash_ends_a_waiting_generator(signal):
+    async def scenario():
+        stream = Stream()
+        groups_seen: list[list[int]] = []
+
+        async def agent():
+            async for group in take_groups(stream, 10, 60.0):  # a linger it never sees out
+                groups_seen.append([e.value for e in group])
+
+        task = asyncio.ensure_future(agent())
+        await _until(lambda: stream._processors)
+        await stream.deliver(1)
+        await asyncio.sleep(0.02)
+        assert groups_seen == []  # lingering for more
+        getattr(stream, signal).set()  # it hands over what it holds, then ends
+        await asyncio.wait_for(task, 5)
+        assert not stream._stopped._waiters and not stream._crashed._waiters
+        return groups_seen
+
+    assert asyncio.run(scenario()) == [[1]]
+
+
+def test_a_full_buffer_ends_the_linger_and_holds_the_next_record_back():
+    async def scenario():
+        stream = Stream()
+        groups_seen: list[list[int]] = []
+        release = asyncio.Event()
+
+        async def agent():
+            async for group in take_groups(stream, 2, 60.0):
+                groups_seen.append([e.value for e in group])
+                await release.wait()
+
+        task = asyncio.ensure_future(agent())
+        await _until(lambda: stream._processors)
+        await stream.deliver(1)
+        full = asyncio.ensure_future(stream.deliver(2))  # the second fills the buffer
+        await _until(lambda: groups_seen == [[1, 2]])
+        assert not full.done()  # held until its group was handled
+        third = asyncio.ensure_future(stream.deliver(3))
+        await asyncio.sleep(0.02)
+        assert stream.acked == []
+        release.set()
+        await asyncio.wait_for(asyncio.gather(full, third), 5)
+        await _until(lambda: stream.acked == [1, 2])
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return groups_seen
+
+    assert asyncio.run(scenario()) == [[1, 2]]
