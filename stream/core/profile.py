@@ -38,7 +38,7 @@ batch publishes (never by a scan), in the same transaction as the rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -99,6 +99,14 @@ class ProfileStage:
 
     # --- entry ---
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
+        for _ in self.steps(state, messages, emit):
+            pass
+
+    def steps(self, state: State, messages: list[Any], emit: Emit) -> Iterator[None]:
+        """``process``, a step at a time: it yields after every message and every person
+        it publishes, so that a caller can serve others between two steps (one record
+        can hold tens of milliseconds of work). What it computes is the same however
+        the caller spaces the steps."""
         touched: dict[str, _Touched] = {}
         ctx = self.agg.context(state)
         for message in messages:
@@ -119,9 +127,11 @@ class ProfileStage:
                 self.refresh(state, message, touched, emit)
             elif kind is Tick:
                 self.tick(state, message, touched, ctx, emit)
+            yield
         self._counts = None
         for person, t in touched.items():
             self.publish(state, person, t, ctx, emit)
+            yield
         if self._counts is not None:
             state.put(COUNTS, self._counts)
             self._counts = None

@@ -70,7 +70,7 @@ def register(c360: C360) -> None:
     c360.aggregator = aggregator
     profile = ProfileStage(aggregator)
     c360.stages["profile"] = stage(
-        c360, "profile", topics.PROFILE, profile.process, observe.profile_hook(profile)
+        c360, "profile", topics.PROFILE, profile.steps, observe.profile_hook(profile)
     )
     c360.stages["channel"] = stage(c360, "channel", topics.CHANNEL, ChannelStage().process)
     register_ticker(c360)

@@ -15,7 +15,10 @@ partition in the group:
 3. runs the core stage over a :class:`~stream.shell.store.Txn` of the partition,
    once per input record, collecting messages in the group's
    :class:`~stream.shell.outbox.Outbox` (each input record's messages tagged with
-   this stage, its partition and its offset: a segment);
+   this stage, its partition and its offset: a segment). Every ``YIELD_AFTER`` of
+   work it hands the event loop to the API and the other agents: between records,
+   and between the steps of a stage whose process is a generator (the profile
+   stage's ``steps``: one record can hold tens of milliseconds of work);
 4. once every partition of the group is applied: sends the messages of all of them
    — one record per destination partition for the whole group, holding a segment
    per source partition and input record, so a group spanning four partitions sends
@@ -52,7 +55,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
@@ -81,6 +84,23 @@ YIELD_AFTER = 0.002
 same CPU and event latency."""
 
 
+class Pacer:
+    """Lets the event loop serve others (API lookups, other agents) once ``YIELD_AFTER``
+    of work has passed since it last did: ``if pace.due(): await pace.rest()``."""
+
+    __slots__ = ("since",)
+
+    def __init__(self) -> None:
+        self.since = time.perf_counter()
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.since > YIELD_AFTER
+
+    async def rest(self) -> None:
+        await asyncio.sleep(0)
+        self.since = time.perf_counter()
+
+
 def fatal(what: str, exc: BaseException) -> None:
     """Stop the process now: committing past lost work would lose events."""
     log.critical("%s failed: %r; stopping the worker so no offset is committed past it", what, exc)
@@ -97,7 +117,7 @@ class StageRunner:
         name: str,
         settings: Settings,
         table: Any,
-        process: Callable[[Any, list[Any], Outbox], None],
+        process: Callable[[Any, list[Any], Outbox], Iterator[None] | None],
         decode: Callable[[bytes], list[Any]],
         sender: Callable[[], BatchSender],
         observe: Callable[[], None] | None = None,
@@ -294,7 +314,7 @@ class StageRunner:
         txn = open_.txn if open_ is not None else self.store.txn(partition)
         source = f"{self.name}:{partition}"
         last = None
-        yielded = time.perf_counter()
+        pace = Pacer()
         # From the first record not stored, even with no state stored yet: the group's
         # committed offset is no start (it can be past state that was open, see realign).
         expected = position + 1
@@ -317,12 +337,13 @@ class StageRunner:
             expected = message.offset + 1
             last = message.offset
             outbox.begin(source, message.offset)
-            self.process(txn, self._fresh(txn, message, outbox), outbox)
+            steps = self.process(txn, self._fresh(txn, message, outbox), outbox)
+            for _ in steps or ():  # a stage that works in steps: a record can be long too
+                if pace.due():
+                    await pace.rest()
             self.metric_records.inc()
-            if time.perf_counter() - yielded > YIELD_AFTER:
-                # a group can hold seconds of work: let the API and the other agents in
-                await asyncio.sleep(0)
-                yielded = time.perf_counter()
+            if pace.due():  # a group can hold seconds of work: let the API and others in
+                await pace.rest()
         if last is None:
             return None
         return Applied(partition, tp, last, txn, records[0].timestamp or 0.0)
@@ -385,12 +406,21 @@ class StageRunner:
         for partition, _ in due:
             del self._open[partition]
         sent = await outbox.send(sender)
+        encoded = []  # a commit of 0.2 s of paced input encodes for a few ms
+        pace = Pacer()
+        for partition, open_ in due:
+            changes = []
+            for change in open_.txn.encoded():
+                changes.append(change)
+                if pace.due():
+                    await pace.rest()
+            encoded.append((partition, open_, changes))
         if due and not self._current(generation):
             return False
         changelog = self.table.changelog_topic.get_topic_name()
         waits = []
-        for partition, open_ in due:
-            commit = store.prepare(open_.txn, {open_.tp: open_.offset})
+        for partition, open_, changes in encoded:
+            commit = store.prepare(changes, {open_.tp: open_.offset})
             logged = await sender.send(changelog, partition, commit.records)
             waits.append((partition, logged, commit))
         for s in sent:

@@ -129,7 +129,12 @@ class Txn:
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The batch's changes, encoded: (key, value or None for a delete)."""
-        return [(k.encode(), None if v is _DELETED else _encode(v)) for k, v in self.writes.items()]
+        return list(self.encoded())
+
+    def encoded(self) -> Iterator[tuple[bytes, bytes | None]]:
+        """The batch's changes, encoded one at a time (a caller may pause between)."""
+        for k, v in self.writes.items():
+            yield k.encode(), None if v is _DELETED else _encode(v)
 
     def commit(self) -> None:
         """Write the changes to the database alone, as the worker does but with no
@@ -254,9 +259,9 @@ class BatchStore(_Tuned):
         return {} if raw is None else _decode(raw)
 
     @staticmethod
-    def prepare(txn: Txn, positions: dict[str, int]) -> Commit:
-        """A commit of ``txn`` at these input positions, encoded once."""
-        changes = txn.changes()
+    def prepare(changes: list[tuple[bytes, bytes | None]], positions: dict[str, int]) -> Commit:
+        """A commit of a transaction's encoded ``changes`` (``Txn.encoded``) at these
+        input positions."""
         marker = _encode(positions)
         records = [(key, value, None) for key, value in changes]
         records.append((MARKER, marker, None))

@@ -71,3 +71,25 @@ def test_a_tick_fires_at_most_tick_max_timers_per_message_and_goes_on_with_a_cur
     assert views(state) == views(whole)
     assert {v["lifecycle"] for v in views(state).values()} == {"churned"}
     assert {v["volume_usd"] for v in views(state).values()} == {2.0}
+
+
+def test_steps_pause_between_messages_and_between_published_persons():
+    """The worker runs a record a step at a time (it serves lookups between steps); what
+    it computes is process's, however the steps are spaced."""
+    prices = {USDC: [1.0, 6, "USDC"]}
+    by_process = ProfileStage(Aggregator(DEFAULT, prices=prices)), MemoryState()
+    by_steps = ProfileStage(Aggregator(DEFAULT, prices=prices)), MemoryState()
+    events = [
+        Event(f"p{i}", 0, Fact(f"e{i}", f"wallet:0x{i:040x}", "page", T0 + i, "web.events"))
+        for i in range(5)
+    ]
+    out_process, out_steps = Collected(), Collected()
+    by_process[0].process(by_process[1], events, out_process)
+    pauses = sum(1 for _ in by_steps[0].steps(by_steps[1], events, out_steps))
+    assert pauses == len(events) + 5  # one after each message and each person published
+    by_process[1].commit()
+    by_steps[1].commit()
+    stored = dict(by_process[1].scan("", "\U0010ffff"))
+    assert stored and dict(by_steps[1].scan("", "\U0010ffff")) == stored
+    assert out_steps.of(topics.PROFILE_CHANGES) == out_process.of(topics.PROFILE_CHANGES)
+    assert len(out_steps.of(topics.PROFILE_CHANGES)) == 5

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -339,3 +340,44 @@ def test_a_group_cut_short_by_a_stop_keeps_nothing_and_does_not_stop_the_process
     clock.now += 0.3
     asyncio.run(r.handle([]))
     assert stored(store, 0) == (2, {"in:0": 1})
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_stage_working_in_steps_lets_others_in_within_a_record(tmp_path, clock):
+    r, store, _, _ = runner(tmp_path, 0)
+    others_ran: list[bool] = []
+
+    def steps(txn, items, outbox):
+        other = asyncio.Event()
+        asyncio.get_running_loop().call_soon(other.set)  # runs once the runner yields
+        _busy(stage_mod.YIELD_AFTER * 2)
+        yield
+        others_ran.append(other.is_set())
+        txn.put("count", 1)
+        yield
+
+    r.process = steps
+    asyncio.run(r.handle([message(0)]))
+    assert others_ran == [True]  # between two steps of one record
+    assert stored(store, 0) == (1, {"in:0": 0})
+
+
+def test_a_rebalance_while_a_commit_encodes_sends_no_changelog(tmp_path, clock, monkeypatch):
+    monkeypatch.setattr(stage_mod, "YIELD_AFTER", -1.0)  # rest after every change encoded
+    r, store, sender, _ = runner(tmp_path, 0)
+    send = sender.send
+
+    async def send_then_rebalance(topic, partition, records):
+        if topic != "changelog":
+            asyncio.get_running_loop().call_soon(r.forget)  # comes at the next rest
+        return await send(topic, partition, records)
+
+    sender.send = send_then_rebalance
+    asyncio.run(r.handle([message(0)]))
+    assert not [e for e in sender.log if e[0] == "send" and e[1] == "changelog"]
+    assert stored(store, 0) == (None, {})  # its input is redone from the stored offset
