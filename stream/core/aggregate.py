@@ -224,7 +224,7 @@ class Aggregator:
     ) -> None:
         self.rules = rules or Rules()
         self.retract_window = self.rules.retract_window_hours * HOUR
-        self.horizon = 0  # partition clock - retract window; set per batch (see set_clock)
+        self.horizon = 0  # partition clock - retract window; set per batch (see context)
         self.lifecycle: Lifecycle = self.rules.lifecycle
         self.tiers: list[VipTier] = list(self.rules.vip)
         self.prices: Mapping[str, Any] = prices if prices is not None else {}

@@ -104,9 +104,11 @@ class ProfileStage:
 
     def steps(self, state: State, messages: list[Any], emit: Emit) -> Iterator[None]:
         """``process``, a step at a time: it yields after every message and every person
-        it publishes, so that a caller can serve others between two steps (one record
-        can hold tens of milliseconds of work). What it computes is the same however
-        the caller spaces the steps."""
+        it touched (published or not), so that a caller can serve others between two
+        steps (one record can hold tens of milliseconds of work). What it computes is
+        the same however the caller spaces the steps, as long as one caller drives one
+        generator of a stage at a time (the stage keeps per-call state: ``_counts``,
+        its aggregator's horizon; a worker runs each stage with concurrency 1)."""
         touched: dict[str, _Touched] = {}
         ctx = self.agg.context(state)
         for message in messages:

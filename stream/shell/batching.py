@@ -108,7 +108,7 @@ async def _take_groups(
     stream.add_processor(add_to_buffer)
     stream._enable_passive(channel_it)
     try:
-        while not (stream.should_stop or stream._crashed.is_set()):
+        while not stream.should_stop:  # mode's: stopped or crashed
             due = idle() if idle is not None else None
             if not buffer:
                 await until(due)

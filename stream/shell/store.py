@@ -2,8 +2,9 @@
 
 faust writes a table key by key: a RocksDB put and a changelog send (with its
 future and log record) per write, ~130 µs each. Here a stage works on a
-:class:`Txn` (the core's ``State``) over one partition database, and
-:meth:`BatchStore.commit` applies the whole batch at once:
+:class:`Txn` (the core's ``State``) over one partition database, and its commit
+(:meth:`BatchStore.prepare`, then :meth:`BatchStore.apply_local`, driven by
+:class:`~stream.shell.stage.StageRunner`) applies the whole batch at once:
 
 1. every changed key becomes one changelog record, plus a **marker** record that
    carries the input offset; all are appended to one aiokafka ``BatchBuilder``

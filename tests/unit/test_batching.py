@@ -41,8 +41,8 @@ class Stream:
         pass
 
     @property
-    def should_stop(self) -> bool:
-        return self._stopped.is_set()
+    def should_stop(self) -> bool:  # as mode's Service has it
+        return self._stopped.is_set() or self._crashed.is_set()
 
     async def ack(self, event) -> None:
         self.acked.append(event.value)

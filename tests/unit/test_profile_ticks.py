@@ -86,7 +86,7 @@ def test_steps_pause_between_messages_and_between_published_persons():
     out_process, out_steps = Collected(), Collected()
     by_process[0].process(by_process[1], events, out_process)
     pauses = sum(1 for _ in by_steps[0].steps(by_steps[1], events, out_steps))
-    assert pauses == len(events) + 5  # one after each message and each person published
+    assert pauses == len(events) + 5  # one after each message and each person touched
     by_process[1].commit()
     by_steps[1].commit()
     stored = dict(by_process[1].scan("", "\U0010ffff"))
