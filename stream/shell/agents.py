@@ -8,7 +8,6 @@ stage. A leader timer sends ticks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,7 +32,7 @@ from stream.shell.stage import (
     GROUP_MAX,
     GROUP_MAX_BYTES,
     GROUP_WAIT,
-    YIELD_AFTER,
+    Pacer,
     StageRunner,
     fatal,
 )
@@ -208,11 +207,10 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
                     continue
                 sender = sender or sender_of(c360)
                 outbox = Outbox(settings)
-                yielded = time.perf_counter()
+                pace = Pacer(settings.yield_after)
                 for event in events:
-                    if time.perf_counter() - yielded > YIELD_AFTER:
-                        await asyncio.sleep(0)  # let the API and the other agents in
-                        yielded = time.perf_counter()
+                    if pace.due():  # let the API and the other agents in
+                        await pace.rest()
                     msg = event.message
                     suffix = suffix_of[msg.topic]
                     out = ingest.record(suffix, msg.value)

@@ -15,7 +15,7 @@ partition in the group:
 3. runs the core stage over a :class:`~stream.shell.store.Txn` of the partition,
    once per input record, collecting messages in the group's
    :class:`~stream.shell.outbox.Outbox` (each input record's messages tagged with
-   this stage, its partition and its offset: a segment). Every ``YIELD_AFTER`` of
+   this stage, its partition and its offset: a segment). Every ``C360_YIELD_AFTER`` of
    work it hands the event loop to the API and the other agents: between records,
    and between the steps of a stage whose process is a generator (the profile
    stage's ``steps``: one record can hold tens of milliseconds of work);
@@ -78,23 +78,21 @@ GROUP_WAIT = 0.005
 OPEN_MAX_WRITES = 50_000
 """A partition's open transaction is committed once it holds this many changes (its
 memory, and the size of its changelog send)."""
-YIELD_AFTER = 0.002
-"""Seconds of work after which a stage lets the event loop serve others (API lookups).
-2 ms instead of 5 took the API's p99 from 28-33 to 19-21 ms at 1,400 events/s, with the
-same CPU and event latency."""
 
 
 class Pacer:
-    """Lets the event loop serve others (API lookups, other agents) once ``YIELD_AFTER``
-    of work has passed since it last did: ``if pace.due(): await pace.rest()``."""
+    """Lets the event loop serve others (API lookups, other agents) once ``after``
+    seconds of work (``C360_YIELD_AFTER``) have passed since it last did:
+    ``if pace.due(): await pace.rest()``."""
 
-    __slots__ = ("since",)
+    __slots__ = ("after", "since")
 
-    def __init__(self) -> None:
+    def __init__(self, after: float) -> None:
+        self.after = after
         self.since = time.perf_counter()
 
     def due(self) -> bool:
-        return time.perf_counter() - self.since > YIELD_AFTER
+        return time.perf_counter() - self.since > self.after
 
     async def rest(self) -> None:
         await asyncio.sleep(0)
@@ -139,6 +137,7 @@ class StageRunner:
         self._generation = 0  # moved by forget: a group that saw it move is dropped
         self._busy = False  # handling a group (see unstick)
         self.commit_interval = settings.state_commit_interval
+        self.yield_after = settings.yield_after
         self.metric_records = METRICS.stage_records.labels(name)
         self.metric_skipped = METRICS.stage_replays_skipped.labels(name)
         self.metric_seconds = METRICS.stage_seconds.labels(name)
@@ -314,7 +313,7 @@ class StageRunner:
         txn = open_.txn if open_ is not None else self.store.txn(partition)
         source = f"{self.name}:{partition}"
         last = None
-        pace = Pacer()
+        pace = Pacer(self.yield_after)
         # From the first record not stored, even with no state stored yet: the group's
         # committed offset is no start (it can be past state that was open, see realign).
         expected = position + 1
@@ -407,7 +406,7 @@ class StageRunner:
             del self._open[partition]
         sent = await outbox.send(sender)
         encoded = []  # a commit of 0.2 s of paced input encodes for a few ms
-        pace = Pacer()
+        pace = Pacer(self.yield_after)
         for partition, open_ in due:
             changes = []
             for change in open_.txn.encoded():

@@ -355,7 +355,7 @@ def test_a_stage_working_in_steps_lets_others_in_within_a_record(tmp_path, clock
     def steps(txn, items, outbox):
         other = asyncio.Event()
         asyncio.get_running_loop().call_soon(other.set)  # runs once the runner yields
-        _busy(stage_mod.YIELD_AFTER * 2)
+        _busy(r.yield_after * 2)
         yield
         others_ran.append(other.is_set())
         txn.put("count", 1)
@@ -367,9 +367,9 @@ def test_a_stage_working_in_steps_lets_others_in_within_a_record(tmp_path, clock
     assert stored(store, 0) == (1, {"in:0": 0})
 
 
-def test_a_rebalance_while_a_commit_encodes_sends_no_changelog(tmp_path, clock, monkeypatch):
-    monkeypatch.setattr(stage_mod, "YIELD_AFTER", -1.0)  # rest after every change encoded
+def test_a_rebalance_while_a_commit_encodes_sends_no_changelog(tmp_path, clock):
     r, store, sender, _ = runner(tmp_path, 0)
+    r.yield_after = -1.0  # rest after every change encoded
     send = sender.send
 
     async def send_then_rebalance(topic, partition, records):
