@@ -543,6 +543,10 @@ async def bench(mode: str) -> dict:
                 f"  precision {q['precision']:.4f} recall {q['recall']:.4f} "
                 f"({q['identifiers_scored']:,} identifiers of {size['scored']:,} persons)"
             )
+            for kind in ("split", "merged"):  # where to look when a run is below 1.0
+                if q[kind]:
+                    results["quality"][kind] = q[kind]
+                    log(f"  {kind} (true person -> found, or found -> true): {q[kind]}")
 
             heavy = Population(size["heavy_persons"], seed=13, end=now, first=FRESH)
             log(

@@ -526,6 +526,9 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
     A pair of identifiers is positive when the truth puts both in one person;
     identifiers the truth shares between persons (the kiosk, exchange wallets) are
     left out of the pairs and reported apart. ``assigned``: identifier -> c360 person.
+    ``split`` and ``merged`` name the first few mistakes (a true person found as
+    several, a found person holding several true ones: their identifiers by person),
+    so that a run below 1.0 says where to look.
     """
     shared = set(truth["shared"])
     owner = {i: p for i, p in truth["owner"].items() if i not in shared and i in assigned}
@@ -551,6 +554,10 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
         for ident in shared
         if ident in assigned and sum(1 for v in assigned.values() if v == assigned[ident]) == 1
     )
+    split = [
+        _by(members, assigned) for members in by_truth.values() if len(_by(members, assigned)) > 1
+    ]
+    merged = [_by(members, owner) for members in by_c360.values() if len(_by(members, owner)) > 1]
     return {
         "precision": 1.0 if found_pairs == 0 else correct / found_pairs,
         "recall": 1.0 if true_pairs == 0 else correct / true_pairs,
@@ -562,4 +569,18 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
         "persons_true": len(by_truth),
         "persons_found": len(by_c360),
         "log2_persons_ratio": round(math.log2(max(1, len(by_c360)) / max(1, len(by_truth))), 3),
+        "split": split[:MISTAKES_SHOWN],
+        "merged": merged[:MISTAKES_SHOWN],
     }
+
+
+MISTAKES_SHOWN = 5
+"""Mistakes of each kind a score names (all of them are counted in the pairs)."""
+
+
+def _by(identifiers: list[str], person_of: dict[str, Any]) -> dict[str, list[str]]:
+    """The identifiers grouped by the person ``person_of`` gives them (as strings)."""
+    out: dict[str, list[str]] = {}
+    for ident in sorted(identifiers):
+        out.setdefault(str(person_of[ident]), []).append(ident)
+    return out

@@ -171,6 +171,12 @@ def test_a_false_merge_costs_precision_and_a_split_costs_recall():
     q = score(TRUTH, split)
     assert q["precision"] == 1.0
     assert q["recall"] == pytest.approx(3 / 5)
+    c = sorted(i for i, o in TRUTH["owner"].items() if o == 3 and i != "c3")
+    assert q["split"] == [{"c3": ["c3"], "p3": c}] and q["merged"] == []
+    q = score(TRUTH, merged)
+    assert q["split"] == []
+    a_b = sorted(i for i, o in TRUTH["owner"].items() if o in (1, 2))
+    assert q["merged"] == [{str(o): [i for i in a_b if TRUTH["owner"][i] == o] for o in (1, 2)}]
 
 
 def test_shared_identifiers_are_left_out_of_the_pairs_and_reported_apart():
