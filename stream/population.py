@@ -554,10 +554,8 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
         for ident in shared
         if ident in assigned and sum(1 for v in assigned.values() if v == assigned[ident]) == 1
     )
-    split = [
-        _by(members, assigned) for members in by_truth.values() if len(_by(members, assigned)) > 1
-    ]
-    merged = [_by(members, owner) for members in by_c360.values() if len(_by(members, owner)) > 1]
+    split = [g for g in (_by(m, assigned) for m in by_truth.values()) if len(g) > 1]
+    merged = [g for g in (_by(m, owner) for m in by_c360.values()) if len(g) > 1]
     return {
         "precision": 1.0 if found_pairs == 0 else correct / found_pairs,
         "recall": 1.0 if true_pairs == 0 else correct / true_pairs,

@@ -79,6 +79,9 @@ OPEN_MAX_WRITES = 50_000
 """A partition's open transaction is committed once it holds this many changes (its
 memory, and the size of its changelog send)."""
 
+_ONE_STEP = (None,)
+"""What a stage whose process returns nothing counts as: a record in one step."""
+
 
 class Pacer:
     """Lets the event loop serve others (API lookups, other agents) once ``after``
@@ -337,12 +340,12 @@ class StageRunner:
             last = message.offset
             outbox.begin(source, message.offset)
             steps = self.process(txn, self._fresh(txn, message, outbox), outbox)
-            for _ in steps or ():  # a stage that works in steps: a record can be long too
+            # a group can hold seconds of work, and a stage that works in steps (its
+            # process a generator) one record tens of ms: let the API and others in
+            for _ in steps or _ONE_STEP:
                 if pace.due():
                     await pace.rest()
             self.metric_records.inc()
-            if pace.due():  # a group can hold seconds of work: let the API and others in
-                await pace.rest()
         if last is None:
             return None
         return Applied(partition, tp, last, txn, records[0].timestamp or 0.0)

@@ -130,7 +130,7 @@ class Txn:
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The batch's changes, encoded: (key, value or None for a delete)."""
-        return [(k.encode(), None if v is _DELETED else _encode(v)) for k, v in self.writes.items()]
+        return list(self.encoded())
 
     def encoded(self) -> Iterator[tuple[bytes, bytes | None]]:
         """The batch's changes, encoded one at a time (a caller may pause between)."""

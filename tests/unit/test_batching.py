@@ -59,6 +59,19 @@ async def _until(condition, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.001)
 
 
+async def _started(stream: Stream, agent) -> asyncio.Task:
+    """The agent running, its take_groups registered with the stream."""
+    task = asyncio.ensure_future(agent)
+    await _until(lambda: stream._processors)
+    return task
+
+
+async def _cancelled(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def test_a_group_is_acked_once_the_agent_asks_for_the_next_one():
     async def scenario():
         stream = Stream()
@@ -72,8 +85,7 @@ def test_a_group_is_acked_once_the_agent_asks_for_the_next_one():
                 if len(handled) == 2:
                     done.set()
 
-        task = asyncio.ensure_future(agent())
-        await _until(lambda: stream._processors)
+        task = await _started(stream, agent())
         for value in (1, 2):
             await stream.deliver(value)
         await _until(lambda: len(handled) == 1)
@@ -101,16 +113,13 @@ def test_a_group_whose_handling_was_cut_short_is_never_acked():
             finally:
                 await groups.aclose()  # as faust closes the stream's generators
 
-        task = asyncio.ensure_future(agent())
-        await _until(lambda: stream._processors)
+        task = await _started(stream, agent())
         for value in (1, 2):
             await stream.deliver(value)
         await _until(lambda: stream.acked == [1, 2])  # handled, then acked
         await stream.deliver(3)
         await asyncio.wait_for(handling.wait(), 5)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
         return stream.acked
 
     assert asyncio.run(scenario()) == [1, 2]
@@ -127,8 +136,7 @@ def test_an_agent_with_work_due_gets_an_empty_group_when_nothing_comes():
                 groups_seen.append([e.value for e in group])
                 due[0] = 0.02 if group else None  # open work after a group, none after []
 
-        task = asyncio.ensure_future(agent())
-        await _until(lambda: stream._processors)
+        task = await _started(stream, agent())
         await asyncio.sleep(0.05)
         assert groups_seen == []  # nothing due: it waits for records only
         await stream.deliver(1)
@@ -137,9 +145,7 @@ def test_an_agent_with_work_due_gets_an_empty_group_when_nothing_comes():
         await _until(lambda: groups_seen == [[1], [], [2], []])
         await _until(lambda: stream.acked == [1, 2])  # [] acks nothing
         await asyncio.sleep(0.05)  # and once the work is done, no more of them
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
         return groups_seen
 
     assert asyncio.run(scenario()) == [[1], [], [2], []]
@@ -155,8 +161,7 @@ def test_a_stop_or_a_crash_ends_a_waiting_generator(signal):
             async for group in take_groups(stream, 10, 60.0):  # a linger it never sees out
                 groups_seen.append([e.value for e in group])
 
-        task = asyncio.ensure_future(agent())
-        await _until(lambda: stream._processors)
+        task = await _started(stream, agent())
         await stream.deliver(1)
         await asyncio.sleep(0.02)
         assert groups_seen == []  # lingering for more
@@ -179,8 +184,7 @@ def test_a_full_buffer_ends_the_linger_and_holds_the_next_record_back():
                 groups_seen.append([e.value for e in group])
                 await release.wait()
 
-        task = asyncio.ensure_future(agent())
-        await _until(lambda: stream._processors)
+        task = await _started(stream, agent())
         await stream.deliver(1)
         full = asyncio.ensure_future(stream.deliver(2))  # the second fills the buffer
         await _until(lambda: groups_seen == [[1, 2]])
@@ -191,9 +195,7 @@ def test_a_full_buffer_ends_the_linger_and_holds_the_next_record_back():
         release.set()
         await asyncio.wait_for(asyncio.gather(full, third), 5)
         await _until(lambda: stream.acked == [1, 2])
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
         return groups_seen
 
     assert asyncio.run(scenario()) == [[1, 2]]
