@@ -4,7 +4,10 @@ State (one writer, so the guards are exact):
 
 - ``n:{ident}`` node: ``p`` person, ``e`` edges ``{other: [evidence, event ms, event id]}``,
   ``a`` the distinct identifiers links have proposed for it, accepted or not (kept for
-  the types with a hub cap, at most the cap), ``b`` why it is blocked (absent: not);
+  the types with a hub cap, at most the cap), ``b`` why it is blocked (absent: not),
+  ``r`` the links a per-type limit refused ``{other: [evidence, event ms, event id,
+  source, seq]}`` (the last ``REFUSED_KEPT``), retried when a split undoes the merge
+  that made the limit bite;
 - ``c:{person}`` component: ``m`` members, ``t`` members by identifier type;
 - ``l:{wallet}`` labels ``{chain: [categories]}``;
 - ``seq``: the last sequence number. Every recorded decision (merge, refusal,
@@ -36,6 +39,15 @@ A label that blocks a wallet already linked splits its person the same way
 after the links. A split keeps the person id for its largest component (ties:
 the one holding the smallest identifier) and gives the others new ids that were
 never used.
+
+After a split, the links a limit refused to any identifier of the split person are
+retried, in the order they were refused: a hub that joined two persons for a while
+made the limit refuse the second person's own user id, say, and that refusal must
+not outlive the hub. A retry is decided like a link, without counting a proposal
+again and without a second conflict event: blocked, the refusal is forgotten; inside
+one person, an edge; over a limit still, kept; otherwise a union (rule
+``merge:{strength}:retried``). Every retry that ends in one person tells the route
+stage (``Assign.known``), which had cached the refusal.
 """
 
 from __future__ import annotations
@@ -61,6 +73,9 @@ from stream.core.messages import (
 from stream.core.rules import Compiled
 from stream.core.state import Emit, State
 
+REFUSED_KEPT = 16
+"""Limit refusals an identifier keeps for retries after a split (the oldest go first)."""
+
 
 class LinkStage:
     """See the module doc."""
@@ -69,7 +84,14 @@ class LinkStage:
         self.rules = rules
         self.limits = rules.rules.limits
         self.max_joins = rules.rules.max_joins
-        self.stats = {"links": 0, "merges": 0, "refused": 0, "splits": 0, "known": 0}
+        self.stats = {
+            "links": 0,
+            "merges": 0,
+            "refused": 0,
+            "splits": 0,
+            "known": 0,
+            "retried": 0,
+        }
         self.refusals: dict[str, int] = {}  # by rule (metrics)
         self.log: list[tuple] | None = None  # set to a list to record decisions (tests)
 
@@ -160,8 +182,17 @@ class LinkStage:
             if kind_of(ident) in self.max_joins and other not in node.get("a", ()):
                 node["a"] = [*node.get("a", ()), other]
                 state.put("n:" + ident, node)
+        return self._join(state, a, b, na, nb, evidence, fact, emit, retry=False)
+
+    def _join(self, state, a, b, na, nb, evidence, fact, emit, retry: bool) -> bool:
+        """Guards 3-5 (one person, limits, union) for a link or a retried refusal."""
         pa, pb = na["p"], nb["p"]
         if pa == pb:
+            if "r" in na or "r" in nb:
+                _forget_refusal(na, b)
+                _forget_refusal(nb, a)
+                state.put("n:" + a, na)
+                state.put("n:" + b, nb)
             self._add_edge(state, a, b, na, nb, evidence, fact)
             self.stats["known"] += 1
             if self.log is not None:
@@ -172,13 +203,25 @@ class LinkStage:
             limit = self.limits.get(kind)
             total = ca["t"].get(kind, 0) + cb["t"].get(kind, 0)
             if limit is not None and total > limit:
+                if retry:
+                    return False  # still refused: kept, reported when it was refused
                 detail = (
                     f"a person may hold at most {limit} {kind} identifiers; "
                     f"the merge would give {total}"
                 )
-                self._refuse(state, a, b, na, nb, f"limit:{kind}", detail, evidence, fact, emit)
+                seq = self._refuse(
+                    state, a, b, na, nb, f"limit:{kind}", detail, evidence, fact, emit
+                )
+                entry = [evidence, fact.ts, fact.id, fact.src, seq]
+                _keep_refusal(na, b, entry)
+                _keep_refusal(nb, a, entry)
+                state.put("n:" + a, na)
+                state.put("n:" + b, nb)
                 return False
-        self._union(state, a, b, na, nb, ca, cb, evidence, fact, emit)
+        if "r" in na or "r" in nb:
+            _forget_refusal(na, b)  # _union writes both nodes
+            _forget_refusal(nb, a)
+        self._union(state, a, b, na, nb, ca, cb, evidence, fact, emit, retry)
         return True
 
     def _add_edge(self, state, a, b, na, nb, evidence, fact) -> None:
@@ -189,7 +232,7 @@ class LinkStage:
             state.put("n:" + a, na)
             state.put("n:" + b, nb)
 
-    def _union(self, state, a, b, na, nb, ca, cb, evidence, fact, emit) -> None:
+    def _union(self, state, a, b, na, nb, ca, cb, evidence, fact, emit, retry=False) -> None:
         pa, pb = na["p"], nb["p"]
         survivor, absorbed = (pa, pb) if pa < pb else (pb, pa)
         keep, gone = (ca, cb) if survivor == pa else (cb, ca)
@@ -215,14 +258,14 @@ class LinkStage:
         emit.internal(topics.PROFILE, absorbed, Absorb(absorbed, survivor, seq))
         emit.internal(topics.PROFILE, survivor, Members(survivor, seq, sorted(keep["m"])))
         strength = self.rules.strengths[evidence]
-        rule = f"merge:{strength}"
+        rule = f"merge:{strength}:retried" if retry else f"merge:{strength}"
         emit.record(
             topics.IDENTITY_MERGES,
             absorbed,
             IdentityMerge(absorbed, survivor, _evidence(evidence, strength, a, b, fact), rule, seq),
         )
 
-    def _refuse(self, state, a, b, na, nb, rule, detail, evidence, fact, emit) -> None:
+    def _refuse(self, state, a, b, na, nb, rule, detail, evidence, fact, emit) -> int:
         seq = self._next_seq(state)
         self.stats["refused"] += 1
         self.refusals[rule] = self.refusals.get(rule, 0) + 1
@@ -241,6 +284,7 @@ class LinkStage:
                 evidence=_evidence(evidence, self.rules.strengths[evidence], a, b, fact),
             ),
         )
+        return seq
 
     # --- blocking and splits ---
     def label(self, state: State, label: Label, emit: Emit) -> None:
@@ -285,15 +329,46 @@ class LinkStage:
             neighbour = self._node(state, other)
             neighbour["e"].pop(ident, None)
             state.put("n:" + other, neighbour)
-        self._split(state, node["p"], ident, rule, emit)
+        members = self._split(state, node["p"], ident, rule, emit)
+        self._retry(state, members, emit)
 
-    def _split(self, state: State, person: str, cause: str, rule: str, emit: Emit) -> None:
+    def _retry(self, state: State, members: list[str], emit: Emit) -> None:
+        """Retry, in the order they were refused, the limit refusals kept by ``members``
+        (see the module doc)."""
+        pending: dict[tuple[str, str], list] = {}
+        for ident in members:
+            for other, entry in self._node(state, ident).get("r", {}).items():
+                pending[(ident, other) if ident < other else (other, ident)] = entry
+        for (a, b), (evidence, ts, event_id, src, _seq) in sorted(
+            pending.items(), key=lambda item: item[1][4]
+        ):
+            na, nb = self._node(state, a), self._node(state, b)
+            if b not in na.get("r", {}) and a not in nb.get("r", {}):
+                continue  # forgotten meanwhile: an earlier retry joined the two
+            if self._blocked(state, a, na) or self._blocked(state, b, nb):
+                _forget_refusal(na, b)
+                _forget_refusal(nb, a)
+                state.put("n:" + a, na)
+                state.put("n:" + b, nb)
+                continue
+            fact = Fact(event_id, a, "link", ts, src, links=((b, evidence),))
+            if self.log is not None:
+                self.log.append(("retry", a, b))
+            if self._join(state, a, b, na, nb, evidence, fact, emit, retry=True):
+                self.stats["retried"] += 1
+                seq = state.get("seq") or 0
+                person = na["p"]
+                emit.internal(topics.ROUTE, a, Assign(a, person, seq, [b]))
+                emit.internal(topics.ROUTE, b, Assign(b, person, seq, [a]))
+
+    def _split(self, state: State, person: str, cause: str, rule: str, emit: Emit) -> list[str]:
+        """Split ``person`` into its connected components; returns its members before."""
         comp = self._component(state, person, cause)
         members = comp["m"]
         nodes = {m: self._node(state, m) for m in members}
         parts = _components(members, nodes)
         if len(parts) == 1:
-            return
+            return members
         seq = self._next_seq(state)
         parts.sort(key=lambda p: (-len(p), min(p)))
         keep, *others = parts
@@ -329,6 +404,21 @@ class LinkStage:
                 created=created,
             ),
         )
+        return members
+
+
+def _keep_refusal(node: dict, other: str, entry: list) -> None:
+    kept = node.setdefault("r", {})
+    kept.pop(other, None)
+    kept[other] = entry
+    while len(kept) > REFUSED_KEPT:
+        del kept[min(kept, key=lambda i: kept[i][4])]
+
+
+def _forget_refusal(node: dict, other: str) -> None:
+    kept = node.get("r")
+    if kept is not None and kept.pop(other, None) is not None and not kept:
+        del node["r"]
 
 
 def _types(members) -> dict[str, int]:

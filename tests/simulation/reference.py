@@ -7,13 +7,17 @@ have more distinct identifiers proposed by links (accepted or not) than its cap 
 a hub: refused, blocked, and its
 edges removed (so the components it held together fall apart); a link inside one
 component is an edge; a union that would exceed a per-type limit is refused; a wallet
-labelled with a blocking category is blocked the same way.
+labelled with a blocking category is blocked the same way. When a block removes
+edges, the limit refusals kept by the identifiers of its component are retried in the
+order they were refused (each identifier keeps its last ``REFUSED_KEPT``).
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+
+REFUSED_KEPT = 16  # as the link stage's (stated here, not imported)
 
 
 def kind(identifier: str) -> str:
@@ -40,6 +44,8 @@ class Reference:
         self.hubs: set[str] = set()
         self.labels: dict[str, dict[int, set[str]]] = defaultdict(dict)
         self.refused = 0
+        self.kept: dict[str, dict[str, int]] = defaultdict(dict)  # limit refusals: other -> order
+        self.order = 0
 
     # --- graph --------------------------------------------------------------------
     def component(self, start: str) -> set[str]:
@@ -59,9 +65,40 @@ class Reference:
             return True
         return any(cats & self.label_categories for cats in self.labels[identifier].values())
 
-    def remove_edges(self, identifier: str) -> None:
-        for other in self.edges.pop(identifier, set()):
+    def block(self, identifier: str) -> None:
+        """Remove the identifier's edges; retry the refusals its component kept."""
+        members = self.component(identifier)
+        edges = self.edges.pop(identifier, set())
+        for other in edges:
             self.edges[other].discard(identifier)
+        if not edges:
+            return
+        pending = {}
+        for x in members:
+            for y, order in self.kept[x].items():
+                pending[(min(x, y), max(x, y))] = order
+        for a, b in sorted(pending, key=pending.get):
+            if b not in self.kept[a] and a not in self.kept[b]:
+                continue
+            if self.blocked(a) or self.blocked(b):
+                self._forget(a, b)
+            elif self._fits(a, b):
+                self._edge(a, b)
+
+    def _fits(self, a: str, b: str) -> bool:
+        """Within one component or within the limits: the link is accepted."""
+        ca = self.component(a)
+        if b not in ca:
+            cb = self.component(b)
+            for t in {kind(i) for i in ca | cb}:
+                total = sum(kind(i) == t for i in ca) + sum(kind(i) == t for i in cb)
+                if t in self.limits and total > self.limits[t]:
+                    return False
+        return True
+
+    def _forget(self, a: str, b: str) -> None:
+        self.kept[a].pop(b, None)
+        self.kept[b].pop(a, None)
 
     # --- the recorded log ---------------------------------------------------------------
     def link(self, a: str, b: str) -> None:
@@ -75,23 +112,24 @@ class Reference:
             if cap is not None and y not in self.proposed[x] and len(self.proposed[x]) >= cap:
                 self.refused += 1
                 self.hubs.add(x)
-                self.remove_edges(x)
+                self.block(x)
                 return
         self.proposed[a].add(b)
         self.proposed[b].add(a)
-        ca = self.component(a)
-        if b in ca:
+        if self._fits(a, b):
             self._edge(a, b)
             return
-        cb = self.component(b)
-        for t in {kind(i) for i in ca | cb}:
-            total = sum(kind(i) == t for i in ca) + sum(kind(i) == t for i in cb)
-            if t in self.limits and total > self.limits[t]:
-                self.refused += 1
-                return
-        self._edge(a, b)
+        self.refused += 1
+        self.order += 1
+        for x, y in ((a, b), (b, a)):
+            kept = self.kept[x]
+            kept.pop(y, None)
+            kept[y] = self.order
+            while len(kept) > REFUSED_KEPT:
+                del kept[min(kept, key=kept.get)]
 
     def _edge(self, a: str, b: str) -> None:
+        self._forget(a, b)
         self.edges[a].add(b)
         self.edges[b].add(a)
         self.ever_linked |= {a, b}
@@ -102,7 +140,7 @@ class Reference:
         else:
             self.labels[wallet].pop(chain, None)
         if self.blocked(wallet):
-            self.remove_edges(wallet)
+            self.block(wallet)
 
     def persons(self, universe: set[str]) -> set[frozenset[str]]:
         """The final persons over ``universe`` (identifiers with events or ever linked)."""

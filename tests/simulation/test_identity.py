@@ -120,7 +120,7 @@ def test_with_guards_persons_equal_the_reference_over_the_recorded_links(seed, p
 
 def test_the_cases_contain_cross_partition_merges_chains_and_forwarding():
     """The generator must really exercise what the invariants are about."""
-    cross = chains = forwarded = splits = 0
+    cross = chains = forwarded = splits = retried = 0
     for seed in range(40):
         for rules, labels in ((NO_GUARDS, False), (GUARDS, True)):
             _, sim = run(seed, 4, rules, labels=labels, events=80, size=10)
@@ -133,9 +133,11 @@ def test_the_cases_contain_cross_partition_merges_chains_and_forwarding():
                 survivors.add(m.survivor)
             forwarded += sim.profile.stats["forwarded"]
             splits += sim.link.stats["splits"]
-    assert cross > 0 and chains > 0 and forwarded > 0 and splits > 0, (
+            retried += sim.link.stats["retried"]  # limit refusals accepted after a split
+    assert cross > 0 and chains > 0 and forwarded > 0 and splits > 0 and retried > 0, (
         cross,
         chains,
         forwarded,
         splits,
+        retried,
     )
