@@ -272,6 +272,7 @@ IDENTITY = dashboard(
                 (f"sum(rate(c360_link_events_total[{RATE}]))", "links"),
                 (f"sum(rate(c360_merges_total[{RATE}]))", "merges"),
                 (f"sum(rate(c360_splits_total[{RATE}]))", "splits"),
+                (f"sum(rate(c360_merge_retries_total[{RATE}]))", "retried after a split"),
             ],
             unit="ops",
         ),

@@ -64,7 +64,14 @@ class IdentityMerge(Struct, omit_defaults=True, forbid_unknown_fields=False):
     absorbed: PersonId
     survivor: PersonId
     evidence: Evidence
-    rule: str
+    rule: Annotated[
+        str,
+        Meta(
+            description="merge:{strength} (verified, observed); merge:{strength}:retried "
+            "when a link a limit refused is accepted after a split undid the merge that "
+            "made the limit refuse it (evidence: the refused link's event)."
+        ),
+    ]
     seq: Annotated[int, Meta(ge=1, description="The link stage's sequence number.")]
 
 

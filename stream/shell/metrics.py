@@ -120,6 +120,12 @@ class Metrics:
             "Persons split because an identifier was blocked (hub or label).",
             registry=r,
         )
+        self.merge_retries = Counter(
+            "c360_merge_retries",
+            "Links a limit refused, accepted when a split undid the merge that made the "
+            "limit refuse them.",
+            registry=r,
+        )
         self.profile_changes = Counter(
             "c360_profile_changes", "Profile change events published.", registry=r
         )

@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 
 def link_hook(stage: LinkStage) -> Callable[[], None]:
     """Counters of the identity graph, moved by the link stage's counts since last time."""
-    seen = {"links": 0, "merges": 0, "splits": 0}
+    counters = {
+        "links": METRICS.link_events,
+        "merges": METRICS.merges,
+        "splits": METRICS.splits,
+        "retried": METRICS.merge_retries,
+    }
+    seen = dict.fromkeys(counters, 0)
     refused: dict[str, int] = {}
-    counters = {"links": METRICS.link_events, "merges": METRICS.merges, "splits": METRICS.splits}
 
     def observe() -> None:
         stats = stage.stats

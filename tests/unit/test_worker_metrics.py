@@ -14,14 +14,15 @@ def value(name: str, **labels: str) -> float:
 
 
 def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
-    stage = SimpleNamespace(stats={"links": 0, "merges": 0, "splits": 0}, refusals={})
+    stage = SimpleNamespace(stats={"links": 0, "merges": 0, "splits": 0, "retried": 0}, refusals={})
     observe = link_hook(stage)
     before = {
         "links": value("c360_link_events_total"),
         "merges": value("c360_merges_total"),
+        "retried": value("c360_merge_retries_total"),
         "hub": value("c360_merge_refusals_total", rule="hub:anon"),
     }
-    stage.stats.update(links=10, merges=3, splits=1)
+    stage.stats.update(links=10, merges=3, splits=1, retried=1)
     stage.refusals["hub:anon"] = 2
     observe()
     observe()  # nothing new: nothing added
@@ -30,6 +31,7 @@ def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
     observe()
     assert value("c360_link_events_total") - before["links"] == 12
     assert value("c360_merges_total") - before["merges"] == 3
+    assert value("c360_merge_retries_total") - before["retried"] == 1
     assert value("c360_merge_refusals_total", rule="hub:anon") - before["hub"] == 5
 
 
