@@ -7,7 +7,9 @@ State (one writer, so the guards are exact):
   the types with a hub cap, at most the cap), ``b`` why it is blocked (absent: not),
   ``r`` the links a per-type limit refused ``{other: [evidence, event ms, event id,
   source, seq]}`` (the last ``REFUSED_KEPT``), retried when a split undoes the merge
-  that made the limit bite;
+  that made the limit bite, ``rb`` (a label-blocked wallet) the identifiers it was
+  refused to, the last ``BLOCKED_KEPT``, forgotten by the route stage's cache when
+  the label is removed;
 - ``c:{person}`` component: ``m`` members, ``t`` members by identifier type;
 - ``l:{wallet}`` labels ``{chain: [categories]}``;
 - ``seq``: the last sequence number. Every recorded decision (merge, refusal,
@@ -75,6 +77,10 @@ from stream.core.state import Emit, State
 
 REFUSED_KEPT = 16
 """Limit refusals an identifier keeps for retries after a split (the oldest go first)."""
+
+BLOCKED_KEPT = 64
+"""Partners a label-blocked wallet remembers refusing, for the route stage to forget
+when the label is removed (the route stage caches refused pairs; the newest are kept)."""
 
 
 class LinkStage:
@@ -160,12 +166,16 @@ class LinkStage:
         if a == b:
             return True
         na, nb = self._node(state, a), self._node(state, b)
-        for ident, node in ((a, na), (b, nb)):
+        for ident, node, other in ((a, na, b), (b, nb, a)):
             why = self._blocked(state, ident, node)
             if why is not None:
                 self._refuse(
                     state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
                 )
+                if why == "blocked_label" and other not in node.get("rb", ()):
+                    # the route stage caches this refusal: name it to forget on unblock
+                    node["rb"] = [*node.get("rb", ()), other][-BLOCKED_KEPT:]
+                    state.put("n:" + ident, node)
                 return False
         for ident, node, other in ((a, na, b), (b, nb, a)):
             kind = kind_of(ident)
@@ -309,9 +319,19 @@ class LinkStage:
         if category is not None:
             if node is not None and node.get("b") != "hub":
                 self.block(state, label.wallet, "blocked_label", f"label:{category}", emit)
-        elif node is not None and node.get("b") == "blocked_label":
-            del node["b"]  # unblocked: future links may merge it again
+        elif node is not None and (node.get("b") == "blocked_label" or "rb" in node):
+            if node.get("b") == "blocked_label":
+                del node["b"]  # unblocked: future links may merge it again,
+            partners = node.pop("rb", [])  # and the pairs refused meanwhile are decided again
             state.put("n:" + label.wallet, node)
+            for other in partners:
+                theirs = self._node(state, other)["p"]
+                forget = Assign(other, theirs, seq, forget=[label.wallet])
+                emit.internal(topics.ROUTE, other, forget)
+            if partners:
+                emit.internal(
+                    topics.ROUTE, label.wallet, Assign(label.wallet, person, seq, forget=partners)
+                )
 
     def block(self, state: State, ident: str, why: str, rule: str, emit: Emit) -> None:
         """Block an identifier and undo every merge its links caused."""

@@ -53,13 +53,15 @@ class InternalMessage(msgspec.Struct, array_like=True, gc=False):
 class Assign(InternalMessage, tag="a"):
     """The link stage's word on an identifier: its person (as of ``seq``), and the
     identifiers it is known to be linked with or refused from (a cache that lets
-    the route stage skip the link stage for pairs it already knows)."""
+    the route stage skip the link stage for pairs it already knows), or that the
+    cache must forget as refused (a wallet whose blocking label was removed)."""
 
     ident: str
     person: str
     seq: int
     known: list[str] = []
     refused: list[str] = []
+    forget: list[str] = []
 
 
 # --- link topic (one partition) ---

@@ -96,6 +96,10 @@ class RouteStage:
     def assign(self, state: State, a: Assign) -> None:
         key = "i:" + a.ident
         row = state.get(key)
+        if a.forget:
+            if row is None:
+                return  # nothing cached; the person is still f(ident)
+            row["r"] = [i for i in row["r"] if i not in a.forget]
         if row is None:
             row = {"p": person_of(a.ident), "s": 0, "k": [], "r": []}
         if a.seq >= row["s"]:

@@ -202,3 +202,26 @@ def test_a_limit_refusal_caused_by_a_hub_is_retried_when_the_hub_is_undone(b_sig
     owner = {i: pid for pid, row in sim.persons().items() for i in row["m"]}
     # the sign-in and both identifies, once each (the kiosk visit counts for the kiosk)
     assert sim.persons()[owner["user:user-b"]]["a"]["n"] == 3
+
+
+def _label(address: str, categories: list[str]) -> Input:
+    labels = [{"label": "Mislabelled", "category": c} for c in categories]
+    body = {"chain_id": 1, "address": address, "labels": labels}
+    return Input("labels", json.dumps(body).encode(), key=f"1:{address}")
+
+
+def test_a_wallet_whose_label_is_removed_links_again_from_a_device_refused_before():
+    """A user's own wallet labelled exchange by mistake: its sign-in is refused, and
+    the route stage caches the refused pair. Once the label is removed, the same
+    device signing in with it again must link them (the cache must let the pair go)."""
+    own = wallet(77)
+    inputs = [
+        _label(own, ["exchange"]),
+        siwe("s-1", "dev-77", own),  # refused: blocked_label
+        _label(own, []),  # the label is removed
+        siwe("s-2", "dev-77", own),
+    ]
+    sim = Simulator(partitions=2, seed=7, inject_probability=0.0)
+    sim.run(inputs)
+    assert sim.person_of("anon:dev-77") == sim.person_of("wallet:" + own)
+    assert [c.rule for c in sim.outputs.conflicts] == ["blocked_label"]
