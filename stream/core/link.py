@@ -350,6 +350,12 @@ class LinkStage:
             neighbour["e"].pop(ident, None)
             state.put("n:" + other, neighbour)
         members = self._split(state, node["p"], ident, rule, emit)
+        seq = state.get("seq") or 0
+        for other in edges:  # the route stage cached these pairs as linked
+            forget = Assign(other, self._node(state, other)["p"], seq, forget=[ident])
+            emit.internal(topics.ROUTE, other, forget)
+        mine = self._node(state, ident)["p"]  # the split may have moved it
+        emit.internal(topics.ROUTE, ident, Assign(ident, mine, seq, forget=list(edges)))
         self._retry(state, members, emit)
 
     def _retry(self, state: State, members: list[str], emit: Emit) -> None:

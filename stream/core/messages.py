@@ -54,7 +54,8 @@ class Assign(InternalMessage, tag="a"):
     """The link stage's word on an identifier: its person (as of ``seq``), and the
     identifiers it is known to be linked with or refused from (a cache that lets
     the route stage skip the link stage for pairs it already knows), or that the
-    cache must forget as refused (a wallet whose blocking label was removed)."""
+    cache must forget (the pairs of an identifier just blocked, or refused while a
+    label blocked it and unblocked since): their next link is decided again."""
 
     ident: str
     person: str

@@ -99,6 +99,7 @@ class RouteStage:
         if a.forget:
             if row is None:
                 return  # nothing cached; the person is still f(ident)
+            row["k"] = [i for i in row["k"] if i not in a.forget]
             row["r"] = [i for i in row["r"] if i not in a.forget]
         if row is None:
             row = {"p": person_of(a.ident), "s": 0, "k": [], "r": []}

@@ -225,3 +225,20 @@ def test_a_wallet_whose_label_is_removed_links_again_from_a_device_refused_befor
     sim.run(inputs)
     assert sim.person_of("anon:dev-77") == sim.person_of("wallet:" + own)
     assert [c.rule for c in sim.outputs.conflicts] == ["blocked_label"]
+
+
+def test_a_wallet_labelled_after_its_links_and_unlabelled_links_again():
+    """The same mistake the other way round: the label arrives after the sign-in and
+    splits the wallet off; the route stage had cached the pair as linked. Once the
+    label is removed, the device signing in with it again must link them."""
+    own = wallet(78)
+    inputs = [
+        siwe("s-1", "dev-78", own),  # linked, and cached as known by the route stage
+        _label(own, ["exchange"]),  # blocked: the person is split
+        _label(own, []),  # the label is removed
+        siwe("s-2", "dev-78", own),
+    ]
+    sim = Simulator(partitions=2, seed=8, inject_probability=0.0)
+    sim.run(inputs)
+    assert sim.person_of("anon:dev-78") == sim.person_of("wallet:" + own)
+    assert [c.rule for c in sim.outputs.conflicts] == ["label:exchange"]
