@@ -100,6 +100,7 @@ class LinkStage:
         }
         self.refusals: dict[str, int] = {}  # by rule (metrics)
         self.log: list[tuple] | None = None  # set to a list to record decisions (tests)
+        self.refused_kept = REFUSED_KEPT  # tests lower it to let refusals go sooner
 
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
         for message in messages:
@@ -172,10 +173,8 @@ class LinkStage:
                 self._refuse(
                     state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
                 )
-                if why == "blocked_label" and other not in node.get("rb", ()):
-                    # the route stage caches this refusal: name it to forget on unblock
-                    node["rb"] = [*node.get("rb", ()), other][-BLOCKED_KEPT:]
-                    state.put("n:" + ident, node)
+                if why == "blocked_label":
+                    _remember_blocked(state, ident, node, other)
                 return False
         for ident, node, other in ((a, na, b), (b, nb, a)):
             kind = kind_of(ident)
@@ -223,10 +222,11 @@ class LinkStage:
                     state, a, b, na, nb, f"limit:{kind}", detail, evidence, fact, emit
                 )
                 entry = [evidence, fact.ts, fact.id, fact.src, seq]
-                _keep_refusal(na, b, entry)
-                _keep_refusal(nb, a, entry)
-                state.put("n:" + a, na)
-                state.put("n:" + b, nb)
+                for ident, node, other in ((a, na, b), (b, nb, a)):
+                    evicted = _keep_refusal(node, other, entry, self.refused_kept)
+                    state.put("n:" + ident, node)
+                    if evicted is not None:  # not retried any more: let the cache go too
+                        self._forget_pair(state, ident, evicted, emit)
                 return False
         if "r" in na or "r" in nb:
             _forget_refusal(na, b)  # _union writes both nodes
@@ -358,6 +358,12 @@ class LinkStage:
         emit.internal(topics.ROUTE, ident, Assign(ident, mine, seq, forget=list(edges)))
         self._retry(state, members, emit)
 
+    def _forget_pair(self, state: State, a: str, b: str, emit: Emit) -> None:
+        """Tell the route stage to forget the pair ``a — b`` (both ways)."""
+        seq = state.get("seq") or 0
+        for x, y in ((a, b), (b, a)):
+            emit.internal(topics.ROUTE, x, Assign(x, self._node(state, x)["p"], seq, forget=[y]))
+
     def _retry(self, state: State, members: list[str], emit: Emit) -> None:
         """Retry, in the order they were refused, the limit refusals kept by ``members``
         (see the module doc)."""
@@ -371,17 +377,24 @@ class LinkStage:
             na, nb = self._node(state, a), self._node(state, b)
             if b not in na.get("r", {}) and a not in nb.get("r", {}):
                 continue  # forgotten meanwhile: an earlier retry joined the two
-            if self._blocked(state, a, na) or self._blocked(state, b, nb):
+            blocked = [
+                (x, n, y) for x, n, y in ((a, na, b), (b, nb, a)) if self._blocked(state, x, n)
+            ]
+            if blocked:
                 _forget_refusal(na, b)
                 _forget_refusal(nb, a)
+                for x, n, y in blocked:
+                    if self._blocked(state, x, n) == "blocked_label":
+                        _remember_blocked(state, x, n, y)  # decided again when unlabelled
                 state.put("n:" + a, na)
                 state.put("n:" + b, nb)
                 continue
             fact = Fact(event_id, a, "link", ts, src, links=((b, evidence),))
             if self.log is not None:
                 self.log.append(("retry", a, b))
+            apart = na["p"] != nb["p"]
             if self._join(state, a, b, na, nb, evidence, fact, emit, retry=True):
-                self.stats["retried"] += 1
+                self.stats["retried"] += apart  # merges (an edge inside one person is not)
                 seq = state.get("seq") or 0
                 person = na["p"]
                 emit.internal(topics.ROUTE, a, Assign(a, person, seq, [b]))
@@ -433,12 +446,25 @@ class LinkStage:
         return members
 
 
-def _keep_refusal(node: dict, other: str, entry: list) -> None:
+def _keep_refusal(node: dict, other: str, entry: list, most: int) -> str | None:
+    """Keep a limit refusal on ``node`` (at most ``most``); returns the partner it let
+    go, if any."""
     kept = node.setdefault("r", {})
     kept.pop(other, None)
     kept[other] = entry
-    while len(kept) > REFUSED_KEPT:
-        del kept[min(kept, key=lambda i: kept[i][4])]
+    if len(kept) <= most:
+        return None
+    oldest = min(kept, key=lambda i: kept[i][4])
+    del kept[oldest]
+    return oldest
+
+
+def _remember_blocked(state: State, wallet: str, node: dict, other: str) -> None:
+    """A label-blocked wallet remembers whom it was refused to: the route stage caches
+    the pair, and must forget it when the label is removed."""
+    if other not in node.get("rb", ()):
+        node["rb"] = [*node.get("rb", ()), other][-BLOCKED_KEPT:]
+        state.put("n:" + wallet, node)
 
 
 def _forget_refusal(node: dict, other: str) -> None:

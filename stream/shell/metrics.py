@@ -122,8 +122,8 @@ class Metrics:
         )
         self.merge_retries = Counter(
             "c360_merge_retries",
-            "Links a limit refused, accepted when a split undid the merge that made the "
-            "limit refuse them.",
+            "Merges by a link a limit had refused, retried when a split undid the merge "
+            "that made the limit refuse it.",
             registry=r,
         )
         self.profile_changes = Counter(

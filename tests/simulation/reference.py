@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-REFUSED_KEPT = 16  # as the link stage's (stated here, not imported)
+REFUSED_KEPT = 16  # as the link stage's default (stated here, not imported)
 
 
 def kind(identifier: str) -> str:
@@ -32,6 +32,7 @@ class Reference:
         blocked_exact: set[str] | None = None,
         blocked_patterns: list[str] | None = None,
         label_categories: set[str] | None = None,
+        refused_kept: int = REFUSED_KEPT,
     ) -> None:
         self.limits = limits or {}
         self.max_joins = max_joins or {}
@@ -46,6 +47,7 @@ class Reference:
         self.refused = 0
         self.kept: dict[str, dict[str, int]] = defaultdict(dict)  # limit refusals: other -> order
         self.order = 0
+        self.refused_kept = refused_kept
 
     # --- graph --------------------------------------------------------------------
     def component(self, start: str) -> set[str]:
@@ -125,7 +127,7 @@ class Reference:
             kept = self.kept[x]
             kept.pop(y, None)
             kept[y] = self.order
-            while len(kept) > REFUSED_KEPT:
+            while len(kept) > self.refused_kept:
                 del kept[min(kept, key=kept.get)]
 
     def _edge(self, a: str, b: str) -> None:

@@ -141,6 +141,15 @@ class Generator:
         }
         self.inputs.append(Input("labels", json.dumps(body).encode(), key=f"1:{wallet(w)}"))
 
+    def unlabel(self) -> None:
+        """A label corrected: removed, or replaced by a category that does not block."""
+        if not self.labelled:
+            return
+        w = self.r.choice(self.labelled)
+        fixed = [] if self.r.random() < 0.5 else [{"label": "dapp", "category": "defi"}]
+        body = {"chain_id": 1, "address": wallet(w), "labels": fixed}
+        self.inputs.append(Input("labels", json.dumps(body).encode(), key=f"1:{wallet(w)}"))
+
     def duplicate(self) -> None:
         if not self.inputs:
             return
@@ -159,7 +168,7 @@ class Generator:
             self.duplicate,
         ]
         if labels:
-            steps.append(self.label)
+            steps += [self.label, self.unlabel]
         for _ in range(events):
             self.r.choice(steps)()
         by_input = self.facts

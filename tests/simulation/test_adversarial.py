@@ -242,3 +242,24 @@ def test_a_wallet_labelled_after_its_links_and_unlabelled_links_again():
     sim.run(inputs)
     assert sim.person_of("anon:dev-78") == sim.person_of("wallet:" + own)
     assert [c.rule for c in sim.outputs.conflicts] == ["label:exchange"]
+
+
+def test_a_refusal_kept_for_a_retry_survives_a_label_on_its_wallet():
+    """A wallet shared by two users' devices is refused to the second (user limit), then
+    labelled (split, and the kept refusal cannot be retried while the label blocks it),
+    then unlabelled: the second device signing in with it again is decided again."""
+    shared = wallet(79)
+    inputs = [
+        _identify("u-1", "dev-1", "user-1"),
+        siwe("s-1", "dev-1", shared),
+        _identify("u-2", "dev-2", "user-2"),
+        siwe("s-2", "dev-2", shared),  # refused: limit:user, kept for a retry
+        _label(shared, ["exchange"]),  # split off dev-1; the retry finds it blocked
+        _label(shared, []),
+        siwe("s-3", "dev-2", shared),
+    ]
+    sim = Simulator(partitions=2, seed=9, inject_probability=0.0)
+    sim.run(inputs)
+    assert sim.person_of("wallet:" + shared) == sim.person_of("anon:dev-2")
+    assert sim.person_of("anon:dev-1") != sim.person_of("anon:dev-2")
+    assert [c.rule for c in sim.outputs.conflicts] == ["limit:user", "label:exchange"]
