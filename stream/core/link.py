@@ -100,7 +100,9 @@ class LinkStage:
         }
         self.refusals: dict[str, int] = {}  # by rule (metrics)
         self.log: list[tuple] | None = None  # set to a list to record decisions (tests)
-        self.refused_kept = REFUSED_KEPT  # tests lower it to let refusals go sooner
+        self.refused_kept = REFUSED_KEPT  # tests lower these two to let pairs go sooner
+        self.blocked_kept = BLOCKED_KEPT
+        self._deferred: list[tuple[str, str]] | None = None  # pairs to forget after a fact
 
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
         for message in messages:
@@ -152,13 +154,19 @@ class LinkStage:
         a = fact.ident
         known: list[str] = []
         refused: list[str] = []
-        for b, evidence in fact.links:
-            outcome = self.link(state, a, b, evidence, fact, emit)
-            (known if outcome else refused).append(b)
+        self._deferred = deferred = []
+        try:
+            for b, evidence in fact.links:
+                outcome = self.link(state, a, b, evidence, fact, emit)
+                (known if outcome else refused).append(b)
+        finally:
+            self._deferred = None
         node = self._node(state, a)
         person = node["p"]
         seq = state.get("seq") or 0
         emit.internal(topics.ROUTE, a, Assign(a, person, seq, known, refused))
+        for x, y in deferred:  # after the Assign above, which may list the pair as refused
+            self._forget_pair(state, x, y, emit)
         emit.internal(topics.PROFILE, person, Event(person, seq, fact))
 
     def link(self, state: State, a: str, b: str, evidence: str, fact: Fact, emit: Emit) -> bool:
@@ -174,7 +182,7 @@ class LinkStage:
                     state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
                 )
                 if why == "blocked_label":
-                    _remember_blocked(state, ident, node, other)
+                    self._remember_blocked(state, ident, node, other, emit)
                 return False
         for ident, node, other in ((a, na, b), (b, nb, a)):
             kind = kind_of(ident)
@@ -197,9 +205,7 @@ class LinkStage:
         """Guards 3-5 (one person, limits, union) for a link or a retried refusal."""
         pa, pb = na["p"], nb["p"]
         if pa == pb:
-            if "r" in na or "r" in nb:
-                _forget_refusal(na, b)
-                _forget_refusal(nb, a)
+            if ("r" in na or "r" in nb) and (_forget_refusal(na, b) | _forget_refusal(nb, a)):
                 state.put("n:" + a, na)
                 state.put("n:" + b, nb)
             self._add_edge(state, a, b, na, nb, evidence, fact)
@@ -226,7 +232,7 @@ class LinkStage:
                     evicted = _keep_refusal(node, other, entry, self.refused_kept)
                     state.put("n:" + ident, node)
                     if evicted is not None:  # not retried any more: let the cache go too
-                        self._forget_pair(state, ident, evicted, emit)
+                        self._let_go(state, ident, evicted, emit)
                 return False
         if "r" in na or "r" in nb:
             _forget_refusal(na, b)  # _union writes both nodes
@@ -364,6 +370,28 @@ class LinkStage:
         for x, y in ((a, b), (b, a)):
             emit.internal(topics.ROUTE, x, Assign(x, self._node(state, x)["p"], seq, forget=[y]))
 
+    def _let_go(self, state: State, a: str, b: str, emit: Emit) -> None:
+        """A pair the link stage no longer remembers refusing: the route stage must not
+        keep it cached as refused (within a fact, once the fact's own Assign is out)."""
+        if self._deferred is not None:
+            self._deferred.append((a, b))
+        else:
+            self._forget_pair(state, a, b, emit)
+
+    def _remember_blocked(
+        self, state: State, wallet: str, node: dict, other: str, emit: Emit
+    ) -> None:
+        """A label-blocked wallet remembers whom it was refused to: the route stage caches
+        the pair, and must forget it when the label is removed. Past ``BLOCKED_KEPT``,
+        the oldest partner is let go at once (its next link is refused again)."""
+        kept = node.get("rb", [])
+        if other in kept:
+            return
+        node["rb"] = [*kept, other]
+        state.put("n:" + wallet, node)
+        if len(node["rb"]) > self.blocked_kept:
+            self._let_go(state, wallet, node["rb"].pop(0), emit)
+
     def _retry(self, state: State, members: list[str], emit: Emit) -> None:
         """Retry, in the order they were refused, the limit refusals kept by ``members``
         (see the module doc)."""
@@ -377,17 +405,15 @@ class LinkStage:
             na, nb = self._node(state, a), self._node(state, b)
             if b not in na.get("r", {}) and a not in nb.get("r", {}):
                 continue  # forgotten meanwhile: an earlier retry joined the two
-            blocked = [
-                (x, n, y) for x, n, y in ((a, na, b), (b, nb, a)) if self._blocked(state, x, n)
-            ]
-            if blocked:
+            why = [(x, n, y, self._blocked(state, x, n)) for x, n, y in ((a, na, b), (b, nb, a))]
+            if why[0][3] or why[1][3]:
                 _forget_refusal(na, b)
                 _forget_refusal(nb, a)
-                for x, n, y in blocked:
-                    if self._blocked(state, x, n) == "blocked_label":
-                        _remember_blocked(state, x, n, y)  # decided again when unlabelled
                 state.put("n:" + a, na)
                 state.put("n:" + b, nb)
+                for x, n, y, reason in why:
+                    if reason == "blocked_label":  # decided again once unlabelled
+                        self._remember_blocked(state, x, n, y, emit)
                 continue
             fact = Fact(event_id, a, "link", ts, src, links=((b, evidence),))
             if self.log is not None:
@@ -459,18 +485,14 @@ def _keep_refusal(node: dict, other: str, entry: list, most: int) -> str | None:
     return oldest
 
 
-def _remember_blocked(state: State, wallet: str, node: dict, other: str) -> None:
-    """A label-blocked wallet remembers whom it was refused to: the route stage caches
-    the pair, and must forget it when the label is removed."""
-    if other not in node.get("rb", ()):
-        node["rb"] = [*node.get("rb", ()), other][-BLOCKED_KEPT:]
-        state.put("n:" + wallet, node)
-
-
-def _forget_refusal(node: dict, other: str) -> None:
+def _forget_refusal(node: dict, other: str) -> bool:
+    """Forget a kept limit refusal; True when there was one."""
     kept = node.get("r")
-    if kept is not None and kept.pop(other, None) is not None and not kept:
+    if kept is None or kept.pop(other, None) is None:
+        return False
+    if not kept:
         del node["r"]
+    return True
 
 
 def _types(members) -> dict[str, int]:

@@ -15,7 +15,12 @@ Keyed by identifier (the fact's primary identifier). For each fact it
    every single-identifier fact, it goes straight to the person's profile
    partition.
 
-Assignments from the link stage update ``i:{ident}``.
+Assignments from the link stage update ``i:{ident}``: ``p`` person, ``s`` its
+sequence number, ``k`` and ``r`` the pairs known linked and refused, ``v`` the row's
+version. Cached refusals are trusted only in rows of ``ROW_VERSION``: before it, the
+link stage kept no record of the refusals the route stage cached, so it could not tell
+the route stage to forget them when they stop holding (docs/identity.md, "The
+known-pairs cache"); an older row's refusals are decided again, once.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from stream.core.rules import Compiled
 from stream.core.state import Emit, State
 
 DAY_MS = 86_400_000
+ROW_VERSION = 1
+"""The version of ``i:`` rows whose cached refusals are trusted (see the module doc)."""
 
 
 def dedupe_key(fact: Fact) -> str:
@@ -80,7 +87,8 @@ class RouteStage:
             self.stats["retracts"] += 1
         row = state.get("i:" + fact.ident)
         if fact.links:
-            skip = row is not None and all(i in row["k"] or i in row["r"] for i, _ in fact.links)
+            refused = row["r"] if row is not None and row.get("v") == ROW_VERSION else ()
+            skip = row is not None and all(i in row["k"] or i in refused for i, _ in fact.links)
             if not skip:
                 self.stats["to_link"] += 1
                 emit.internal(topics.LINK, fact.ident, fact)
@@ -96,13 +104,15 @@ class RouteStage:
     def assign(self, state: State, a: Assign) -> None:
         key = "i:" + a.ident
         row = state.get(key)
+        if row is not None and row.get("v") != ROW_VERSION:
+            row["r"], row["v"] = [], ROW_VERSION  # refusals cached before: decided again
         if a.forget:
             if row is None:
                 return  # nothing cached; the person is still f(ident)
             row["k"] = [i for i in row["k"] if i not in a.forget]
             row["r"] = [i for i in row["r"] if i not in a.forget]
         if row is None:
-            row = {"p": person_of(a.ident), "s": 0, "k": [], "r": []}
+            row = {"p": person_of(a.ident), "s": 0, "k": [], "r": [], "v": ROW_VERSION}
         if a.seq >= row["s"]:
             row["p"], row["s"] = a.person, a.seq
         if a.known:

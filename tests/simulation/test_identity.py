@@ -57,6 +57,8 @@ def run(
         check_views=True,
     )
     sim.link.refused_kept = refused_kept
+    if refused_kept < REFUSED_KEPT:  # the small setting lets label refusals go sooner too
+        sim.link.blocked_kept = 2
     sim.run(sc.inputs)
     return sc, sim
 
@@ -142,13 +144,16 @@ def test_without_guards_persons_are_the_connected_components(seed, partitions):
 @given(
     seed=st.integers(0, 10**9),
     partitions=st.integers(1, 16),
-    refused_kept=st.sampled_from([REFUSED_KEPT, 2]),  # 2: kept refusals are let go
+    refused_kept=st.sampled_from([REFUSED_KEPT, 1]),  # 1: kept refusals are let go
 )
 # an identifier split away came back through the person it went to (absorbed since)
 # before the member lists said so; a later split summed the members' fragments only
 @example(seed=1_000_000_000, partitions=11, refused_kept=REFUSED_KEPT)
-# a refusal let go by the link stage (over refused_kept) stayed cached by the route stage
-@example(seed=42_795_190, partitions=1, refused_kept=2)
+# refusals the link stage let go stayed cached by the route stage: one over refused_kept,
+# one re-cached by its own fact's Assign after the forget, one over a label's partners
+@example(seed=42_795_190, partitions=1, refused_kept=1)
+@example(seed=4402, partitions=1, refused_kept=1)
+@example(seed=204_774, partitions=11, refused_kept=1)
 def test_with_guards_persons_equal_the_reference_over_the_recorded_links(
     seed, partitions, refused_kept
 ):
