@@ -50,6 +50,11 @@ again and without a second conflict event: blocked, the refusal is forgotten; in
 one person, an edge; over a limit still, kept; otherwise a union (rule
 ``merge:{strength}:retried``). Every retry that ends in one person tells the route
 stage (``Assign.known``), which had cached the refusal.
+
+The route stage's cache never hides a decision that would now differ: a block makes
+it forget the pairs the split cut, a label's removal the pairs refused while it
+blocked (``rb``), and a refusal let go (past ``REFUSED_KEPT`` or ``BLOCKED_KEPT``)
+is forgotten too (``Assign.forget``; within a fact, after the fact's own Assign).
 """
 
 from __future__ import annotations
@@ -331,13 +336,7 @@ class LinkStage:
             partners = node.pop("rb", [])  # and the pairs refused meanwhile are decided again
             state.put("n:" + label.wallet, node)
             for other in partners:
-                theirs = self._node(state, other)["p"]
-                forget = Assign(other, theirs, seq, forget=[label.wallet])
-                emit.internal(topics.ROUTE, other, forget)
-            if partners:
-                emit.internal(
-                    topics.ROUTE, label.wallet, Assign(label.wallet, person, seq, forget=partners)
-                )
+                self._forget_pair(state, label.wallet, other, emit)
 
     def block(self, state: State, ident: str, why: str, rule: str, emit: Emit) -> None:
         """Block an identifier and undo every merge its links caused."""
@@ -356,16 +355,13 @@ class LinkStage:
             neighbour["e"].pop(ident, None)
             state.put("n:" + other, neighbour)
         members = self._split(state, node["p"], ident, rule, emit)
-        seq = state.get("seq") or 0
         for other in edges:  # the route stage cached these pairs as linked
-            forget = Assign(other, self._node(state, other)["p"], seq, forget=[ident])
-            emit.internal(topics.ROUTE, other, forget)
-        mine = self._node(state, ident)["p"]  # the split may have moved it
-        emit.internal(topics.ROUTE, ident, Assign(ident, mine, seq, forget=list(edges)))
+            self._forget_pair(state, ident, other, emit)
         self._retry(state, members, emit)
 
     def _forget_pair(self, state: State, a: str, b: str, emit: Emit) -> None:
-        """Tell the route stage to forget the pair ``a — b`` (both ways)."""
+        """Tell the route stage to forget the pair ``a — b`` (both ways), with each
+        identifier's person as of now: its next link is decided again."""
         seq = state.get("seq") or 0
         for x, y in ((a, b), (b, a)):
             emit.internal(topics.ROUTE, x, Assign(x, self._node(state, x)["p"], seq, forget=[y]))
