@@ -110,7 +110,10 @@ def main(path: str, partitions: int, seed: int, rules_file: str | None, out: IO[
         "events": sum(1 for i in inputs if i.topic != "tick"),
         "persons": persons,
         "merges": len(o.merges),
+        "merges_retried": sim.link.stats["retried"],
         "conflicts": len(o.conflicts),
+        "refused_by_rule": dict(sorted(sim.link.refusals.items())),
+        "splits": sim.link.stats["splits"],
         "dead_letters": len(o.dead_letters),
     }
     print("summary: " + json.dumps(summary), file=sys.stderr)

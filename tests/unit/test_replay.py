@@ -16,8 +16,11 @@ def test_replay_prints_one_line_per_person_and_a_summary(capsys):
     assert main(str(JOURNEY), 4, 0, None, out) == 0
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 2 and all(line["person_id"].startswith("p") for line in lines)
-    summary = capsys.readouterr().err
-    assert '"persons": 2' in summary and '"events": 14' in summary
+    summary = json.loads(capsys.readouterr().err.splitlines()[0].removeprefix("summary: "))
+    assert (summary["persons"], summary["events"]) == (2, 14)
+    # what a rule change moves: refusals by rule, splits, merges (retried ones apart)
+    assert summary["refused_by_rule"] == {} and summary["splits"] == 0
+    assert summary["merges"] > 0 and summary["merges_retried"] == 0
 
 
 def test_replay_accepts_prefixed_topics_and_ticks():
@@ -63,3 +66,23 @@ def test_the_cli_dry_runs_a_rule_change(tmp_path):
         [str(exe), "replay", str(JOURNEY), "--rules", str(bad)], capture_output=True, text=True
     )
     assert done.returncode == 2 and "unknown identifier types ['phone']" in done.stderr
+
+
+def test_replay_summary_counts_refusals_by_rule(tmp_path, capsys):
+    def identify(n: int, user: str) -> str:
+        value = {
+            "type": "identify",
+            "messageId": f"m{n}",
+            "anonymousId": "dev-1",
+            "userId": user,
+            "timestamp": "2026-11-02T09:00:00Z",
+            "context": {"c360": {"auth": "server"}},
+        }
+        return json.dumps({"topic": "web.events", "value": value})
+
+    export = tmp_path / "export.jsonl"
+    export.write_text(identify(1, "user-1") + "\n" + identify(2, "user-2") + "\n")
+    assert main(str(export), 2, 0, None, io.StringIO()) == 0
+    summary = json.loads(capsys.readouterr().err.splitlines()[0].removeprefix("summary: "))
+    assert summary["refused_by_rule"] == {"limit:user": 1}  # one device, two user ids
+    assert (summary["merges"], summary["splits"], summary["merges_retried"]) == (1, 0, 0)
