@@ -43,13 +43,14 @@ def connect(mid: str, device: str, address: str) -> Input:
     )
 
 
+def _label(address: str, categories: list[str], name: str = "Mislabelled") -> Input:
+    labels = [{"label": name, "category": c} for c in categories]
+    body = {"chain_id": 1, "address": address, "labels": labels}
+    return Input("labels", json.dumps(body).encode(), key=f"1:{address}")
+
+
 def exchange_label() -> Input:
-    body = {
-        "chain_id": 1,
-        "address": EXCHANGE,
-        "labels": [{"label": "Binance 14", "category": "exchange"}],
-    }
-    return Input("labels", json.dumps(body).encode(), key=f"1:{EXCHANGE}")
+    return _label(EXCHANGE, ["exchange"], name="Binance 14")
 
 
 def biggest(sim: Simulator) -> tuple[int, dict[str, int]]:
@@ -204,44 +205,27 @@ def test_a_limit_refusal_caused_by_a_hub_is_retried_when_the_hub_is_undone(b_sig
     assert sim.persons()[owner["user:user-b"]]["a"]["n"] == 3
 
 
-def _label(address: str, categories: list[str]) -> Input:
-    labels = [{"label": "Mislabelled", "category": c} for c in categories]
-    body = {"chain_id": 1, "address": address, "labels": labels}
-    return Input("labels", json.dumps(body).encode(), key=f"1:{address}")
-
-
-def test_a_wallet_whose_label_is_removed_links_again_from_a_device_refused_before():
-    """A user's own wallet labelled exchange by mistake: its sign-in is refused, and
-    the route stage caches the refused pair. Once the label is removed, the same
-    device signing in with it again must link them (the cache must let the pair go)."""
+@pytest.mark.parametrize(
+    ("label_first", "rule"), [(True, "blocked_label"), (False, "label:exchange")]
+)
+def test_a_wallet_whose_label_is_removed_links_again_from_its_device(label_first, rule):
+    """A user's own wallet labelled exchange by mistake. Label first: its sign-in is
+    refused, and the route stage caches the refused pair. Label after: it splits the
+    wallet off a pair the route stage had cached as linked. Either way, once the label
+    is removed, the same device signing in with it again must link them (the cache
+    must let the pair go)."""
     own = wallet(77)
+    labelled = _label(own, ["exchange"])
+    first = siwe("s-1", "dev-77", own)
     inputs = [
-        _label(own, ["exchange"]),
-        siwe("s-1", "dev-77", own),  # refused: blocked_label
+        *((labelled, first) if label_first else (first, labelled)),
         _label(own, []),  # the label is removed
         siwe("s-2", "dev-77", own),
     ]
     sim = Simulator(partitions=2, seed=7, inject_probability=0.0)
     sim.run(inputs)
     assert sim.person_of("anon:dev-77") == sim.person_of("wallet:" + own)
-    assert [c.rule for c in sim.outputs.conflicts] == ["blocked_label"]
-
-
-def test_a_wallet_labelled_after_its_links_and_unlabelled_links_again():
-    """The same mistake the other way round: the label arrives after the sign-in and
-    splits the wallet off; the route stage had cached the pair as linked. Once the
-    label is removed, the device signing in with it again must link them."""
-    own = wallet(78)
-    inputs = [
-        siwe("s-1", "dev-78", own),  # linked, and cached as known by the route stage
-        _label(own, ["exchange"]),  # blocked: the person is split
-        _label(own, []),  # the label is removed
-        siwe("s-2", "dev-78", own),
-    ]
-    sim = Simulator(partitions=2, seed=8, inject_probability=0.0)
-    sim.run(inputs)
-    assert sim.person_of("anon:dev-78") == sim.person_of("wallet:" + own)
-    assert [c.rule for c in sim.outputs.conflicts] == ["label:exchange"]
+    assert [c.rule for c in sim.outputs.conflicts] == [rule]
 
 
 def test_a_refusal_kept_for_a_retry_survives_a_label_on_its_wallet():
