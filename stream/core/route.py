@@ -5,9 +5,16 @@ Keyed by identifier (the fact's primary identifier). For each fact it
 1. drops a duplicate: the key ``d:{source}:{day}:{ident}:{fact id}`` exists while
    the fact is applied (an upsert sets it, its retract removes it), so a repeated
    upsert or retract counts once, and a retract of an unknown fact is a no-op. The
-   day is the fact's event day; on ticks, days older than ``dedupe_days`` before
-   the newest day this partition has seen from that source (capped at today) are
-   swept: the duplicate window is ``dedupe_days`` of event time (default 7);
+   day is the fact's event day. The duplicate window is ``dedupe_days`` (default 7)
+   of event time before the *horizon*: the newest day this partition has seen from
+   that source, capped at the latest tick's day (so that one event dated in the
+   future cannot empty the window). Keys of days before it are swept (``sweep``: a
+   tick starts a sweep, the facts that follow pay for what it leaves). A fact that
+   is already older than the window when it arrives (late, or part of a replay of
+   history) is applied as it comes: not checked for, nor remembered against,
+   duplicates. Before, its key was written and forgotten at the next sweep, so
+   whether a repeat was caught depended on when the next tick came, and a replay of
+   a month of history wrote and then deleted a key for three facts in four;
 2. looks up the identifier's person: the link stage's assignment (``i:{ident}``),
    else ``f(ident)``;
 3. sends link evidence to the one-partition link stage, unless every linked
@@ -51,6 +58,7 @@ class RouteStage:
         self.dedupe_days = rules.rules.dedupe_days
         self.stats = {
             "duplicates": 0,
+            "outside_window": 0,
             "retracts": 0,
             "retract_unknown": 0,
             "to_link": 0,
@@ -58,29 +66,42 @@ class RouteStage:
         }
 
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
+        facts = 0
         for message in messages:
             if type(message) is Fact:
                 self.fact(state, message, emit)
+                facts += 1
             elif type(message) is Assign:
                 self.assign(state, message)
             elif type(message) is Tick:
-                self.sweep(state, message, emit)
+                today = message.now // DAY_MS
+                if (state.get(TODAY) or 0) < today:
+                    state.put(TODAY, today)
+                # a tick starts over (an older worker's continuation goes on at its cursor)
+                self.sweep(state, message.now, message.cursor, SWEEP_MAX)
+        if facts:
+            self._pay(state, facts)
 
     # --- facts ---
     def fact(self, state: State, fact: Fact, emit: Emit) -> None:
-        key = dedupe_key(fact)
-        applied = state.get(key) is not None
         if fact.op > 0:
-            if applied:
-                self.stats["duplicates"] += 1
-                return
-            state.put(key, 1)
             day = fact.ts // DAY_MS
             newest = state.get("dd:" + fact.src)
             if newest is None or day > newest:
                 state.put("dd:" + fact.src, day)
+                newest = day
+            today = state.get(TODAY)
+            if today is not None and day < min(newest, today) - self.dedupe_days:
+                self.stats["outside_window"] += 1  # applied as it comes (module doc)
+            else:
+                key = dedupe_key(fact)
+                if state.get(key) is not None:
+                    self.stats["duplicates"] += 1
+                    return
+                state.put(key, 1)
         else:
-            if not applied:
+            key = dedupe_key(fact)
+            if state.get(key) is None:
                 self.stats["retract_unknown"] += 1
                 return
             state.delete(key)
@@ -123,20 +144,29 @@ class RouteStage:
         state.put(key, row)
 
     # --- time ---
-    def sweep(self, state: State, tick: Tick, emit: Emit) -> None:
-        """Forget duplicate keys older than the window, per source topic: ``dedupe_days``
-        before the newest event day of that source (capped at today). Per source, so
-        that a source lagging behind the others keeps its window.
+    def sweep(self, state: State, now: int, cursor: str, budget: int) -> None:
+        """Forget up to ``budget`` duplicate keys older than the window, per source topic:
+        ``dedupe_days`` before the newest event day of that source (capped at ``now``'s
+        day). Per source, so that a source lagging behind the others keeps its window.
+        ``cursor``: the last key an earlier part forgot ("": from the start).
 
-        At most ``SWEEP_MAX`` keys per tick message: when more are due (the first tick
-        after a backlog forgot ~90k keys per partition in one group, holding the
-        partition and its commit for seconds), the stage sends the tick on to its own
-        partition, behind the records already waiting there, with the last key it
-        forgot as the cursor: the next part seeks past it instead of stepping again
-        over the deleted keys before it (RocksDB keeps them as tombstones until a
-        compaction)."""
-        left = SWEEP_MAX
-        cursor = last = tick.cursor
+        Forgetting is background work, and it comes in bursts: keys fall out of the
+        window a day at a time (in real time, a whole day of them at the first tick
+        after midnight; in a replay of history, most keys as soon as they are written).
+        Forgotten in one group, a backlog's keys held the partition and its commit for
+        seconds (90k per partition after a 300k-event backlog); sent on through Kafka a
+        part at a time, as until 2026-11-30, the parts still took the stage's time
+        until the backlog was gone, and a worker near its capacity queued every event
+        behind them. So a part forgets at most ``budget`` keys, and when more are due
+        it leaves the rest in the state (``SWEEPING``: ``now``, the last key it forgot,
+        the budget paid so far): every fact that follows pays ``SWEEP_PER_FACT`` keys,
+        and a part runs whenever ``SWEEP_MAX`` are paid for. Forgetting then keeps pace
+        with the input (about one key falls due per fact written) in steady parts. The
+        next tick starts over from the first key (and so finds a late fact's key written
+        behind the cursor). A partition that gets no facts forgets ``SWEEP_MAX`` keys
+        per tick."""
+        left = budget
+        last = cursor
         for key, newest in list(state.scan("dd:", "dd;")):
             prefix = f"d:{key[3:]}:"
             if cursor:
@@ -145,19 +175,41 @@ class RouteStage:
                 start, cursor = cursor + "\x00", ""
             else:
                 start = prefix
-            horizon = min(newest, tick.now // DAY_MS) - self.dedupe_days
+            horizon = min(newest, now // DAY_MS) - self.dedupe_days
             for old, _ in list(state.scan(start, f"{prefix}{horizon:06d}", left + 1)):
                 if left == 0:
-                    if tick.partition >= 0:
-                        emit.internal_at(topics.ROUTE, tick.partition, tick.onward(last))
+                    state.put(SWEEPING, [now, last, 0])
                     return
                 state.delete(old)
                 left -= 1
                 last = old
+        if state.get(SWEEPING) is not None:
+            state.delete(SWEEPING)
+
+    def _pay(self, state: State, facts: int) -> None:
+        """``facts`` facts pay for the sweep left for later, if any (see ``sweep``)."""
+        pending = state.get(SWEEPING)
+        if pending is None:
+            return
+        now, cursor, paid = pending
+        paid += facts * SWEEP_PER_FACT
+        if paid < SWEEP_MAX:
+            state.put(SWEEPING, [now, cursor, paid])
+        else:
+            self.sweep(state, now, cursor, paid)
 
 
 SWEEP_MAX = 1000
-"""Duplicate keys one tick message forgets at most (see RouteStage.sweep)."""
+"""Duplicate keys a tick forgets at most, and the budget a part waits for (see
+RouteStage.sweep)."""
+SWEEP_PER_FACT = 2
+"""Keys of a pending sweep each fact pays for: keys fall due about as fast as facts
+write them, so twice that clears a backlog while keeping up (see RouteStage.sweep)."""
+TODAY = "dt"
+"""The state key of the latest tick's day: the cap of every source's newest day."""
+SWEEPING = "sw"
+"""The state key of a sweep left for later: [now, the last key forgotten, the budget
+paid so far]."""
 
 
 def _bounded(current: list[str], new: list[str], size: int) -> list[str]:
