@@ -152,8 +152,9 @@ class Settings:
     tick_interval: float = _setting(
         "C360_TICK_INTERVAL",
         60.0,
-        "Seconds between the ticks that carry 'now' to every profile partition.",
-        minimum=0.05,
+        "Seconds between the ticks that carry 'now' to every route and profile partition; "
+        "the first is sent at start. 0: none (time comes only from `c360 tick`).",
+        minimum=0,
     )
 
     # ------------------------------------------------------------------------

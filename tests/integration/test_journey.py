@@ -66,7 +66,7 @@ def test_the_journey_is_one_person_through_the_api(settings, start_worker):
 
 
 def test_the_journey_profile_through_the_api(settings, start_worker):
-    settings = settings.replace(tick_interval=3600.0)  # time comes from the journey's own tick
+    settings = settings.replace(tick_interval=0)  # time comes from the journey's own tick
     worker = start_worker(settings)
     worker.wait_ready()
     expected = json.loads((JOURNEY / "expected_profile.json").read_text())

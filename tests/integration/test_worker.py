@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import subprocess
+import time
 
 import orjson
 import pytest
@@ -119,3 +120,39 @@ def test_a_deployments_topics_are_dropped_and_no_others(settings, start_worker):
         assert set(theirs) <= listed
     finally:
         asyncio.run(admin.drop_deployment(other))
+
+
+def test_time_reaches_the_partitions_at_start_not_an_interval_later(settings, start_worker):
+    """The leader ticks at once (the interval is a minute), so the first events of a new
+    deployment are judged at today's date: a visit 20 days ago makes a person at risk,
+    not new (with no time yet, a partition judged it as of the visit)."""
+    assert settings.tick_interval == 60
+    worker = start_worker(settings)
+    worker.wait_ready()
+    started = time.monotonic()
+    asyncio.run(
+        read_until(
+            settings.kafka_bootstrap,
+            topics.PROFILE.name(settings),
+            lambda rs: any(dict(r.headers).get("c360-src") == b"ticker" for r in rs),
+            timeout=20,
+        )
+    )
+    assert time.monotonic() - started < 20
+    visited = time.time() - 20 * 86_400
+    event = {
+        "type": "page",
+        "messageId": "m-late",
+        "anonymousId": "device-late",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(visited)),
+    }
+    web = topics.WEB_EVENTS.name(settings)
+    asyncio.run(produce(settings.kafka_bootstrap, web, [(b"device-late", orjson.dumps(event))]))
+    url = f"{settings.web_url}/v1/profiles/anon:device-late"
+    _, body = wait_for(
+        lambda: http_get(url, {"X-API-Key": settings.api_key}),
+        lambda r: r[0] == 200,
+        timeout=30,
+        what="the profile",
+    )
+    assert orjson.loads(body)["lifecycle"] == "at_risk"
