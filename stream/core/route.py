@@ -11,10 +11,12 @@ Keyed by identifier (the fact's primary identifier). For each fact it
    future cannot empty the window). Keys of days before it are swept (``sweep``: a
    tick starts a sweep, the facts that follow pay for what it leaves). A fact that
    is already older than the window when it arrives (late, or part of a replay of
-   history) is applied as it comes: not checked for, nor remembered against,
-   duplicates. Before, its key was written and forgotten at the next sweep, so
-   whether a repeat was caught depended on when the next tick came, and a replay of
-   a month of history wrote and then deleted a key for three facts in four;
+   history out of order), upsert or retract, is applied as it comes: not checked
+   for, nor remembered against, duplicates (so a retract undoes its upsert, and a
+   repeat counts again). Before, an upsert's key was written and forgotten at the
+   next sweep, so whether a repeat was caught, and whether a retract was applied,
+   depended on when the next tick came; and a replay of a month of history wrote,
+   then deleted, a key for nearly every fact;
 2. looks up the identifier's person: the link stage's assignment (``i:{ident}``),
    else ``f(ident)``;
 3. sends link evidence to the one-partition link stage, unless every linked
@@ -67,6 +69,7 @@ class RouteStage:
 
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
         facts = 0
+        ticked = False  # a record with a tick has its part: its facts pay for no other
         for message in messages:
             if type(message) is Fact:
                 self.fact(state, message, emit)
@@ -75,37 +78,36 @@ class RouteStage:
                 self.assign(state, message)
             elif type(message) is Tick:
                 today = message.now // DAY_MS
-                if (state.get(TODAY) or 0) < today:
+                if state.get(TODAY) != today:
                     state.put(TODAY, today)
                 # a tick starts over (an older worker's continuation goes on at its cursor)
                 self.sweep(state, message.now, message.cursor, SWEEP_MAX)
-        if facts:
+                ticked = True
+        if facts and not ticked:
             self._pay(state, facts)
 
     # --- facts ---
     def fact(self, state: State, fact: Fact, emit: Emit) -> None:
-        if fact.op > 0:
-            day = fact.ts // DAY_MS
-            newest = state.get("dd:" + fact.src)
-            if newest is None or day > newest:
-                state.put("dd:" + fact.src, day)
-                newest = day
-            today = state.get(TODAY)
-            if today is not None and day < min(newest, today) - self.dedupe_days:
-                self.stats["outside_window"] += 1  # applied as it comes (module doc)
-            else:
-                key = dedupe_key(fact)
+        if self._outside(state, fact):
+            self.stats["outside_window"] += 1  # applied as it comes (module doc)
+            if fact.op < 0:  # a key kept from when it was inside goes with it (the
+                key = dedupe_key(fact)  # horizon can move back: a tick sent by hand)
                 if state.get(key) is not None:
+                    state.delete(key)
+        else:
+            key = dedupe_key(fact)
+            applied = state.get(key) is not None
+            if fact.op > 0:
+                if applied:
                     self.stats["duplicates"] += 1
                     return
                 state.put(key, 1)
-        else:
-            key = dedupe_key(fact)
-            if state.get(key) is None:
-                self.stats["retract_unknown"] += 1
-                return
-            state.delete(key)
-            self.stats["retracts"] += 1
+            else:
+                if not applied:
+                    self.stats["retract_unknown"] += 1
+                    return
+                state.delete(key)
+                self.stats["retracts"] += 1
         row = state.get("i:" + fact.ident)
         if fact.links:
             refused = row["r"] if row is not None and row.get("v") == ROW_VERSION else ()
@@ -144,11 +146,12 @@ class RouteStage:
         state.put(key, row)
 
     # --- time ---
-    def sweep(self, state: State, now: int, cursor: str, budget: int) -> None:
+    def sweep(self, state: State, now: int, cursor: str, budget: int, carry: int = 0) -> None:
         """Forget up to ``budget`` duplicate keys older than the window, per source topic:
         ``dedupe_days`` before the newest event day of that source (capped at ``now``'s
         day). Per source, so that a source lagging behind the others keeps its window.
-        ``cursor``: the last key an earlier part forgot ("": from the start).
+        ``cursor``: the last key an earlier part forgot ("": from the start); ``carry``:
+        budget already paid for the next part.
 
         Forgetting is background work, and it comes in bursts: keys fall out of the
         window a day at a time (in real time, a whole day of them at the first tick
@@ -178,13 +181,26 @@ class RouteStage:
             horizon = min(newest, now // DAY_MS) - self.dedupe_days
             for old, _ in list(state.scan(start, f"{prefix}{horizon:06d}", left + 1)):
                 if left == 0:
-                    state.put(SWEEPING, [now, last, 0])
+                    state.put(SWEEPING, [now, last, carry])
                     return
                 state.delete(old)
                 left -= 1
                 last = old
         if state.get(SWEEPING) is not None:
             state.delete(SWEEPING)
+
+    def _outside(self, state: State, fact: Fact) -> bool:
+        """Whether the fact is older than the duplicate window (an upsert first moves its
+        source's newest day). Before the partition's first tick, nothing is."""
+        day = fact.ts // DAY_MS
+        newest = state.get("dd:" + fact.src)
+        if fact.op > 0 and (newest is None or day > newest):
+            state.put("dd:" + fact.src, day)
+            newest = day
+        today = state.get(TODAY)
+        if today is None or newest is None:
+            return False
+        return day < min(newest, today) - self.dedupe_days
 
     def _pay(self, state: State, facts: int) -> None:
         """``facts`` facts pay for the sweep left for later, if any (see ``sweep``)."""
@@ -195,8 +211,8 @@ class RouteStage:
         paid += facts * SWEEP_PER_FACT
         if paid < SWEEP_MAX:
             state.put(SWEEPING, [now, cursor, paid])
-        else:
-            self.sweep(state, now, cursor, paid)
+        else:  # a part of SWEEP_MAX; a large record's extra pay is kept for the next
+            self.sweep(state, now, cursor, SWEEP_MAX, min(paid - SWEEP_MAX, SWEEP_MAX))
 
 
 SWEEP_MAX = 1000
@@ -206,7 +222,8 @@ SWEEP_PER_FACT = 2
 """Keys of a pending sweep each fact pays for: keys fall due about as fast as facts
 write them, so twice that clears a backlog while keeping up (see RouteStage.sweep)."""
 TODAY = "dt"
-"""The state key of the latest tick's day: the cap of every source's newest day."""
+"""The state key of the latest tick's day: the cap of every source's newest day (the
+latest, not the greatest: a tick sent by hand with a future time is undone by the next)."""
 SWEEPING = "sw"
 """The state key of a sweep left for later: [now, the last key forgotten, the budget
 paid so far]."""

@@ -125,8 +125,11 @@ def test_a_fact_outside_the_window_is_applied_as_it_comes_and_not_remembered():
     }
     assert stage.stats["outside_window"] == 2 and stage.stats["duplicates"] == 1
     out = run(stage, state, [fact_of(today - 8, 2, op=-1), fact_of(today - 7, 1, op=-1)])
-    assert to_profile(out) == ["e1"]  # the late one's retract is a no-op
-    assert stage.stats["retract_unknown"] == 1 and len(keys(state)) == 1
+    assert to_profile(out) == ["e2", "e1"]  # a reorg undoes the late one too
+    assert stage.stats["outside_window"] == 3 and stage.stats["retracts"] == 1
+    assert len(keys(state)) == 1  # today's
+    out = run(stage, state, [fact_of(today - 7, 1, op=-1)])
+    assert to_profile(out) == [] and stage.stats["retract_unknown"] == 1
 
 
 def test_before_the_first_tick_every_fact_is_remembered():
@@ -146,3 +149,43 @@ def test_one_fact_dated_in_the_future_does_not_empty_the_window():
     assert to_profile(out) == ["e0", "e1"]  # the horizon is capped at the tick's day
     run(stage, state, [Tick(NOW)])  # and the sweep keeps yesterday's key
     assert f"d:web.events:{today - 1:06d}:anon:d1:e1" in keys(state)
+
+
+def test_a_part_forgets_at_most_sweep_max_keys_and_keeps_what_a_large_record_paid():
+    state = MemoryState()
+    old_keys(state, {"web.events": 5 * SWEEP_MAX})
+    due = keys(state)
+    stage = RouteStage(Compiled(DEFAULT))
+    # a tick and facts in one record: the tick's part is the record's
+    run(stage, state, [Tick(NOW), *facts(SWEEP_MAX, "a")])
+    assert len(due - keys(state)) == SWEEP_MAX
+    assert state.get(SWEEPING)[2] == 0  # its facts paid for no other
+    # a record of 1,500 facts pays 3,000 keys: one part, the rest kept (at most a part)
+    run(stage, state, facts(3 * SWEEP_MAX // 2, "b"))
+    assert len(due - keys(state)) == 2 * SWEEP_MAX
+    assert state.get(SWEEPING)[2] == SWEEP_MAX
+    run(stage, state, facts(1, "c"))  # and the next record runs it
+    assert len(due - keys(state)) == 3 * SWEEP_MAX
+
+
+def test_the_cap_is_the_latest_tick_not_the_greatest():
+    state, stage = MemoryState(), RouteStage(Compiled(DEFAULT))
+    today = DAY + 30
+    run(stage, state, [Tick((today + 100) * DAY_MS)])  # a tick sent by hand, far ahead
+    run(stage, state, [Tick(NOW)])  # then the ticker's
+    yesterday = fact_of(today - 1, 1)
+    out = run(stage, state, [fact_of(today + 100, 0), yesterday, yesterday])
+    assert to_profile(out) == ["e0", "e1"]
+
+
+def test_a_retract_outside_the_window_takes_a_key_kept_from_before_with_it():
+    state, stage = MemoryState(), RouteStage(Compiled(DEFAULT))
+    today = DAY + 30
+    run(stage, state, [fact_of(today, 0), fact_of(today - 10, 1)])  # no tick yet: kept
+    assert f"d:web.events:{today - 10:06d}:anon:d1:e1" in keys(state)
+    run(stage, state, [Tick(NOW)])  # a tick (its sweep would forget it too)
+    state.put(f"d:web.events:{today - 10:06d}:anon:d1:e1", 1)  # not yet swept, say
+    state.commit()
+    out = run(stage, state, [fact_of(today - 10, 1, op=-1)])
+    assert to_profile(out) == ["e1"]
+    assert f"d:web.events:{today - 10:06d}:anon:d1:e1" not in keys(state)
