@@ -356,27 +356,39 @@ def register_ticker(c360: C360) -> None:
     at once when it becomes the leader, then every ``tick_interval`` seconds (0: never).
 
     At once, because a partition without time misjudges what comes before its first
-    tick: a new deployment fed history computed every person's lifecycle as of their
-    last event, so a minute later the first tick fired all their timers in one burst
-    (after the bench's first phases, ~13,000 persons, and 500-900 ms of latency at half
-    load), and the route stage remembered duplicates of facts already outside the
+    tick: a new deployment fed history judged every person's lifecycle as of their
+    last event, so a minute later the first tick fired the timers of those that had
+    fallen due in one burst (after the bench's first phases, 500-900 ms of latency at
+    half load), and the route stage remembered duplicates of facts already outside the
     window. faust's timers wait their interval before the first call, so the timer
-    polls every second and sends when the interval has passed since the last tick."""
+    polls every second: a worker that is not the leader forgets when it last ticked
+    (it ticks at once when it becomes the leader again), and a tick that could not be
+    sent is tried again at the next poll (a repeated tick is harmless)."""
     app, settings = c360.app, c360.settings
     if settings.tick_interval == 0:
         return
     last: float | None = None
+    failing = False
 
-    @app.timer(interval=max(0.05, min(1.0, settings.tick_interval)), on_leader=True, name="ticker")
+    @app.timer(interval=max(0.05, min(1.0, settings.tick_interval)), name="ticker")
     async def ticker():
-        nonlocal last
+        nonlocal last, failing
+        if not app.is_leader():
+            last = None
+            return
         if last is not None and time.monotonic() - last < settings.tick_interval:
             return
-        last = time.monotonic()
         try:
             await send_tick(c360, int(time.time() * 1000))
         except Exception as exc:
-            log.warning("tick not sent: %r", exc)
+            if not failing:  # once per outage, not once a second
+                log.warning("tick not sent, retrying every second: %r", exc)
+            failing = True
+        else:
+            if failing:
+                log.warning("tick sent again")
+            failing = False
+            last = time.monotonic()
 
 
 async def send_tick(c360: C360, now: int) -> None:
