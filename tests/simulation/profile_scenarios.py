@@ -72,7 +72,8 @@ class ProfileGenerator:
         self.chain_events: list[tuple[dict, list[Truth]]] = []
         self.prices: dict[str, tuple[float, int]] = {}
         self.clock = T0  # events arrive roughly in time order, as in production
-        self.retryable: list[Input] = []
+        self.retryable: list[tuple[Input, int]] = []  # and its oldest event time
+        self.repeats: list[tuple[int, int]] = []  # (index in inputs, oldest event time)
 
     def _id(self, prefix: str = "m") -> str:
         self.n += 1
@@ -103,8 +104,8 @@ class ProfileGenerator:
         self.inputs.append(item)
         for t in truths:
             self.truths[t.id] = t
-        if truths and min(t.ts for t in truths) >= self.clock - 5 * DAY:
-            self.retryable.append(item)  # duplicates are caught inside the dedupe window
+        if truths:
+            self.retryable.append((item, min(t.ts for t in truths)))
 
     # --- web ----------------------------------------------------------------------
     def page(self) -> None:
@@ -378,14 +379,26 @@ class ProfileGenerator:
         self.inputs.append(Input("prices", json.dumps(body).encode(), key=chain_token))
 
     def duplicate(self) -> None:
-        """An SDK retry or a connector replay: a recent payload again (counted once)."""
-        candidates = [i for i in self.retryable[-12:] if i.topic != "chain.events"]
-        live = [e for e, _ in self.chain_events[-3:]]
+        """An SDK retry or a connector replay: a recent payload again (counted once).
+        Only a payload inside the dedupe window by now: outside it, a repeat counts
+        again (docs/identity.md, "Duplicates and retractions")."""
+        recent = self.clock - 5 * DAY
+        candidates = [
+            (i, ts) for i, ts in self.retryable[-12:] if i.topic != "chain.events" and ts >= recent
+        ]
+        live = [
+            (e, min(t.ts for t in truths))
+            for e, truths in self.chain_events[-3:]
+            if truths and min(t.ts for t in truths) >= recent
+        ]
         if live and self.r.random() < 0.3:
-            event = self.r.choice(live)
+            event, ts = self.r.choice(live)
+            self.repeats.append((len(self.inputs), ts))
             self.inputs.append(Input("chain.events", json.dumps(event).encode()))
         elif candidates:
-            self.inputs.append(self.r.choice(candidates))
+            item, ts = self.r.choice(candidates)
+            self.repeats.append((len(self.inputs), ts))
+            self.inputs.append(item)
 
 
 def profile_scenario(seed: int, events: int = 120, persons: int = 6) -> ProfileScenario:
@@ -407,11 +420,17 @@ def profile_scenario(seed: int, events: int = 120, persons: int = 6) -> ProfileS
         g.ticket,
         g.duplicate,
     ]
+    tick, tick_now = -1, 0  # the mid-stream tick: where, and its time
     for i in range(events):
         g.advance()
         r.choice(steps)()
         if i == events // 2:
             g.price("native", r.choice([2500.0, 3500.0]), 18)  # a price moves mid-stream
-            g.inputs.append(Input("tick", now=g.clock))
+            tick, tick_now = len(g.inputs), g.clock
+            g.inputs.append(Input("tick", now=tick_now))
+    # the tick can reach the route stage before records sent earlier: a repeat from
+    # before it must still be inside the window at the tick's time (or it counts again)
+    late = {i for i, ts in g.repeats if i < tick and ts < tick_now - 5 * DAY}
+    inputs = [item for i, item in enumerate(g.inputs) if i not in late]
     now = g.clock + r.choice([1, 15, 35]) * DAY  # active, at risk or churned by then
-    return ProfileScenario(g.inputs, g.truths, dict(g.prices), now)
+    return ProfileScenario(inputs, g.truths, dict(g.prices), now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream.core import profile
@@ -66,6 +66,9 @@ def check(seed: int, partitions: int) -> Simulator:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10**9), partitions=st.integers(1, 12))
+# a repeat the mid-stream tick overtook, by then outside the duplicate window: the
+# scenario no longer sends such repeats (they count again, as documented)
+@example(seed=287197, partitions=1)
 def test_profiles_equal_the_offline_definitions(seed, partitions):
     check(seed, partitions)
 
