@@ -156,6 +156,18 @@ PIPELINE = dashboard(
             unit="ops",
         ),
         panel(
+            "Facts routed, duplicates dropped, facts outside the duplicate window",
+            [
+                (
+                    f"sum by (outcome) (rate(c360_route_facts_total[{RATE}]))",
+                    "{{outcome}}",
+                ),
+                (f"sum(rate(c360_facts_outside_window_total[{RATE}]))", "outside the window"),
+            ],
+            unit="ops",
+            description="A fact outside the window is applied without a duplicate check.",
+        ),
+        panel(
             "Consumer lag by topic",
             [("sum by (topic) (c360_consumer_lag)", "{{topic}}")],
             description="Records after the committed offset, summed over partitions and workers.",

@@ -62,7 +62,10 @@ def register(c360: C360) -> None:
 
     unstick_ingest = register_ingest(c360)
     prices, labels = register_reference(c360)
-    c360.stages["route"] = stage(c360, "route", topics.ROUTE, RouteStage(c360.rules).process)
+    route = RouteStage(c360.rules)
+    c360.stages["route"] = stage(
+        c360, "route", topics.ROUTE, route.process, observe.route_hook(route)
+    )
     link = LinkStage(c360.rules)
     c360.stages["link"] = stage(c360, "link", topics.LINK, link.process, observe.link_hook(link))
     aggregator = Aggregator(c360.rules.rules, GlobalView(prices), GlobalView(labels))

@@ -99,6 +99,20 @@ class Metrics:
             buckets=EVENT_AGE_BUCKETS,
             registry=r,
         )
+        # --- routing ---
+        self.route_facts = Counter(
+            "c360_route_facts",
+            "Facts the route stage handled, by outcome: duplicate and retract_unknown "
+            "(dropped), to_link, to_profile.",
+            ["outcome"],
+            registry=r,
+        )
+        self.facts_outside_window = Counter(
+            "c360_facts_outside_window",
+            "Facts applied without a duplicate check: older than the duplicate window when "
+            "they arrived.",
+            registry=r,
+        )
         # --- identity graph ---
         self.link_events = Counter(
             "c360_link_events",

@@ -18,12 +18,38 @@ from stream import topics
 from stream.core.channel import channel_rows
 from stream.core.link import LinkStage
 from stream.core.profile import COUNTS, ProfileStage
+from stream.core.route import RouteStage
 from stream.shell.metrics import METRICS, Throttle, top_channels
 
 if TYPE_CHECKING:
     from stream.app import C360
 
 log = logging.getLogger(__name__)
+
+
+ROUTE_OUTCOMES = ("duplicates", "retract_unknown", "to_link", "to_profile")
+"""The route stage's counts that are outcomes of ``c360_route_facts_total`` (each fact
+has one); its label is the count's name, singular for ``duplicates``."""
+
+
+def route_hook(stage: RouteStage) -> Callable[[], None]:
+    """Facts routed or dropped, and facts outside the duplicate window, since last time."""
+    counters = {
+        key: METRICS.route_facts.labels("duplicate" if key == "duplicates" else key)
+        for key in ROUTE_OUTCOMES
+    }
+    counters["outside_window"] = METRICS.facts_outside_window
+    seen = dict.fromkeys(counters, 0)
+
+    def observe() -> None:
+        stats = stage.stats
+        for key, counter in counters.items():
+            n = stats[key] - seen[key]
+            if n:
+                counter.inc(n)
+                seen[key] = stats[key]
+
+    return observe
 
 
 def link_hook(stage: LinkStage) -> Callable[[], None]:

@@ -64,6 +64,7 @@ MUST_MOVE = {
     ),
     "c360_stage_record_seconds_count": lambda s: _total(s) > 0,
     "c360_event_latency_seconds_count": lambda s: _total(s) > 0,
+    "c360_route_facts_total": lambda s: _total(s, outcome="to_profile") > 0,
     "c360_link_events_total": lambda s: _total(s) > 0,
     "c360_merges_total": lambda s: _total(s) > 0,
     "c360_merge_refusals_total": lambda s: _total(s, rule="blocked_value") > 0,

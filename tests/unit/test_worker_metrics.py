@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 from stream.shell.metrics import METRICS
-from stream.shell.observe import _remaining, link_hook, profile_hook
+from stream.shell.observe import _remaining, link_hook, profile_hook, route_hook
 
 
 def value(name: str, **labels: str) -> float:
@@ -33,6 +33,24 @@ def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
     assert value("c360_merges_total") - before["merges"] == 3
     assert value("c360_merge_retries_total") - before["retried"] == 1
     assert value("c360_merge_refusals_total", rule="hub:anon") - before["hub"] == 5
+
+
+def test_the_route_hook_counts_each_outcome_and_the_facts_outside_the_window():
+    stats = dict.fromkeys(
+        ("duplicates", "outside_window", "retracts", "retract_unknown", "to_link", "to_profile"), 0
+    )
+    observe = route_hook(SimpleNamespace(stats=stats))
+    outcomes = ("duplicate", "retract_unknown", "to_link", "to_profile")
+    before = {o: value("c360_route_facts_total", outcome=o) for o in outcomes}
+    outside = value("c360_facts_outside_window_total")
+    stats.update(duplicates=2, to_link=3, to_profile=7, outside_window=4)
+    observe()
+    stats.update(to_profile=9, retract_unknown=1)
+    observe()
+    observe()  # nothing new: nothing added
+    moved = {o: value("c360_route_facts_total", outcome=o) - before[o] for o in outcomes}
+    assert moved == {"duplicate": 2, "retract_unknown": 1, "to_link": 3, "to_profile": 9}
+    assert value("c360_facts_outside_window_total") - outside == 4
 
 
 def test_the_profile_hook_observes_the_oldest_event_once():
