@@ -178,7 +178,7 @@ class RouteStage:
                 start, cursor = cursor + "\x00", ""
             else:
                 start = prefix
-            horizon = min(newest, now // DAY_MS) - self.dedupe_days
+            horizon = self._horizon(newest, now // DAY_MS)
             for old, _ in list(state.scan(start, f"{prefix}{horizon:06d}", left + 1)):
                 if left == 0:
                     state.put(SWEEPING, [now, last, carry])
@@ -200,7 +200,11 @@ class RouteStage:
         today = state.get(TODAY)
         if today is None or newest is None:
             return False
-        return day < min(newest, today) - self.dedupe_days
+        return day < self._horizon(newest, today)
+
+    def _horizon(self, newest: int, today: int) -> int:
+        """The first day inside the duplicate window (module doc)."""
+        return min(newest, today) - self.dedupe_days
 
     def _pay(self, state: State, facts: int) -> None:
         """``facts`` facts pay for the sweep left for later, if any (see ``sweep``)."""

@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _move(counters: dict[str, Any], stats: dict[str, int], seen: dict[str, int]) -> None:
+    """Move each counter by how much its count in ``stats`` grew since ``seen``."""
+    for key, counter in counters.items():
+        n = stats[key] - seen.get(key, 0)
+        if n:
+            counter.inc(n)
+            seen[key] = stats[key]
+
+
 ROUTE_OUTCOMES = ("duplicates", "retract_unknown", "to_link", "to_profile")
 """The route stage's counts that are outcomes of ``c360_route_facts_total`` (each fact
 has one); its label is the count's name, singular for ``duplicates``."""
@@ -39,15 +48,10 @@ def route_hook(stage: RouteStage) -> Callable[[], None]:
         for key in ROUTE_OUTCOMES
     }
     counters["outside_window"] = METRICS.facts_outside_window
-    seen = dict.fromkeys(counters, 0)
+    seen: dict[str, int] = {}
 
     def observe() -> None:
-        stats = stage.stats
-        for key, counter in counters.items():
-            n = stats[key] - seen[key]
-            if n:
-                counter.inc(n)
-                seen[key] = stats[key]
+        _move(counters, stage.stats, seen)
 
     return observe
 
@@ -60,16 +64,11 @@ def link_hook(stage: LinkStage) -> Callable[[], None]:
         "splits": METRICS.splits,
         "retried": METRICS.merge_retries,
     }
-    seen = dict.fromkeys(counters, 0)
+    seen: dict[str, int] = {}
     refused: dict[str, int] = {}
 
     def observe() -> None:
-        stats = stage.stats
-        for key, counter in counters.items():
-            n = stats[key] - seen[key]
-            if n:
-                counter.inc(n)
-                seen[key] = stats[key]
+        _move(counters, stage.stats, seen)
         for rule, total in stage.refusals.items():
             n = total - refused.get(rule, 0)
             if n:
@@ -81,13 +80,11 @@ def link_hook(stage: LinkStage) -> Callable[[], None]:
 
 def profile_hook(stage: ProfileStage) -> Callable[[], None]:
     """Profile changes published and the event-time latency of the group's oldest event."""
-    seen = {"changes": 0}
+    counters = {"changes": METRICS.profile_changes}
+    seen: dict[str, int] = {}
 
     def observe() -> None:
-        n = stage.stats["changes"] - seen["changes"]
-        if n:
-            METRICS.profile_changes.inc(n)
-            seen["changes"] = stage.stats["changes"]
+        _move(counters, stage.stats, seen)
         oldest = stage.oldest_event
         if oldest is not None:
             stage.oldest_event = None
