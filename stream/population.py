@@ -28,6 +28,8 @@ from typing import Any
 
 DAY = 86_400_000
 MINUTE = 60_000
+VISIT_SPAN = 60 * MINUTE
+"""How long after its start a visit's last event can come, at most (with margin)."""
 USDC = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 TREASURY = "0x7ea5000000000000000000000000000000c0ffee"
@@ -198,10 +200,17 @@ class Population:
         arrived: list[Person] = []
         weights: list[float] = []  # cumulative weights of ``arrived``
         clock = self.start
+        # the clock moves a step per event of the previous visit, so the events fill
+        # the window to its end (a step per visit left the newest third of it empty,
+        # and every person of a large population looked at risk); visits end before
+        # ``end`` (a session runs for minutes after its start)
         step = max(1, (self.end - self.start) // max(1, count))
+        latest = self.end - VISIT_SPAN
         first = iter(arrivals)
+        last = 1  # events of the previous visit
         while produced < count:
-            clock = min(self.end, clock + int(self.r.expovariate(1 / step)))
+            clock = min(latest, clock + int(self.r.expovariate(1 / step) * last))
+            before = produced
             if not spread:
                 newcomer = next(first, None)
                 person = newcomer if newcomer is not None else self.pick()
@@ -222,6 +231,7 @@ class Population:
                 produced += 1
                 if produced >= count:
                     return
+            last = produced - before
 
     def _activity(self, p: Person, ts: int, first_visit: bool) -> Iterator[tuple[str, str, dict]]:
         r = self.r

@@ -11,7 +11,7 @@ import pytest
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
 from stream.loadgen import UNBATCHED
-from stream.population import Population, is_link_event, score
+from stream.population import DAY, Population, is_link_event, score
 
 _encode = msgspec.json.encode
 
@@ -105,6 +105,24 @@ def test_spread_arrivals_keep_the_mix_steady_and_onboard_everyone_before_their_a
     assert len(first) == 200
     order = [first[p.index] for p in sorted(pop.persons, key=lambda p: p.joined)]
     assert order == sorted(order)  # arrivals in order of their first visit
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_the_events_fill_the_window_up_to_its_end(spread):
+    # the clock moves a step per event: with a step per visit the newest third of the
+    # window stayed empty, and a large population's every person looked at risk
+    end = 1_795_000_000_000
+    ingest = Ingest(Compiled(DEFAULT))
+    stream = Population(300, seed=4, end=end).events(30_000, spread=spread)
+    times = sorted(
+        fact.ts
+        for suffix, _key, payload in stream
+        if suffix not in ("prices", "labels")
+        for fact in ingest.record(suffix, _encode(payload)).facts
+    )
+    assert end - DAY < times[-1] <= end  # the newest are recent, none in the future
+    assert end - 20 * DAY < times[len(times) // 2] < end - 8 * DAY
+    assert 0.15 < sum(t > end - 7 * DAY for t in times) / len(times) < 0.5
 
 
 def test_populations_numbered_apart_share_no_identifier():
