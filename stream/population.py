@@ -10,7 +10,8 @@ snapshots, support tickets, form answers, social verifications, prices and
 wallet labels. Traps: exchange hot wallets that pay many users (and are
 labelled), and a shared kiosk device that many persons use.
 
-:meth:`Population.events` yields ``(topic suffix, key, payload)`` in time order;
+:meth:`Population.events` yields ``(topic suffix, key, payload)``, none dated after the
+population's ``end`` (mostly in time order: see its doc);
 :meth:`Population.truth` says which synthetic person each identifier belongs to
 (identifiers shared between persons are listed apart).
 """
@@ -29,7 +30,10 @@ from typing import Any
 DAY = 86_400_000
 MINUTE = 60_000
 VISIT_SPAN = 60 * MINUTE
-"""How long after its start a visit's last event can come, at most (with margin)."""
+"""How long after its start a later visit's last event can come, at most (a session
+runs for minutes; with margin)."""
+ONBOARD_SPAN = DAY + 30 * MINUTE
+"""The same for a first visit: a person's other devices sign in up to a day later."""
 USDC = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 TREASURY = "0x7ea5000000000000000000000000000000c0ffee"
@@ -183,7 +187,7 @@ class Population:
             )
 
     def events(self, count: int, *, spread: bool = False) -> Iterator[tuple[str, str, dict]]:
-        """``count`` activity events (plus reference data first), in time order.
+        """``count`` activity events (plus reference data first), none dated after ``end``.
 
         Everyone shows up once, in order of their first visit (an onboarding: a
         campaign session and the sign-ins that tie their identifiers together), then
@@ -192,7 +196,13 @@ class Population:
         evenly over the first 90 % of the events instead, activity picking among those
         who have arrived: the same mix throughout, as a product with a steady flow of
         new users sees it (a paced run of the default stream starts with seconds of
-        link-heavy traffic)."""
+        link-heavy traffic).
+
+        Times: a clock moves through the window a step per event, so the events reach
+        the present. Spread, the stream is in time order but for the hours a first
+        visit's later sign-ins come after it. By default a first visit is dated when
+        the person joined (anywhere in the window), so after the onboardings the
+        activity starts again weeks back."""
         yield from self.reference()
         produced = 0
         arrivals = sorted(self.persons, key=lambda p: p.joined)
@@ -201,11 +211,12 @@ class Population:
         weights: list[float] = []  # cumulative weights of ``arrived``
         clock = self.start
         # the clock moves a step per event of the previous visit, so the events fill
-        # the window to its end (a step per visit left the newest third of it empty,
-        # and every person of a large population looked at risk); visits end before
-        # ``end`` (a session runs for minutes after its start)
+        # the window to its end (a step per visit left its newest half to two thirds
+        # empty, and every person of a large population looked at risk); no visit
+        # runs past ``end``
         step = max(1, (self.end - self.start) // max(1, count))
         latest = self.end - VISIT_SPAN
+        latest_first = self.end - ONBOARD_SPAN
         first = iter(arrivals)
         last = 1  # events of the previous visit
         while produced < count:
@@ -214,7 +225,11 @@ class Population:
             if not spread:
                 newcomer = next(first, None)
                 person = newcomer if newcomer is not None else self.pick()
-                ts = max(clock, person.joined) if newcomer is None else person.joined
+                ts = (
+                    max(clock, person.joined)
+                    if newcomer is None
+                    else min(person.joined, latest_first)
+                )
             else:
                 due = len(arrived) < len(arrivals) and produced >= len(arrived) * spacing
                 newcomer = next(first) if due or not arrived else None
@@ -225,7 +240,7 @@ class Population:
                 else:
                     at = self.r.random() * weights[-1]
                     person = arrived[bisect.bisect_left(weights, at)]
-                ts = clock
+                ts = clock if newcomer is None else min(clock, latest_first)
             for event in self._activity(person, ts, first_visit=newcomer is not None):
                 yield event
                 produced += 1

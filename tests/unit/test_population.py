@@ -107,22 +107,41 @@ def test_spread_arrivals_keep_the_mix_steady_and_onboard_everyone_before_their_a
     assert order == sorted(order)  # arrivals in order of their first visit
 
 
-@pytest.mark.parametrize("spread", [False, True])
-def test_the_events_fill_the_window_up_to_its_end(spread):
-    # the clock moves a step per event: with a step per visit the newest third of the
-    # window stayed empty, and a large population's every person looked at risk
-    end = 1_795_000_000_000
+END = 1_795_000_000_000
+
+
+def fact_times(population: Population, count: int, spread: bool) -> list[int]:
+    """The event times of a population's facts, in order."""
     ingest = Ingest(Compiled(DEFAULT))
-    stream = Population(300, seed=4, end=end).events(30_000, spread=spread)
-    times = sorted(
+    return sorted(
         fact.ts
-        for suffix, _key, payload in stream
+        for suffix, _key, payload in population.events(count, spread=spread)
         if suffix not in ("prices", "labels")
         for fact in ingest.record(suffix, _encode(payload)).facts
     )
-    assert end - DAY < times[-1] <= end  # the newest are recent, none in the future
-    assert end - 20 * DAY < times[len(times) // 2] < end - 8 * DAY
-    assert 0.15 < sum(t > end - 7 * DAY for t in times) / len(times) < 0.5
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_the_events_fill_the_window_up_to_its_end(spread):
+    # the clock moves a step per event: with a step per visit the newest half to two
+    # thirds of the window stayed empty, and a large population's every person looked
+    # at risk
+    times = fact_times(Population(300, seed=4, end=END), 30_000, spread)
+    assert END - 2 * DAY < times[-1] <= END  # the newest are recent, none in the future
+    assert END - 20 * DAY < times[len(times) // 2] < END - 8 * DAY
+    assert 0.15 < sum(t > END - 7 * DAY for t in times) / len(times) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("population", "count", "spread"),
+    [
+        (Population(1000, seed=4, end=END), 5000, True),  # first visits up to the end
+        (Population(300, seed=3, end=END, days=3), 3000, False),  # joined near the end
+    ],
+)
+def test_no_event_is_dated_after_the_end(population, count, spread):
+    # a first visit's later devices sign in up to a day after it starts
+    assert fact_times(population, count, spread)[-1] <= END
 
 
 def test_populations_numbered_apart_share_no_identifier():
