@@ -65,15 +65,14 @@ def link_hook(stage: LinkStage) -> Callable[[], None]:
         "retried": METRICS.merge_retries,
     }
     seen: dict[str, int] = {}
+    by_rule: dict[str, Any] = {}  # refusal counters, one per rule as rules appear
     refused: dict[str, int] = {}
 
     def observe() -> None:
         _move(counters, stage.stats, seen)
-        for rule, total in stage.refusals.items():
-            n = total - refused.get(rule, 0)
-            if n:
-                METRICS.merge_refusals.labels(rule).inc(n)
-                refused[rule] = total
+        for rule in stage.refusals.keys() - by_rule.keys():
+            by_rule[rule] = METRICS.merge_refusals.labels(rule)
+        _move(by_rule, stage.refusals, refused)
 
     return observe
 
