@@ -24,7 +24,7 @@ from connectors.support.config import SupportConfig
 from connectors.support.signatures import intercom_valid, zendesk_valid
 from stream import admin, topics
 from stream.contract.inputs import SupportTicketEvent
-from stream.core.ingest import Ingest
+from stream.core.ingest import MAX_BODY_DEPTH, Ingest, too_deep
 from stream.core.rules import Compiled, Rules
 from stream.settings import Settings
 
@@ -121,12 +121,18 @@ class Receiver:
         if not valid:
             count(system, "bad_signature").inc()
             return error(401, "bad_signature", "the webhook signature is missing or invalid")
+        if too_deep(body, MAX_BODY_DEPTH):  # before the decoder recurses through it
+            count(system, "unmappable").inc()
+            return error(422, "too_deep", f"the body nests deeper than {MAX_BODY_DEPTH} levels")
         try:
             payload = msgspec.json.decode(body)
             result = mapping.MAPPERS[system](payload)
         except msgspec.DecodeError as exc:
             count(system, "unmappable").inc()
             return error(422, "not_json", f"the body is not JSON: {exc}")
+        except UnicodeDecodeError as exc:  # in a string: msgspec checks its bytes there
+            count(system, "unmappable").inc()
+            return error(422, "not_utf8", f"the body is not UTF-8: {exc.reason}")
         except mapping.Unmappable as exc:
             count(system, "unmappable").inc()
             return error(422, exc.reason, exc.message)

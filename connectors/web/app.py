@@ -26,7 +26,7 @@ from connectors.web.events import SIWE_EVENT, EventPreparer, Prepared, iso
 from connectors.web.metrics import CollectorMetrics
 from connectors.web.siwe import MAX_MESSAGE_CHARS, NonceStore, SiweError, SiweVerifier
 from stream import admin, topics
-from stream.core.ingest import Ingest
+from stream.core.ingest import MAX_BODY_DEPTH, Ingest, too_deep
 from stream.core.rules import Compiled, Rules
 from stream.settings import Settings
 
@@ -74,6 +74,20 @@ class _BatchBody(Struct, rename="camel"):
     context: Any = None
     sent_at: Any = None
     write_key: Any = None
+
+
+_BAD_BODY = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+"""What decoding an untrusted body raises (bytes in a string that are not UTF-8 raise
+``UnicodeDecodeError``; too deep a body, ``DecodeError`` from :func:`_decode_body`)."""
+
+
+def _decode_body(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    """``body`` decoded, after checking how deep it nests: this process's recursion limit
+    is raised (``eth_account`` imports ``py_ecc``, which sets 100,000), and msgspec
+    would recurse through a deep body until the C stack overflows."""
+    if too_deep(body, MAX_BODY_DEPTH):
+        raise msgspec.DecodeError(f"the body nests deeper than {MAX_BODY_DEPTH} levels")
+    return decoder.decode(body)
 
 
 class _VerifyBody(Struct, rename="camel"):
@@ -172,6 +186,14 @@ class Collector:
         response.headers["WWW-Authenticate"] = 'Basic realm="c360"'
         return response
 
+    def _bad_body(self, has_header: bool, message: str) -> web.Response:
+        """A body that cannot be read: 401 without a key in the header (the key may be in
+        the body), else 400 with why."""
+        if not has_header:
+            return self.unauthorized()
+        self._reject("bad_request")
+        return error(400, "bad_request", message)
+
     async def produce(self, prepared: Prepared) -> int:
         """Deliver the accepted events (acks=all); count them by type and outcome."""
         m = self.metrics
@@ -204,17 +226,14 @@ class Collector:
         received_at = self.now()
         try:
             if route_type is None:
-                parsed = _batch_body.decode(body)
+                parsed = _decode_body(_batch_body, body)
                 raws = [bytes(r) for r in parsed.batch]
                 body_key, context, sent_at = parsed.write_key, parsed.context, parsed.sent_at
             else:
-                body_key = _key_only.decode(body).write_key
+                body_key = _decode_body(_key_only, body).write_key
                 raws, context, sent_at = [body], None, None
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            if not has_header:
-                return self.unauthorized()
-            self._reject("bad_request")
-            return error(400, "bad_request", f"the body is not a Segment call: {exc}")
+        except _BAD_BODY as exc:
+            return self._bad_body(has_header, f"the body is not a Segment call: {exc}")
         kind = self.authenticate(request, body_key)
         if kind is None:
             return self.unauthorized()
@@ -279,12 +298,9 @@ class Collector:
         body = await request.read()
         received_at = self.now()
         try:
-            req = _verify_body.decode(body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            if not has_header:
-                return self.unauthorized()
-            self._reject("bad_request")
-            return error(400, "bad_request", f"invalid verify request: {exc}")
+            req = _decode_body(_verify_body, body)
+        except _BAD_BODY as exc:
+            return self._bad_body(has_header, f"invalid verify request: {exc}")
         kind = self.authenticate(request, req.write_key)
         if kind is None:
             return self.unauthorized()

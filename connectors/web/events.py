@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from connectors.web.auth import KeyKind
-from stream.core.ingest import Ingest
+from stream.core.ingest import MAX_DEPTH, Ingest, too_deep
 
 WEB_TYPES = frozenset({"page", "screen", "track", "identify", "alias", "group"})
 SIWE_EVENT = "SIWE Sign In"
@@ -99,10 +99,18 @@ class EventPreparer:
                     )
                 )
                 continue
+            if too_deep(raw):  # the worker's ingest refuses it: so does the collector, first
+                out.errors.append(
+                    EventError(index, "too_deep", f"nests deeper than {MAX_DEPTH} levels", kind)
+                )
+                continue
             try:
                 event = _decode(raw)
             except msgspec.DecodeError as exc:
                 out.errors.append(EventError(index, "not_json", f"not JSON: {exc}", kind))
+                continue
+            except UnicodeDecodeError as exc:  # in a string: msgspec checks its bytes there
+                out.errors.append(EventError(index, "not_utf8", f"not UTF-8: {exc.reason}", kind))
                 continue
             if not isinstance(event, dict):
                 out.errors.append(

@@ -12,6 +12,7 @@ Pure: no I/O, no Faust. The worker's ingest agent, the simulator and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -532,6 +533,65 @@ TOPIC_DECODERS: dict[str, TopicDecoder] = {
     ),
 }
 _BATCH = msgspec.json.Decoder(list[msgspec.Raw])
+MAX_DEPTH = 64
+"""How deep an event's JSON may nest (objects and arrays). Real events nest under ten
+levels; a decoder recursing through hundreds would hit the interpreter's recursion
+limit, whose headroom depends on where it is called from (a worker's agent, a test, the
+web collector): checked first, so every process refuses the same events with the same
+reason. Where the limit is raised (importing ``eth_account`` raises it to 100,000 for
+``py_ecc``), msgspec's decoder recurses until the C stack overflows: a connector checks
+a request's body before decoding it (:data:`MAX_BODY_DEPTH`)."""
+MAX_BODY_DEPTH = 512
+"""How deep a request body may nest before anything decodes it (connectors): deeper
+than any event (refused alone, :data:`MAX_DEPTH`) with a batch's envelope around it,
+far from where a decoder could overflow the stack."""
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON ``raw`` nests deeper than ``limit`` (brackets inside strings do
+    not count)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the usual event: too few brackets to nest that deep
+    depth = 0
+    for token in _JSON_TOKENS.findall(raw):
+        first = token[:1]
+        if first in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif first in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _batch_items(value: bytes) -> list[bytes] | None:
+    """The items of a JSON array, split without decoding them (None: not an array that
+    ends where it should). For a batch holding an event too deep to decode: the
+    others are still applied, and that one refused alone."""
+    items: list[bytes] = []
+    depth, start = 0, -1
+    for token in _JSON_TOKENS.finditer(value):
+        char = value[token.start()]
+        if char in b"[{":
+            depth += 1
+            if depth == 1:
+                start = token.end()
+        elif char in b"]}":
+            depth -= 1
+            if depth == 0:
+                last = value[start : token.start()].strip()
+                if last or items:
+                    items.append(last)
+                return items if not value[token.end() :].strip() else None
+        elif char == 0x2C and depth == 1:  # a comma between items
+            items.append(value[start : token.start()].strip())
+            start = token.end()
+    return None
+
+
+def _not_utf8(err: UnicodeDecodeError) -> str:
+    return f"the record is not UTF-8: {err.reason} (byte 0x{err.object[err.start]:02x})"
 
 
 def _validation_reason(exc: msgspec.ValidationError) -> str:
@@ -582,6 +642,15 @@ class Ingest:
             except msgspec.DecodeError as exc:
                 out.rejections.append(self._undecodable(value, exc))
                 return out
+            except UnicodeDecodeError as exc:
+                out.rejections.append(Rejection("not_utf8", _not_utf8(exc), value))
+                return out
+            except RecursionError:  # an item nests too deep even to be skipped
+                split = _batch_items(value)
+                if split is None:
+                    out.rejections.append(_too_deep(value, None))
+                    return out
+                items = split
             if len(items) > self.batch_max:
                 out.rejections.append(
                     Rejection(
@@ -611,8 +680,17 @@ class Ingest:
     def _event(
         self, topic: TopicDecoder, source: str, raw: bytes, index: int | None, out: Ingested
     ) -> None:
+        if too_deep(raw):
+            out.rejections.append(_too_deep(raw, index))
+            return
         try:
             event = topic.decoder.decode(raw)
+        except UnicodeDecodeError as exc:  # a string's bytes: msgspec checks them there
+            out.rejections.append(Rejection("not_utf8", _not_utf8(exc), raw, index))
+            return
+        except RecursionError:  # defensive: too_deep refuses these first
+            out.rejections.append(_too_deep(raw, index))
+            return
         except msgspec.ValidationError as exc:
             reason = (
                 "not_an_object"
@@ -640,3 +718,7 @@ class Ingest:
         by_type = out.accepted_by_type
         kind = topic.type_of(event)
         by_type[kind] = by_type.get(kind, 0) + 1
+
+
+def _too_deep(raw: bytes, index: int | None) -> Rejection:
+    return Rejection("too_deep", f"the event nests deeper than {MAX_DEPTH} levels", raw, index)

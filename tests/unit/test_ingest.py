@@ -84,6 +84,41 @@ def test_bad_records_get_a_machine_readable_reason(value, reason):
     assert [r.reason for r in out.rejections] == [reason]
 
 
+def test_a_string_that_is_not_utf8_is_refused_alone_with_its_byte():
+    good = json.dumps(web(messageId="ok")).encode()
+    bad = json.dumps(web(messageId="m-X")).encode().replace(b"m-X", b"m-\xe9")  # Latin-1
+    [single] = ingest().record("web.events", bad).rejections
+    assert single.reason == "not_utf8" and "0xe9" in single.message
+    out = ingest().record("web.events", b"[" + good + b"," + bad + b"]")
+    assert [f.id for f in out.facts] == ["ok"]
+    assert [(r.reason, r.index) for r in out.rejections] == [("not_utf8", 1)]
+
+
+def nested(depth: int, **fields) -> bytes:
+    """A page event whose properties hold ``depth - 2`` nested arrays (``depth`` in all)."""
+    inner = b"[" * (depth - 2) + b"]" * (depth - 2)
+    return json.dumps(web(**fields)).encode()[:-1] + b', "properties": {"x": ' + inner + b"}}"
+
+
+def test_an_event_nesting_deeper_than_the_limit_is_refused_the_same_everywhere():
+    from stream.core.ingest import MAX_DEPTH
+
+    assert ingest().record("web.events", nested(MAX_DEPTH)).facts
+    for depth in (MAX_DEPTH + 1, 1_000, 100_000):  # 100,000: past any recursion limit
+        out = ingest().record("web.events", nested(depth))
+        assert [r.reason for r in out.rejections] == ["too_deep"] and not out.facts
+    batch = b"[" + nested(3, messageId="ok") + b"," + nested(5_000) + b"]"
+    out = ingest().record("web.events", batch)
+    assert [f.id for f in out.facts] == ["ok"]
+    assert [(r.reason, r.index) for r in out.rejections] == [("too_deep", 1)]
+
+
+def test_brackets_inside_strings_are_not_nesting():
+    brackets = '[{\\"' * 200  # also escaped quotes and backslashes
+    out = ingest().record("web.events", json.dumps(web(properties={"s": brackets})).encode())
+    assert out.facts and not out.rejections
+
+
 def test_oversize_records_keep_a_prefix_and_their_size():
     big = json.dumps(
         [web(messageId=str(i), properties={"pad": "x" * 1000}) for i in range(50)]
@@ -218,6 +253,12 @@ def records(draw):
     valid = [e for t, e in VALID if t == topic]
     if kind == 0:
         return topic, draw(st.binary(max_size=300))
+    if kind == 3 and draw(st.booleans()):  # a poisoned event: bad UTF-8 in a string, or deep
+        event = json.dumps(draw(st.sampled_from(valid))).encode()
+        if draw(st.booleans()):
+            return topic, event.replace(b'":"', b'":"\xff', 1)
+        depth = draw(st.integers(50, 5_000))
+        return topic, b"[" + event[:-1] + b',"zz":' + b"[" * depth + b"]" * depth + b"}]"
     if kind == 1:
         return topic, json.dumps(
             mutate(draw, draw(st.sampled_from(valid))), allow_nan=True

@@ -124,6 +124,18 @@ async def test_unmappable_payloads_get_422_with_the_reason_and_pings_are_ignored
     assert r.status == 200 and (await r.json())["ignored"]
 
 
+async def test_a_body_not_utf8_or_nesting_too_deep_gets_422_never_a_500(client):
+    for body, reason in (
+        (b'{"type": "notification_event", "topic": "\xe9"}', "not_utf8"),
+        (b'{"data": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "too_deep"),
+    ):
+        signature = intercom_signature(INTERCOM_SECRET, body)
+        r = await client.post(
+            "/v1/webhooks/intercom", data=body, headers={"X-Hub-Signature": signature}
+        )
+        assert r.status == 422 and (await r.json())["reason"] == reason
+
+
 async def test_an_unconfigured_help_desk_answers_404(settings):
     config = SupportConfig(intercom_secret=INTERCOM_SECRET)
     async with TestClient(TestServer(create_app(config, settings))) as client:

@@ -184,6 +184,35 @@ async def test_a_malformed_event_in_a_batch_gets_a_precise_400_while_the_others_
     assert sorted(e["messageId"] for e in events) == ["ok-1", "ok-2", "sentinel"]
 
 
+async def test_bytes_that_are_not_utf8_or_nest_too_deep_get_a_400_never_a_500(client, settings):
+    good = b'{"type": "page", "anonymousId": "d-2", "messageId": "ok-3"}'
+    latin1 = b'{"type": "page", "anonymousId": "d-\xe9", "messageId": "latin1"}'
+    deep = b'{"type": "page", "anonymousId": "d-2", "x": ' + b"[" * 300 + b"]" * 300 + b"}"
+    body = b'{"batch": [' + b",".join([latin1, good, deep]) + b"]}"
+    r = await client.post("/v1/batch", data=body, headers=auth(BROWSER))
+    assert r.status == 400
+    reply = await r.json()
+    assert reply["accepted"] == 1
+    assert [(e["index"], e["reason"]) for e in reply["errors"]] == [
+        (0, "not_utf8"),
+        (2, "too_deep"),
+    ]
+    # a body deeper than 512 levels is refused whole before anything decodes it: this
+    # process's recursion limit is raised (py_ecc), and a decoder would overflow the stack
+    for path in ("/v1/batch", "/v1/siwe/verify"):
+        for depth in (600, 3_000):  # a request holds at most 16 KiB here
+            nested = b"[" * depth + b"]" * depth
+            body = b'{"batch": [' + nested + b'], "context": ' + nested + b"}"
+            r = await client.post(path, data=body, headers=auth(BROWSER))
+            assert r.status == 400 and "deeper than 512" in (await r.json())["message"]
+    r = await client.post(
+        "/v1/track", data=b'{"writeKey": "\xff", "event": "E"}', headers=auth(BROWSER)
+    )
+    assert r.status == 400 and (await r.json())["reason"] == "bad_request"
+    events = await landed(settings, with_id("ok-3"))
+    assert "latin1" not in {e["messageId"] for e in events}
+
+
 async def test_size_limits_answer_413_and_produce_nothing(client, settings):
     big = {"event": "Big", "anonymousId": "d-1", "properties": {"x": "y" * 5000}}
     r = await client.post("/v1/track", json=big, headers=auth(BROWSER))

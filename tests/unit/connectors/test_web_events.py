@@ -166,6 +166,16 @@ def test_each_bad_event_is_reported_with_its_index_reason_and_message():
     assert [e.type for e in errors] == types
 
 
+def test_an_event_not_utf8_or_nesting_too_deep_is_rejected_alone():
+    # the worker's ingest refuses both: the collector says so at once instead of a 500
+    good = json.dumps({"type": "page", "anonymousId": "d1"}).encode()
+    latin1 = good.replace(b'"d1"', b'"d\xe9"')
+    deep = good[:-1] + b', "properties": {"x": ' + b"[" * 3000 + b"]" * 3000 + b"}}"
+    accepted, errors, _ = prepare([latin1, good, deep])
+    assert len(accepted) == 1
+    assert [(e.index, e.reason) for e in errors] == [(0, "not_utf8"), (2, "too_deep")]
+
+
 def test_an_event_over_the_size_limit_is_rejected_alone():
     big = {"type": "track", "event": "Big", "anonymousId": "d1", "properties": {"x": "y" * 2000}}
     raws = [json.dumps(big).encode(), json.dumps({"type": "page", "anonymousId": "d1"}).encode()]
