@@ -136,6 +136,18 @@ class Simulator:
                 self._deliver_one()
         return self.outputs
 
+    def feed(self, item: Input) -> None:
+        """Apply one input record, its internal messages left undelivered (see
+        :meth:`step`): to look at the state between the stages' steps."""
+        self._inject(item)
+
+    def step(self) -> bool:
+        """Deliver one pending internal record (chosen at random); False when none is."""
+        if not self._busy():
+            return False
+        self._deliver_one()
+        return True
+
     def _busy(self) -> bool:
         return any(self.channels.values())
 

@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -33,7 +34,15 @@ if TYPE_CHECKING:
     from stream.app import C360
 
 log = logging.getLogger(__name__)
-MAX_MERGE_HOPS = 32
+MAX_MERGE_HOPS = 1_000
+"""A bound on the merge tombstones a person lookup follows (each hop may be a request
+to another worker). Chains cannot loop (a survivor's id is the smaller one), but each
+merge into a smaller id adds a hop to the older ids' chains."""
+OWNER_TIMEOUT = 5.0
+"""Seconds a worker waits for the owner of a key to answer an internal request."""
+IDENTIFIER_PATH = "{identifier:[^/]+}"
+"""A path segment holding an identifier: aiohttp's default ``[^{}/]+`` refuses braces,
+which device ids may hold (a GUID written ``{…}``). A ``/`` is sent as ``%2F``."""
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -47,9 +56,10 @@ class ApiError(Exception):
 def _json(status: int, body: Any) -> Response:
     from aiohttp import web
 
-    return web.Response(
-        body=_encode(body), status=status, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="c360"'
+    return web.Response(body=_encode(body), status=status, headers=headers)
 
 
 class Lookups:
@@ -66,9 +76,13 @@ class Lookups:
             return False
         given = request.headers.get("X-API-Key", "")
         auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            given = auth[7:]
-        return hmac.compare_digest(given.encode(), key.encode())
+        if auth[:7].lower() == "bearer ":  # the scheme is case-insensitive (RFC 9110)
+            given = auth[7:].strip()
+        # a header's bytes that are not UTF-8 arrive as surrogates: such a key is wrong,
+        # never an error
+        return hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), key.encode("utf-8", "surrogateescape")
+        )
 
     async def know_changelogs(self) -> None:
         """Make the producer know the changelog topics' partitions, once.
@@ -96,43 +110,107 @@ class Lookups:
         return url
 
     def _local(self, table: str, key: str) -> Txn:
+        if getattr(self.c360.app, "in_recovery", False):
+            # the partitions' state is still being restored from their changelogs
+            raise ApiError(503, "not_ready", "this worker is restoring its state; retry")
         spec_partitions = self.c360.tables[table].partitions
         partition = 0 if spec_partitions == 1 else partition_for(key, spec_partitions)
         return self.c360.tables[table].data.reader(partition)
 
-    async def _remote(self, url: URL, path: str, query: dict[str, str] | None = None) -> Any:
-        """The owner's answer to an internal GET (None: 404, not found there)."""
+    async def _remote(
+        self, url: URL, path: str, key: str | None = None, query: dict[str, str] | None = None
+    ) -> Any:
+        """The owner's answer to an internal GET of ``path``, followed by ``key`` as one
+        escaped path segment (None: 404, not found there)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            timeout = aiohttp.ClientTimeout(total=OWNER_TIMEOUT)
+            self._session = aiohttp.ClientSession(timeout=timeout)
         headers = {"X-API-Key": self.c360.settings.api_key}
-        target = url.with_path(path).with_query(query or {})
-        async with self._session.get(target, headers=headers) as response:
-            if response.status == 404:
-                return None
-            if response.status != 200:
-                raise ApiError(502, "owner_failed", f"{url} answered {response.status}")
-            return _decode(await response.read())
+        if key is not None:
+            path += "/" + quote(key, safe=":@")
+        target = url.with_path(path, encoded=True).with_query(query or {})
+        try:
+            async with self._session.get(target, headers=headers) as response:
+                body = await response.read()
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ApiError(
+                503, "owner_unreachable", f"the owner {url} did not answer: {exc!r}"
+            ) from None
+        if status == 404:
+            return None
+        if status == 503:  # not ready, or its own owner unreachable: retry, as there
+            raise ApiError(503, *_error_of(body, f"{url} is not ready"))
+        if status != 200:
+            raise ApiError(502, "owner_failed", f"{url} answered {status}")
+        return _decode(body)
 
     async def route_row(self, identifier: str) -> dict | None:
         owner = self._owner("route", identifier)
         if owner is None:
             return self._local("route", identifier).get("i:" + identifier)
-        return await self._remote(owner, f"/v1/_internal/route/{identifier}")
+        return await self._remote(owner, "/v1/_internal/route", identifier)
+
+    async def _row(self, person: str) -> dict | None:
+        """A person row as stored (a tombstone too), from whichever worker owns it."""
+        owner = self._owner("profile", person)
+        if owner is None:
+            return self._local("profile", person).get("p:" + person)
+        return await self._remote(owner, "/v1/_internal/person", person)
+
+    async def landed(self, identifier: str, person: str, row: dict) -> bool:
+        """Whether the facts ``identifier`` held at its own person have reached the live
+        ``person`` (its ``row``). The route stage moves an identifier to its new person
+        at once; the profile stage then marks the old person absorbed and sends its
+        facts on (a ``MergeIn``, forwarded if its target was absorbed meanwhile), and the
+        survivor's row may be written before they arrive (its new member list comes
+        apart): until then the profile lacks them. Every person absorbed on the way that
+        held anything ends in the survivor's ``ab`` once its facts are there. An
+        identifier split away from a person on the way is not judged here (its facts
+        move by another message)."""
+        current = person_of(identifier)
+        held: list[str] = []  # absorbed on the way, with something to send on
+        for _ in range(MAX_MERGE_HOPS):
+            if current == person:
+                absorbed = set(row.get("ab", ()))
+                return all(p in absorbed for p in held)
+            old = await self._row(current)
+            if old is None:
+                return not held  # it never held a fact there
+            survivor = old.get("mi")
+            if survivor is None:
+                # a live person: the identifier was split away from it (it says so: not
+                # judged), or the absorb of this person has not been applied yet
+                return identifier in old.get("mv", {})
+            if old.get("a") is not None:
+                held.append(current)
+            current = survivor
+        return True
 
     async def person_row(self, person: str) -> tuple[str, dict] | None:
-        """The live person row, following merges (person id, row)."""
+        """The live person row, following merges (person id, row). None when ``person``
+        has no row; 503 when it was absorbed into a person whose row the profile stage
+        has not written yet (a merge in flight: retry)."""
+        seen = {person}
         for _ in range(MAX_MERGE_HOPS):
             owner = self._owner("profile", person)
             if owner is None:
                 row = self._local("profile", person).get("p:" + person)
             else:
-                row = await self._remote(owner, f"/v1/_internal/person/{person}")
+                row = await self._remote(owner, "/v1/_internal/person", person)
             if row is None:
-                return None
+                if len(seen) == 1:
+                    return None
+                raise ApiError(
+                    503, "person_updating", f"a merge into {person} is in flight; retry shortly"
+                )
             if row.get("mi") is None:
                 return person, row
             person = row["mi"]
-        raise ApiError(500, "merge_loop", "too many merge hops")
+            if person in seen:
+                raise ApiError(500, "merge_loop", f"the merges of {person} loop")
+            seen.add(person)
+        raise ApiError(500, "merge_loop", f"over {MAX_MERGE_HOPS} merge hops")
 
     async def resolve(self, identifier: str) -> tuple[str, dict]:
         """The live person of a seen identifier (person id, row).
@@ -144,6 +222,10 @@ class Lookups:
         person = route["p"] if route else person_of(identifier)
         found = await self.person_row(person)
         if found is not None:
+            if not await self.landed(identifier, *found):
+                raise ApiError(
+                    503, "person_updating", f"{identifier} is moving to {found[0]}; retry shortly"
+                )
             return found
         if route is not None:
             raise ApiError(
@@ -169,7 +251,7 @@ class Lookups:
                     rows.update(channel_rows(store.reader(p)))
             else:
                 query = {"partitions": ",".join(map(str, partitions))}
-                remote = await self._remote(owner, "/v1/_internal/channels", query)
+                remote = await self._remote(owner, "/v1/_internal/channels", query=query)
                 if remote is None:
                     raise ApiError(502, "owner_failed", f"{owner} has no channel endpoint")
                 rows.update(remote)
@@ -199,7 +281,7 @@ def register(c360: C360) -> Lookups:
             METRICS.api_seconds.labels(route, str(status)).observe(time.perf_counter() - started)
         return _json(status, body)
 
-    @app.page("/v1/identities/{identifier}")
+    @app.page("/v1/identities/" + IDENTIFIER_PATH)
     class Identities(View):
         async def get(self, request: Request, identifier: str) -> Response:
             async def work():
@@ -215,7 +297,7 @@ def register(c360: C360) -> Lookups:
 
             return await answer("/v1/identities", request, work)
 
-    @app.page("/v1/_internal/route/{identifier}")
+    @app.page("/v1/_internal/route/" + IDENTIFIER_PATH)
     class InternalRoute(View):
         async def get(self, request: Request, identifier: str) -> Response:
             async def work():
@@ -233,7 +315,7 @@ def register(c360: C360) -> Lookups:
 
             return await answer("/v1/_internal", request, work)
 
-    @app.page("/v1/profiles/{identifier}")
+    @app.page("/v1/profiles/" + IDENTIFIER_PATH)
     class Profiles(View):
         async def get(self, request: Request, identifier: str) -> Response:
             async def work():
@@ -246,7 +328,7 @@ def register(c360: C360) -> Lookups:
     class Persons(View):
         async def get(self, request: Request, person: str) -> Response:
             async def work():
-                if not PERSON_ID.match(person):
+                if not PERSON_ID.fullmatch(person):
                     raise ApiError(
                         400, "bad_person_id", f"{person!r} is not a person id (p + 20 hex)"
                     )
@@ -326,7 +408,7 @@ def stored_offsets(c360: C360) -> dict[str, dict[str, int]]:
     return out
 
 
-PERSON_ID = re.compile(r"^p[0-9a-f]{20}$")
+PERSON_ID = re.compile(r"p[0-9a-f]{20}")  # fullmatch
 
 
 class PricesOnly:
@@ -345,6 +427,15 @@ def profile_body(person: str, row: dict, identifier: str | None = None) -> dict:
         body["identifier"] = identifier
     body.update(row.get("w") or {})
     return body
+
+
+def _error_of(body: bytes, fallback: str) -> tuple[str, str]:
+    """(error, message) of an error response's JSON body, or ("not_ready", fallback)."""
+    try:
+        answer = _decode(body)
+        return str(answer["error"]), str(answer["message"])
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return "not_ready", fallback
 
 
 def keys_for_partitions(partitions: int) -> list[str]:

@@ -1,10 +1,19 @@
-"""The lookup API's JSON (stream/shell/api.py)."""
+"""The lookup API (stream/shell/api.py): its JSON, and its answers across workers."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
+from urllib.parse import quote
+
 import msgspec
 
+from stream.core.messages import person_of
+from stream.population import Population
 from stream.shell.api import _json
+from stream.sim import Input, Simulator
+from tests.support.lookups import API_KEY, get, workers
 
 
 def test_responses_keep_integers_beyond_64_bits_exact():
@@ -13,3 +22,185 @@ def test_responses_keep_integers_beyond_64_bits_exact():
     response = _json(200, row)
     assert response.status == 200
     assert msgspec.json.decode(response.body) == row
+
+
+# --- answers across workers, over the real stages' state (tests/support/lookups.py) ---------
+def page(n: int, **ids) -> Input:
+    event = {"type": "page", "messageId": f"m-{n}", "timestamp": "2026-10-01T09:00:00Z", **ids}
+    return Input("web.events", json.dumps(event).encode())
+
+
+def connect(n: int, anon: str, address: str) -> Input:
+    event = {
+        "type": "track",
+        "event": "Wallet Connected",
+        "messageId": f"c-{n}",
+        "anonymousId": anon,
+        "timestamp": "2026-10-01T09:05:00Z",
+        "properties": {"address": address, "chainId": 1},
+    }
+    return Input("web.events", json.dumps(event).encode())
+
+
+def path_of(identifier: str) -> str:
+    return quote(identifier, safe=":@")
+
+
+def members(body: dict) -> set[str]:
+    return {i for group in body.get("identifiers", {}).values() for i in group}
+
+
+async def test_every_worker_gives_the_same_answer_for_identifiers_holding_a_slash():
+    # a kiosk shared by 12 users is split (a hub): each user is a person of its own,
+    # found through its route row, which a worker that does not own it must ask for
+    sim = Simulator(partitions=2, seed=3)
+    users = [f"team/u{i}" for i in range(12)]
+    sim.run([page(i, anonymousId="kiosk/1", userId=u) for i, u in enumerate(users)])
+    assert sim.link.stats.get("splits")
+    async with workers(sim) as (w0, w1):
+        for ident in ["anon:kiosk/1"] + [f"user:{u}" for u in users]:
+            answers = [await get(w, "/v1/identities/" + path_of(ident)) for w in (w0, w1)]
+            assert answers[0] == answers[1], ident
+            status, body = answers[0]
+            assert status == 200 and body["person_id"] == sim.person_of(ident)
+            assert ident in members(body)
+        # dot segments are data, not a way to another endpoint
+        sneaky = "user:x/../../person/" + sim.person_of("user:team/u0")
+        for w in (w0, w1):
+            status, body = await get(w, "/v1/profiles/" + path_of(sneaky))
+            assert (status, body["error"]) == (404, "unknown_identifier")
+
+
+async def test_an_identifier_holding_braces_can_be_looked_up():
+    guid = "anon:{3F2504E0-4F89-11D3-9A0C-0305E82C3301}"
+    sim = Simulator(partitions=2, seed=1)
+    sim.run([page(1, anonymousId=guid[5:])])
+    async with workers(sim) as clients:
+        for w in clients:
+            status, body = await get(w, "/v1/profiles/" + path_of(guid))
+            assert status == 200 and body["person_id"] == sim.person_of(guid)
+
+
+def address_below(person: str) -> str:
+    """A wallet whose person id sorts below ``person`` (so it survives their merge)."""
+    n = 0
+    while True:
+        address = "0x" + hashlib.sha256(str(n).encode()).hexdigest()[:40]
+        if person_of("wallet:" + address) < person:
+            return address
+        n += 1
+
+
+async def test_a_merge_in_flight_answers_503_never_a_partial_profile_or_404():
+    anon = "anon:dev-m"
+    absorbed = person_of(anon)
+    address = address_below(absorbed)
+    for seed in range(4):  # deliveries in different orders
+        sim = Simulator(partitions=4, seed=seed)
+        sim.run([page(i, anonymousId=anon[5:]) for i in range(3)])
+        sim.feed(connect(9, anon[5:], address))
+        statuses = set()
+        async with workers(sim) as (w0, w1):
+            while True:
+                for w in (w0, w1):
+                    status, body = await get(w, "/v1/profiles/" + anon)
+                    statuses.add(status)
+                    if status == 200:
+                        assert body["page_views"] == 3, (seed, body)
+                    else:
+                        assert (status, body["error"]) == (503, "person_updating"), body
+                    status, body = await get(w, "/v1/persons/" + absorbed)
+                    statuses.add(status)
+                    assert status == 200 or body["error"] == "person_updating", body
+                if not sim.step():
+                    break
+            status, body = await get(w0, "/v1/profiles/" + anon)
+            assert status == 200 and body["person_id"] == person_of("wallet:" + address)
+            assert members(body) == {anon, "wallet:" + address} and body["page_views"] == 3
+        assert 503 in statuses
+
+
+async def test_a_long_chain_of_merges_is_followed():
+    # each new device of the user has a smaller person id than the survivor so far, so
+    # every link absorbs the survivor: the first person id is 36 merges from the live one
+    user = next(u for u in (f"chain-u{i}" for i in range(100)) if person_of("user:" + u) > "pf")
+    first = person_of("user:" + user)
+    devices = sorted(
+        (d for d in (f"dev-c{i}" for i in range(4000)) if person_of("anon:" + d) < first),
+        key=lambda d: person_of("anon:" + d),
+        reverse=True,
+    )[:36]
+    sim = Simulator(partitions=4, seed=2)
+    sim.run([page(i, userId=user, anonymousId=d) for i, d in enumerate(devices)])
+    live = sim.person_of("user:" + user)
+    assert live == person_of("anon:" + devices[-1])
+    async with workers(sim) as (w0, _):
+        status, body = await get(w0, "/v1/persons/" + first)
+        assert status == 200 and body["person_id"] == live and body["merged_from"] == first
+
+
+async def test_an_owner_that_does_not_answer_is_a_json_503():
+    sim = Simulator(partitions=2, seed=1)
+    sim.run([page(1, anonymousId="dev-1")])
+    ident = "anon:dev-1"
+    down = {0: "http://127.0.0.1:9", 1: "http://127.0.0.1:9"}  # nothing listens on port 9
+    async with workers(sim, owners=down) as (w0, _):
+        status, body = await get(w0, "/v1/profiles/" + ident)
+        assert (status, body["error"]) == (503, "owner_unreachable")
+
+
+async def test_the_key_check_refuses_clearly_and_accepts_any_case_of_bearer():
+    sim = Simulator(partitions=1, seed=1)
+    sim.run([page(1, anonymousId="dev-1")])
+    async with workers(sim, count=1) as (w,):
+        ok = await w.get("/v1/profiles/anon:dev-1", headers={"Authorization": "bearer " + API_KEY})
+        assert ok.status == 200
+        for headers in ({"X-API-Key": "wrong"}, {}, {"Authorization": "Basic eDp5"}):
+            r = await w.get("/v1/profiles/anon:dev-1", headers=headers)
+            assert r.status == 401 and (await r.json())["error"] == "unauthorized"
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        # header bytes that are not UTF-8 are a wrong key, not a server error
+        raw = await raw_get(w, "/v1/profiles/anon:dev-1", b"X-API-Key: \xff\xfe")
+        assert raw.startswith(b"HTTP/1.1 401")
+
+
+async def raw_get(client, path: str, header: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read(200)
+    writer.close()
+    return answer
+
+
+async def test_a_person_id_with_a_trailing_newline_is_malformed():
+    sim = Simulator(partitions=1, seed=1)
+    async with workers(sim, count=1) as (w,):
+        status, body = await get(w, "/v1/persons/p" + "0" * 20 + "%0A")
+        assert (status, body["error"]) == (400, "bad_person_id")
+
+
+async def test_a_worker_restoring_its_state_answers_not_ready():
+    sim = Simulator(partitions=1, seed=1)
+    sim.run([page(1, anonymousId="dev-1")])
+    async with workers(sim, count=1) as (w,):
+        w.worker.in_recovery = True
+        status, body = await get(w, "/v1/profiles/anon:dev-1")
+        assert (status, body["error"]) == (503, "not_ready")
+        w.worker.in_recovery = False
+        assert (await get(w, "/v1/profiles/anon:dev-1"))[0] == 200
+
+
+async def test_once_the_pipeline_is_quiet_every_identifier_of_a_population_answers():
+    # merges, forwarded merges, the kiosk's split: no lookup is left waiting (503) for
+    # facts that have arrived, and every identifier finds the person the route says
+    population = Population(150, seed=4)
+    sim = Simulator(partitions=4, seed=3)
+    sim.run([Input(s, msgspec.json.encode(p), key=k) for s, k, p in population.events(4_000)])
+    seen = sorted({ident for row in sim.persons().values() for ident in row["m"]})
+    assert len(seen) > 300
+    async with workers(sim) as (w0, w1):
+        for n, ident in enumerate(seen):
+            status, body = await get((w0, w1)[n % 2], "/v1/profiles/" + path_of(ident))
+            assert status == 200, (ident, body)
+            assert body["person_id"] == sim.person_of(ident)
