@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,7 +26,10 @@ from stream.core.facts import Fact
 from stream.core.identifiers import IdentifierError, normalize, normalize_address
 from stream.core.rules import Compiled
 
-MIN_EVENT_MS = 946_684_800_000  # 2000-01-01: older web/support timestamps are clock errors
+MIN_EVENT_MS = 946_684_800_000  # 2000-01-01: an older event time is a clock error
+MAX_EVENT_MS = 4_102_444_800_000
+"""2100-01-01: a later event time is a unit error (milliseconds sent as seconds) or a
+clock error. One such chain event would move its partition's chain clock for good."""
 CLICK_ID_KEYS = ("gclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "rdt_cid", "dclid")
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 SOCIAL_FIELDS = ("x", "discord", "telegram", "github", "farcaster")
@@ -65,6 +68,20 @@ class Ingested:
 
 def ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
+
+
+def in_range(ts: int, field: str) -> int:
+    """``ts`` (ms), or a refusal when it is before 2000 or from 2100 on."""
+    if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+        raise Reject("out_of_range", f"{field} is {_when(ts)}: not between 2000 and 2100")
+    return ts
+
+
+def _when(ts: int) -> str:
+    try:
+        return datetime.fromtimestamp(ts / 1000, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return f"{ts} ms after 1970"
 
 
 def _ident(kind: str, raw: str | None) -> str | None:
@@ -204,9 +221,7 @@ class Converter:
 
     # web.events ------------------------------------------------------------------
     def web(self, e: m.WebEvent, src: str) -> list[Fact]:
-        ts = int(e.timestamp.timestamp() * 1000)
-        if ts < MIN_EVENT_MS:
-            raise Reject("out_of_range", f"timestamp {e.timestamp.isoformat()} is before 2000")
+        ts = in_range(int(e.timestamp.timestamp() * 1000), "timestamp")
         anon = None if e.anonymous_id is None else _ident("anon", e.anonymous_id)
         user = None if e.user_id is None else _ident("user", e.user_id)
         if e.type == "alias":
@@ -301,9 +316,7 @@ class Converter:
     # forms -----------------------------------------------------------------------
     def form(self, e: m.FormResponse, src: str) -> list[Fact]:
         r = e.respondent
-        ts = ms(e.submitted_at)
-        if ts < MIN_EVENT_MS:
-            raise Reject("out_of_range", "submitted_at is before 2000")
+        ts = in_range(ms(e.submitted_at), "submitted_at")
         typed = [_soft_ident("email", r.email), _wallet_soft(r.wallet)]
         typed += [_soft_ident(k, getattr(r, k)) for k in SOCIAL_FIELDS]
         user = _soft_ident("user", r.user_id)
@@ -332,7 +345,7 @@ class Converter:
 
     # socials ---------------------------------------------------------------------
     def social(self, e: m.SocialVerification, src: str) -> list[Fact]:
-        ts = ms(e.occurred_at)
+        ts = in_range(ms(e.occurred_at), "occurred_at")
         s = e.subject
         subject = _ident("user", s.user_id) or _wallet(s.wallet) or _ident("anon", s.anonymous_id)
         if subject is None:
@@ -349,7 +362,11 @@ class Converter:
         }
         if e.handle:
             data["handle"] = e.handle.lstrip("@")[:64]
-        fact = Fact(id=f"social:{e.verification_id}", ident=subject, kind="social", ts=ts, src=src)
+        # a revocation carries the verification's id: its time tells the two apart (the
+        # duplicate check would otherwise drop a revocation sent the same day)
+        fact = Fact(
+            id=f"social:{e.verification_id}:{ts}", ident=subject, kind="social", ts=ts, src=src
+        )
         fact.data = data
         strong = e.verified and not e.revoked and e.method in ("oauth", "signature", "bot")
         self._links(fact, "social_verified" if strong else "social_unverified", [account])
@@ -360,7 +377,7 @@ class Converter:
         _check_hashes(e.block_hash, e.tx_hash, e.parent_hash, *e.topics)
         _check_hex(e.data, "data")
         _check_addresses(e.address, e.tx_from, e.tx_to)
-        ts = e.block_timestamp * 1000
+        ts = in_range(e.block_timestamp * 1000, "block_timestamp (seconds)")
         op = 1 if e.op == "upsert" else -1
         chain, block, event_id = e.chain_id, e.block_number, e.event_id
         facts: list[Fact] = []
@@ -395,6 +412,8 @@ class Converter:
                     raise Reject("missing_field", "a decoded transfer needs the contract address")
                 token = f"{chain}:{normalize_address(e.address)}"
                 if d.standard == "erc20":
+                    if d.value is None:  # not a transfer of 0: an amount nobody knows
+                        raise Reject("missing_field", "an erc20 transfer needs value")
                     value = _amount(d.value, "decoded.value")
                     side(
                         d.sender,
@@ -440,7 +459,7 @@ class Converter:
                 id=f"hold:{wallet}:{key}:{e.block_number}:{ms(e.observed_at)}",
                 ident=wallet,  # type: ignore[arg-type]
                 kind="holding",
-                ts=ms(e.observed_at),
+                ts=in_range(ms(e.observed_at), "observed_at"),
                 src=src,
                 data={
                     "token": key,
@@ -452,9 +471,7 @@ class Converter:
 
     # support ---------------------------------------------------------------------
     def ticket(self, e: m.SupportTicketEvent, src: str) -> list[Fact]:
-        ts = ms(e.occurred_at)
-        if ts < MIN_EVENT_MS:
-            raise Reject("out_of_range", "occurred_at is before 2000")
+        ts = in_range(ms(e.occurred_at), "occurred_at")
         r = e.requester
         candidates = [
             _soft_ident("user", r.user_id),

@@ -5,6 +5,7 @@ offline sums, and versions strictly grow per person."""
 
 from __future__ import annotations
 
+import json
 import os
 from unittest import mock
 
@@ -99,3 +100,24 @@ def test_the_cases_contain_reorgs_duplicates_merges_and_revaluations():
             if change.cause.kind in ("revaluation", "tick"):
                 counts[change.cause.kind + "s"] += 1
     assert all(counts.values()), counts
+
+
+def test_a_social_revoked_the_day_it_was_verified_is_revoked_and_a_resend_counts_once():
+    # the revocation carries the verification's id: the fact id holds its time too, or
+    # the duplicate check (by day and id) took the revocation for a resend of the grant
+    base = {
+        "verification_id": "sv_discord_1",
+        "platform": "discord",
+        "platform_user_id": "80351110224678912",
+        "method": "oauth",
+        "verified": True,
+        "subject": {"user_id": "u-1"},
+    }
+    granted = dict(base, occurred_at="2026-11-02T11:00:00Z")
+    revoked = dict(base, revoked=True, occurred_at="2026-11-02T17:30:00Z")
+    sim = Simulator(partitions=2, seed=1)
+    sim.run([Input("socials", json.dumps(e).encode()) for e in (granted, revoked, revoked)])
+    [row] = sim.persons().values()
+    social = row["w"]["socials"]["discord:80351110224678912"]
+    assert (social["verified"], social["revoked"]) == (False, True)
+    assert row["w"]["events_by_kind"] == {"social": 2}

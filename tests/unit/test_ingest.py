@@ -119,6 +119,56 @@ def test_brackets_inside_strings_are_not_nesting():
     assert out.facts and not out.rejections
 
 
+def example(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+@pytest.mark.parametrize(
+    ("topic", "event"),
+    [
+        # a block time in milliseconds (year ~57,000), or none at all
+        (
+            "chain.events",
+            {**example("chain-event/erc20-transfer.json"), "block_timestamp": 1_762_000_000_000},
+        ),
+        ("chain.events", {**example("chain-event/erc20-transfer.json"), "block_timestamp": 0}),
+        (
+            "chain.holdings",
+            {**example("holding-snapshot/usdc.json"), "observed_at": "1970-01-01T00:00:00Z"},
+        ),
+        (
+            "socials",
+            {
+                **example("social-verification/discord-oauth.json"),
+                "occurred_at": "0001-01-01T00:00:00Z",
+            },
+        ),
+        ("web.events", web(timestamp="9999-12-31T23:59:59Z")),
+        (
+            "support",
+            {
+                **example("support-ticket/zendesk-created.json"),
+                "occurred_at": "2100-01-01T00:00:00Z",
+            },
+        ),
+    ],
+)
+def test_an_event_time_outside_2000_to_2100_is_out_of_range_for_every_source(topic, event):
+    # one chain event in the far future moved its partition's chain clock for good
+    out = ingest().record(topic, json.dumps(event).encode())
+    assert [r.reason for r in out.rejections] == ["out_of_range"] and not out.facts
+    assert "not between 2000 and 2100" in out.rejections[0].message
+
+
+def test_an_erc20_transfer_without_its_value_is_refused_not_taken_for_zero():
+    event = example("chain-event/erc20-transfer.json")
+    del event["decoded"]["value"]
+    out = ingest().record("chain.events", json.dumps(event).encode())
+    assert [(r.reason, r.message) for r in out.rejections] == [
+        ("missing_field", "an erc20 transfer needs value")
+    ]
+
+
 def test_oversize_records_keep_a_prefix_and_their_size():
     big = json.dumps(
         [web(messageId=str(i), properties={"pad": "x" * 1000}) for i in range(50)]
