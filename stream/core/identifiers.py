@@ -6,13 +6,18 @@ type       value
 wallet     EVM address, lower-case; a mixed-case input must pass its EIP-55 checksum
 anon       an anonymous/device id, as given (trimmed)
 user       the product's own user id, as given (trimmed)
-email      trimmed and lower-cased
-x          numeric account id, or handle lower-cased without ``@``
+email      trimmed, Unicode NFC and lower-cased
+x          numeric account id, or handle lower-cased
 discord    numeric (snowflake) id, or username lower-cased
-telegram   numeric id, or username lower-cased without ``@``
+telegram   numeric id, or username lower-cased
 github     numeric id, or login lower-cased
 farcaster  fid, or fname lower-cased
 =========  ==========================================================================
+
+A social handle may be written with one leading ``@``, which is dropped; digits only
+behind an ``@`` are refused (a handle or an account id? ``x:@12345`` would be the same
+identifier as the account 12345). Digits are ASCII digits. The type is read
+case-insensitively (``Email:`` is ``email:``).
 
 Refused with a reason, never guessed: empty values, the junk values SDKs send
 ("null", "undefined", "anonymous", "0", "-1", …), over-long values, control
@@ -23,6 +28,7 @@ burn addresses.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from eth_utils import is_checksum_address
@@ -57,12 +63,12 @@ BURN_ADDRESSES = frozenset(
     }
 )
 
-_SOCIAL = {
-    "x": re.compile(r"^(\d{1,20}|[a-z0-9_]{1,15})$"),
-    "discord": re.compile(r"^(\d{15,21}|[a-z0-9_.]{2,32}|[^#@:]{2,32}#\d{4})$"),
-    "telegram": re.compile(r"^(\d{1,20}|[a-z][a-z0-9_]{4,31})$"),
-    "github": re.compile(r"^(\d{1,20}|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38})$"),
-    "farcaster": re.compile(r"^(\d{1,20}|[a-z0-9][a-z0-9-]{0,15}(\.eth)?)$"),
+_SOCIAL = {  # ASCII: "\d" matches no Arabic-Indic or full-width digit
+    "x": re.compile(r"^(\d{1,20}|[a-z0-9_]{1,15})$", re.ASCII),
+    "discord": re.compile(r"^(\d{15,21}|[a-z0-9_.]{2,32}|[^#@:]{2,32}#\d{4})$", re.ASCII),
+    "telegram": re.compile(r"^(\d{1,20}|[a-z][a-z0-9_]{4,31})$", re.ASCII),
+    "github": re.compile(r"^(\d{1,20}|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38})$", re.ASCII),
+    "farcaster": re.compile(r"^(\d{1,20}|[a-z0-9][a-z0-9-]{0,15}(\.eth)?)$", re.ASCII),
 }
 
 
@@ -129,14 +135,21 @@ def _value(kind: str, raw: object) -> str:
     if kind in ("anon", "user"):
         return value
     if kind == "email":
-        value = value.lower()
+        value = unicodedata.normalize("NFC", value).lower()
         if len(value) > 254 or not _EMAIL.match(value):
             raise IdentifierError("bad_email", f"{value!r} is not an email address")
         return value
     if kind in _SOCIAL:
         value = value.lower()
-        if kind in ("x", "telegram") or (kind == "farcaster" and not value.isdigit()):
-            value = value.lstrip("@")
+        if value.startswith("@"):
+            value = value[1:]
+            if value.isascii() and value.isdigit():
+                raise IdentifierError(
+                    "bad_handle",
+                    f"{kind} '@{value}': digits behind '@' could be a handle or an account id;"
+                    " send the account id without '@'",
+                )
+            _common(kind, value)  # a placeholder behind "@" ("@" + undefined) is one too
         if not _SOCIAL[kind].match(value):
             raise IdentifierError("bad_handle", f"{value!r} is not a valid {kind} id or handle")
         return value
@@ -156,6 +169,7 @@ def parse(identifier: str) -> str:
     if not isinstance(identifier, str) or ":" not in identifier:
         raise IdentifierError("malformed", f"{identifier!r} is not of the form type:value")
     kind, _, raw = identifier.partition(":")
+    kind = kind.strip().lower()
     if kind not in TYPES:
         raise IdentifierError(
             "unknown_type", f"unknown identifier type {kind!r}; known: {', '.join(TYPES)}"

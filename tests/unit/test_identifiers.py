@@ -113,3 +113,37 @@ def test_parse_checks_the_type():
     with pytest.raises(IdentifierError) as err:
         parse("nocolon")
     assert err.value.reason == "malformed"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("github:@Octocat", "github:octocat"),  # one leading "@" on every platform
+        ("discord:@ada.lovelace", "discord:ada.lovelace"),
+        ("farcaster:@dwr.eth", "farcaster:dwr.eth"),
+        ("Email:Ada@Lovelace.dev", "email:ada@lovelace.dev"),  # the type in any case
+        (" X:@jack", "x:jack"),
+        ("email:jose\u0301@example.com", "email:jos\u00e9@example.com"),  # NFD → NFC
+    ],
+)
+def test_one_way_of_writing_an_identifier(raw, expected):
+    assert parse(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("x:@undefined", "junk_value"),  # "@" + undefined, in JavaScript
+        ("telegram:@null", "junk_value"),
+        ("farcaster:@0", "bad_handle"),
+        ("x:@12345", "bad_handle"),  # the handle 12345, or the account 12345?
+        ("x:@@jack", "bad_handle"),
+        ("x:\uff11\uff12\uff13", "bad_handle"),  # full-width digits are not an id
+        ("github:\u0665\u0668\u0663", "bad_handle"),  # nor Arabic-Indic ones
+        ("discord:" + "\u0967" * 18, "bad_handle"),
+    ],
+)
+def test_social_values_that_are_not_one_account_are_refused(raw, reason):
+    with pytest.raises(IdentifierError) as err:
+        parse(raw)
+    assert err.value.reason == reason, err.value
