@@ -224,6 +224,7 @@ class Converter:
         ts = in_range(int(e.timestamp.timestamp() * 1000), "timestamp")
         anon = None if e.anonymous_id is None else _ident("anon", e.anonymous_id)
         user = None if e.user_id is None else _ident("user", e.user_id)
+        device = anon  # an alias's own anonymousId: the device it was sent from
         if e.type == "alias":
             if e.previous_id is None or user is None:
                 raise Reject("missing_field", "alias needs previousId and userId")
@@ -269,6 +270,8 @@ class Converter:
                     self._links(fact, "identify_trait", [email_id])
         elif e.type == "alias":
             self._links(fact, "alias_server" if server else "alias_browser", [anon])
+            if device is not None and device != anon:  # as any event with both ids
+                self._links(fact, "ids_server" if server else "ids_browser", [device])
         elif user is not None and anon is not None:
             self._links(fact, "ids_server" if server else "ids_browser", [anon])
         if wallet_link is not None:

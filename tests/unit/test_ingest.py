@@ -169,6 +169,13 @@ def test_an_erc20_transfer_without_its_value_is_refused_not_taken_for_zero():
     ]
 
 
+def test_an_alias_links_its_previous_id_and_the_device_it_was_sent_from():
+    event = web(type="alias", userId="u-9", previousId="dev-old", anonymousId="dev-now")
+    [fact] = ingest().record("web.events", json.dumps(event).encode()).facts
+    assert fact.ident == "user:u-9"
+    assert dict(fact.links) == {"anon:dev-old": "alias_browser", "anon:dev-now": "ids_browser"}
+
+
 def test_oversize_records_keep_a_prefix_and_their_size():
     big = json.dumps(
         [web(messageId=str(i), properties={"pad": "x" * 1000}) for i in range(50)]
