@@ -341,6 +341,7 @@ class Collector:
         except Exception as exc:
             log.warning("delivery to Kafka failed: %s", exc)
             self._reject("kafka_unavailable")
+            self.nonces.give_back(msg.nonce)  # the retry sends the same signed message
             return error(503, "kafka_unavailable", "the sign-in could not be recorded; retry")
         if prepared.errors:
             e = prepared.errors[0]

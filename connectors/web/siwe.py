@@ -208,7 +208,8 @@ class NonceStore:
         self.max_nonces = max_nonces
         self.clock = clock
         self._issued: OrderedDict[str, float] = OrderedDict()  # nonce -> expires at
-        self._used: OrderedDict[str, float] = OrderedDict()  # nonce -> forget at
+        self._used: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # nonce -> (forget at, expires at)
 
     def issue(self) -> tuple[str, float]:
         """A fresh nonce and its expiry (unix seconds)."""
@@ -232,9 +233,18 @@ class NonceStore:
             raise SiweError("unknown_nonce", "this nonce was not issued by this collector")
         while len(self._used) >= self.max_nonces:
             self._used.popitem(last=False)
-        self._used[nonce] = now + 2 * self.ttl
+        self._used[nonce] = (now + 2 * self.ttl, expires)
         if now >= expires:
             raise SiweError("expired_nonce", "this nonce has expired; ask for a new one")
+
+    def give_back(self, nonce: str) -> None:
+        """Make a consumed ``nonce`` usable again, until its own expiry: the sign-in it
+        verified could not be recorded (Kafka did not acknowledge), and the client's
+        retry of the same signed message must not be refused as a replay."""
+        spent = self._used.get(nonce)
+        if spent is not None and self.clock() < spent[1]:
+            del self._used[nonce]
+            self._issued[nonce] = spent[1]
 
     def _prune(self, now: float) -> None:
         # Expired nonces are kept one more TTL, so that using one says "expired".
@@ -242,7 +252,7 @@ class NonceStore:
         while issued and next(iter(issued.values())) + self.ttl <= now:
             issued.popitem(last=False)
         used = self._used
-        while used and next(iter(used.values())) <= now:
+        while used and next(iter(used.values()))[0] <= now:
             used.popitem(last=False)
 
     def __len__(self) -> int:

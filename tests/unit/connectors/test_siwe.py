@@ -157,6 +157,31 @@ def test_nonces_are_random_alphanumeric_single_use_and_expire():
     assert err.value.reason == "expired_nonce"
 
 
+def test_a_nonce_given_back_can_be_used_again_until_its_own_expiry():
+    # a verified sign-in Kafka did not take: the client retries the same signed message
+    clock = Clock()
+    store = NonceStore(ttl=300, max_nonces=1000, clock=clock)
+    nonce, _ = store.issue()
+    store.consume(nonce)
+    store.give_back(nonce)
+    store.consume(nonce)
+    with pytest.raises(SiweError) as err:
+        store.consume(nonce)
+    assert err.value.reason == "replayed_nonce"
+    store.give_back(nonce)
+    clock.now += 301  # past the nonce's expiry: giving it back does not revive it
+    with pytest.raises(SiweError) as err:
+        store.consume(nonce)
+    assert err.value.reason == "expired_nonce"
+    late, _ = store.issue()
+    store.consume(late)
+    clock.now += 300
+    store.give_back(late)  # too late: still spent
+    with pytest.raises(SiweError) as err:
+        store.consume(late)
+    assert err.value.reason == "replayed_nonce"
+
+
 def test_the_nonce_store_is_bounded():
     store = NonceStore(ttl=300, max_nonces=3, clock=Clock())
     issued = [store.issue()[0] for _ in range(5)]
