@@ -17,6 +17,8 @@ from typing import Any
 
 import msgspec
 
+from stream.contract.inputs import SHORT_TEXT_MAX as SHORT
+from stream.contract.inputs import TEXT_MAX as LONG
 from stream.contract.inputs import SupportTicketEvent
 
 STATUSES = {
@@ -116,16 +118,23 @@ def _priority(value: Any) -> str | None:
     return PRIORITIES.get(text.lower()) if text else None
 
 
+def _shown(value: Any, limit: int) -> str | None:
+    """A help desk's free text that c360 only shows (a name, a subject, a tag): cut to
+    the contract's ``limit``. Refusing it would lose the ticket (a 422 is not retried)."""
+    text = _text(value)
+    return text[:limit] if text is not None else None
+
+
 def _tags(value: Any) -> list[str]:
     """A list of tags, or a space-separated string (Zendesk's ``{{ticket.tags}}``)."""
     if isinstance(value, str):
-        return value.split()
+        return [tag[:SHORT] for tag in value.split()]
     if isinstance(value, list):
         out = []
         for tag in value:
             name = tag.get("name") if isinstance(tag, dict) else tag
             if isinstance(name, str) and name.strip():
-                out.append(name.strip())
+                out.append(name.strip()[:SHORT])
         return out
     return []
 
@@ -201,9 +210,9 @@ def zendesk(payload: Any) -> SupportTicketEvent | Ignored:
             "requester": {
                 "email": _text(requester.get("email")),
                 "user_id": _text(requester.get("external_id")),
-                "name": _text(requester.get("name")),
+                "name": _shown(requester.get("name"), SHORT),
             },
-            "subject": _text(detail.get("subject")),
+            "subject": _shown(detail.get("subject"), LONG),
             "priority": _priority(current("priority")),
             "channel": (_text(via.get("channel")) or "").lower() or None,
             "tags": _tags(detail.get("tags")),
@@ -291,9 +300,9 @@ def intercom(payload: Any) -> SupportTicketEvent | Ignored:
                 or _text(contact.get("email"))
                 or _text(user.get("email")),
                 "user_id": _text(contact.get("external_id")) or _text(user.get("user_id")),
-                "name": _text(person.get("name")) or _text(user.get("name")),
+                "name": _shown(person.get("name") or user.get("name"), SHORT),
             },
-            "subject": _text(item.get("title")) or _text(source.get("subject")),
+            "subject": _shown(_text(item.get("title")) or source.get("subject"), LONG),
             "priority": priority,
             "channel": INTERCOM_CHANNELS.get(channel.lower(), channel.lower()) if channel else None,
             "tags": _tags(tags.get("tags") if isinstance(tags, dict) else tags),

@@ -16,8 +16,10 @@ from msgspec import Meta, Raw, Struct, field
 
 # --- shared field types ---
 Timestamp = Annotated[datetime, Meta(tz=True, description="RFC 3339 date-time with a time zone.")]
-Text = Annotated[str, Meta(max_length=1024)]
-ShortText = Annotated[str, Meta(max_length=256)]
+TEXT_MAX = 1024
+SHORT_TEXT_MAX = 256
+Text = Annotated[str, Meta(max_length=TEXT_MAX)]
+ShortText = Annotated[str, Meta(max_length=SHORT_TEXT_MAX)]
 Id = Annotated[str, Meta(min_length=1, max_length=256)]
 ADDRESS_PATTERN = r"^0[xX][0-9a-fA-F]{40}$"
 HASH32_PATTERN = r"^0x[0-9a-fA-F]{64}$"
