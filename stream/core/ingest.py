@@ -729,6 +729,9 @@ class Ingest:
         except Reject as exc:
             out.rejections.append(Rejection(exc.reason, exc.message, raw, index))
             return
+        except IdentifierError as exc:  # an address field (a contract, a token) that is none
+            out.rejections.append(Rejection("bad_identifier", str(exc), raw, index))
+            return
         except (ValueError, TypeError, OverflowError) as exc:  # defensive: never crash the agent
             out.rejections.append(
                 Rejection("invalid_field", f"{type(exc).__name__}: {exc}", raw, index)

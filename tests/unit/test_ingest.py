@@ -176,6 +176,13 @@ def test_an_alias_links_its_previous_id_and_the_device_it_was_sent_from():
     assert dict(fact.links) == {"anon:dev-old": "alias_browser", "anon:dev-now": "ids_browser"}
 
 
+def test_a_contract_at_a_burn_address_is_a_bad_identifier_with_why():
+    event = example("chain-event/erc20-transfer.json")
+    event["address"] = "0x000000000000000000000000000000000000dead"
+    [r] = ingest().record("chain.events", json.dumps(event).encode()).rejections
+    assert r.reason == "bad_identifier" and "burn address" in r.message
+
+
 def test_oversize_records_keep_a_prefix_and_their_size():
     big = json.dumps(
         [web(messageId=str(i), properties={"pad": "x" * 1000}) for i in range(50)]
