@@ -35,3 +35,13 @@ def add_parsers(connect: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     module, _ = CONNECTORS[args.connector]
     return importlib.import_module(module).run(args, settings)
+
+
+def env_names() -> frozenset[str]:
+    """The environment variables the connectors' configurations read."""
+    from connectors.chain.config import ChainConfig
+    from connectors.envconfig import env_names as names_of
+    from connectors.support.config import SupportConfig
+    from connectors.web.config import CollectorConfig
+
+    return names_of(ChainConfig, SupportConfig, CollectorConfig)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import field
@@ -27,11 +28,24 @@ class ConfigError(ValueError):
 
 
 def setting(
-    env: str, default: Any, doc: str, *, minimum: float | None = None, secret: bool = False
+    env: str,
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    secret: bool = False,
 ) -> Any:
     """Declare a configuration field. Secrets are read from the environment only (no flag)."""
     return field(
-        default=default, metadata={"env": env, "doc": doc, "minimum": minimum, "secret": secret}
+        default=default,
+        metadata={
+            "env": env,
+            "doc": doc,
+            "minimum": minimum,
+            "maximum": maximum,
+            "secret": secret,
+        },
     )
 
 
@@ -80,12 +94,21 @@ def from_env(
 
 
 def check(config: Any) -> None:
-    """Raise :class:`ConfigError` when a numeric setting is below its minimum."""
+    """Raise :class:`ConfigError` when a numeric setting is not finite or out of its range."""
     for f in dataclasses.fields(config):
-        minimum = f.metadata.get("minimum")
-        value = getattr(config, f.name)
+        env, value = f.metadata["env"], getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{env}={value} is not a finite number")
+        minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
         if minimum is not None and value < minimum:
-            raise ConfigError(f"{f.metadata['env']}={value} is below its minimum {minimum}")
+            raise ConfigError(f"{env}={value} is below its minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{env}={value} is above its maximum {maximum}")
+
+
+def env_names(*classes: type) -> frozenset[str]:
+    """The environment variables the configuration ``classes`` read."""
+    return frozenset(f.metadata["env"] for cls in classes for f in dataclasses.fields(cls))
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -8,7 +8,34 @@ import gc
 import logging
 import sys
 
-from stream.settings import Settings, SettingsError
+from stream.settings import OTHER_ENV, Settings, SettingsError, unknown_env
+
+
+def positive(raw: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} is not ≥ 1")
+    return value
+
+
+def event_time(raw: str) -> int:
+    """An argparse type: epoch milliseconds between 2000 and 2100 (what ingest accepts)."""
+    from stream.core.ingest import MAX_EVENT_MS, MIN_EVENT_MS
+
+    value = int(raw)
+    if not MIN_EVENT_MS <= value < MAX_EVENT_MS:
+        raise argparse.ArgumentTypeError(
+            f"{raw} is not epoch milliseconds between 2000 and 2100 (a partition's clock "
+            "never moves back: a tick in the far future cannot be undone)"
+        )
+    return value
+
+
+def kafka_failed(settings: Settings, exc: BaseException) -> int:
+    """Say that Kafka could not be reached (or refused), and return the exit code."""
+    print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_replay = sub.add_parser("replay", help="run events through the simulator; print persons")
     p_replay.add_argument("events", help="JSONL file ({topic, key, value} per line), or -")
-    p_replay.add_argument("--partitions", type=int, default=4)
+    p_replay.add_argument("--partitions", type=positive, default=4)
     p_replay.add_argument("--seed", type=int, default=0)
     p_replay.add_argument("--rules", help="identity rules file (JSON) to try")
     p_tick = sub.add_parser("tick", help="send a tick (time) to every route and profile partition")
-    p_tick.add_argument("--now", type=int, help="epoch milliseconds (default: the clock)")
+    p_tick.add_argument("--now", type=event_time, help="epoch milliseconds (default: the clock)")
     p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
     p_schemas.add_argument("--write", action="store_true", help="rewrite schemas/*.json")
     p_set = sub.add_parser("settings", help="print the effective settings")
@@ -50,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"c360: bad setting: {exc}", file=sys.stderr)
         return 2
+    for line in unknown_env(Settings.env_names() | OTHER_ENV | connectors_cli.env_names()):
+        print(f"c360: warning: {line}", file=sys.stderr)
     if args.command == "worker":
         return run_worker(settings)
     if args.command == "connect":
@@ -65,14 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         from stream import replay
 
-        return replay.main(args.events, args.partitions, args.seed, args.rules, sys.stdout)
+        return replay.main(
+            args.events, args.partitions, args.seed, args.rules, sys.stdout, settings.topic_prefix
+        )
     if args.command == "tick":
         import time
 
         from stream.ticks import send_tick
 
         now = args.now if args.now is not None else int(time.time() * 1000)
-        asyncio.run(send_tick(settings, now))
+        try:
+            asyncio.run(send_tick(settings, now))
+        except Exception as exc:  # aiokafka's connection errors, and a missing topic
+            return kafka_failed(settings, exc)
         print(f"tick {now} sent")
         return 0
     if args.command == "schemas":
@@ -99,6 +133,8 @@ def cmd_topics(settings: Settings, list_only: bool) -> int:
     except admin.TopicMismatch as exc:
         print(f"c360: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # aiokafka's connection errors
+        return kafka_failed(settings, exc)
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 
@@ -152,7 +188,11 @@ def run_worker(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"c360: C360_DATA_DIR={settings.data_dir}: {exc.strerror}", file=sys.stderr)
+        return 2
     c360 = create_app(settings, rules)
 
     async def ensure() -> None:
@@ -165,8 +205,7 @@ def run_worker(settings: Settings) -> int:
         print(f"c360: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
-        return 1
+        return kafka_failed(settings, exc)
     worker = Worker(c360.app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     tune_gc()
     worker.execute_from_commandline()

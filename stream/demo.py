@@ -36,9 +36,13 @@ BAR = 32
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--persons", type=int, default=10_000, help="synthetic persons (10000)")
+    from stream.cli import positive
+
     parser.add_argument(
-        "--events", type=int, default=None, help="activity events (default 12 per person)"
+        "--persons", type=positive, default=10_000, help="synthetic persons (10000)"
+    )
+    parser.add_argument(
+        "--events", type=positive, default=None, help="activity events (default 12 per person)"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
     parser.add_argument(
@@ -186,7 +190,7 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     persons = args.persons if args else 10_000
-    events = (args.events if args else None) or persons * 12
+    events = args.events if args and args.events is not None else persons * 12
     settings = demo_settings(settings)
     log_path = settings.data_dir / "worker.log"
     print(f"c360 demo: Kafka at {settings.kafka_bootstrap}; topics {settings.topic_prefix}*")

@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", type=Path, help="write the ground truth JSON here")
     parser.add_argument("--produce", action="store_true", help="produce to Kafka")
     parser.add_argument("--rate", type=float, default=None, help="events/s when producing")
-    parser.add_argument("--batch", type=int, default=200, help="events per Kafka record (200)")
+    parser.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help="events per Kafka record (200)"
+    )
+
+
+DEFAULT_BATCH = 200
 
 
 def write_jsonl(population: Population, events: int, out: TextIO) -> int:
@@ -39,30 +44,71 @@ def write_jsonl(population: Population, events: int, out: TextIO) -> int:
     return n
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def refused(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why these arguments cannot be run, or None."""
     if args.persons < 1 or args.events < 0 or args.batch < 1:
-        print("c360 generate: --persons and --batch must be ≥ 1, --events ≥ 0", file=sys.stderr)
-        return 2
-    if not args.produce and args.out is None:
-        print("c360 generate: give --out FILE (or -) or --produce", file=sys.stderr)
+        return "--persons and --batch must be ≥ 1, --events ≥ 0"
+    if args.batch > settings.batch_max_events:
+        return (
+            f"--batch {args.batch}: a worker dead-letters records of over "
+            f"{settings.batch_max_events} events (C360_BATCH_MAX_EVENTS)"
+        )
+    if args.rate is not None and not args.rate > 0:  # also NaN
+        return f"--rate {args.rate}: events per second must be > 0 (leave it out: no limit)"
+    if args.produce == (args.out is not None):
+        return "give either --out FILE (or -) or --produce"
+    if not args.produce and (args.rate is not None or args.batch != DEFAULT_BATCH):
+        return "--rate and --batch are for --produce"
+    for name, path in (("--out", args.out), ("--truth", args.truth)):
+        if path is not None and str(path) != "-" and not path.parent.is_dir():
+            return f"{name} {path}: no such directory {path.parent}"
+        if path is not None and path.is_dir():
+            return f"{name} {path} is a directory"
+    if args.truth is not None and str(args.truth) == "-":
+        return "--truth needs a file (the events may be on stdout)"
+    return None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    problem = refused(args, settings)
+    if problem is not None:
+        print(f"c360 generate: {problem}", file=sys.stderr)
         return 2
     population = Population(args.persons, seed=args.seed)
-    if args.truth is not None:
-        args.truth.write_text(json.dumps(population.truth()))
-    if args.produce:
-        from stream import admin
-        from stream.loadgen import batched, produce
+    try:
+        if args.truth is not None:
+            args.truth.write_text(json.dumps(population.truth()))
+        if args.produce:
+            return produce_population(population, args, settings)
+        if str(args.out) == "-":
+            n = write_jsonl(population, args.events, sys.stdout)
+        else:
+            with open(args.out, "w") as out:
+                n = write_jsonl(population, args.events, out)
+    except OSError as exc:
+        print(f"c360 generate: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"wrote {n} events", file=sys.stderr)
+    return 0
 
+
+def produce_population(population: Population, args: argparse.Namespace, settings: Settings) -> int:
+    from stream import admin
+    from stream.loadgen import batched, produce
+
+    try:
         asyncio.run(admin.ensure_topics(settings))
         records = batched(settings, population.events(args.events), batch=args.batch)
         started = time.time()
         _, sent = asyncio.run(produce(settings, records, rate=args.rate))
-        print(f"produced {sent} events in {len(records)} records in {time.time() - started:.1f}s")
-        return 0
-    if str(args.out) == "-":
-        n = write_jsonl(population, args.events, sys.stdout)
-    else:
-        with open(args.out, "w") as out:
-            n = write_jsonl(population, args.events, out)
-    print(f"wrote {n} events", file=sys.stderr)
+    except admin.TopicMismatch as exc:
+        print(f"c360 generate: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # aiokafka's connection errors
+        print(
+            f"c360 generate: cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"produced {sent} events in {len(records)} records in {time.time() - started:.1f}s")
     return 0

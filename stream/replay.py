@@ -81,7 +81,14 @@ def replay(
     return sim
 
 
-def main(path: str, partitions: int, seed: int, rules_file: str | None, out: IO[str]) -> int:
+def main(
+    path: str,
+    partitions: int,
+    seed: int,
+    rules_file: str | None,
+    out: IO[str],
+    prefix: str = "c360.",
+) -> int:
     from stream.core.rules import RulesError, load
 
     try:
@@ -94,8 +101,11 @@ def main(path: str, partitions: int, seed: int, rules_file: str | None, out: IO[
     except OSError as exc:
         print(f"c360 replay: cannot read {path}: {exc}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:
+        print(f"c360 replay: {path} is not UTF-8 text (byte {exc.start})", file=sys.stderr)
+        return 2
     try:
-        inputs = list(read_inputs(text.splitlines()))
+        inputs = list(read_inputs(text.splitlines(), prefix))
     except ReplayError as exc:
         print(f"c360 replay: {path}: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@ line of documentation; ``docs/settings.md`` is generated from this module
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,8 +21,43 @@ class SettingsError(ValueError):
     """A setting's environment value is malformed or out of range."""
 
 
-def _setting(env: str, default: Any, doc: str, *, minimum: float | None = None) -> Any:
-    return field(default=default, metadata={"env": env, "doc": doc, "minimum": minimum})
+def _setting(
+    env: str,
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    return field(
+        default=default,
+        metadata={"env": env, "doc": doc, "minimum": minimum, "maximum": maximum},
+    )
+
+
+OTHER_ENV = frozenset(
+    {
+        "C360_KAFKA_PORT",  # ops/kafka/kafka.sh: the local broker
+        "C360_KAFKA_HOME",
+        "C360_KAFKA_HEAP",
+        "C360_KAFKA_START_TIMEOUT",
+        "C360_PROPERTY_EXAMPLES",  # tests: examples per property test
+    }
+)
+"""``C360_*`` variables read outside :class:`Settings` and the connectors' configs."""
+
+
+def unknown_env(known: frozenset[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each ``C360_*`` variable of ``environ`` that nothing reads (a typo is
+    otherwise a silent default), with the nearest known name."""
+    env = os.environ if environ is None else environ
+    lines = []
+    for name in sorted(n for n in env if n.startswith("C360_") and n not in known):
+        near = difflib.get_close_matches(name, known, n=1)
+        lines.append(
+            f"{name} is not a c360 setting" + (f" (did you mean {near[0]}?)" if near else "")
+        )
+    return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +103,9 @@ class Settings:
     web_host: str = _setting(
         "C360_WEB_HOST", "127.0.0.1", "Interface the worker's web server binds to (loopback)."
     )
-    web_port: int = _setting("C360_WEB_PORT", 6066, "Port of the worker's web server.", minimum=1)
+    web_port: int = _setting(
+        "C360_WEB_PORT", 6066, "Port of the worker's web server.", minimum=1, maximum=65535
+    )
     api_key: str = _setting(
         "C360_API_KEY",
         "",
@@ -86,7 +125,7 @@ class Settings:
         "C360_REBALANCE_TIMEOUT", 6.0, "Consumer group rebalance timeout in seconds.", minimum=1
     )
     standby_replicas: int = _setting(
-        "C360_STANDBY_REPLICAS", 0, "Standby replicas of every table (0 on one worker)."
+        "C360_STANDBY_REPLICAS", 0, "Standby replicas of every table (0 on one worker).", minimum=0
     )
     log_level: str = _setting("C360_LOG_LEVEL", "info", "Worker log level.")
     # --- RocksDB (per partition database) ---
@@ -120,6 +159,7 @@ class Settings:
         "the route stage's ~100,000 event ids. Without it, a lookup of an absent key "
         "searches the memtable's skip list, which slows as the memtable fills.",
         minimum=0.0,
+        maximum=0.25,
     )
     rocksdb_max_open_files: int = _setting(
         "C360_ROCKSDB_MAX_OPEN_FILES", 256, "Open files per partition database.", minimum=16
@@ -173,10 +213,27 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            minimum = f.metadata.get("minimum")
-            value = getattr(self, f.name)
+            env, value = f.metadata["env"], getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingsError(f"{env}={value} is not a finite number")
+            minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
             if minimum is not None and value < minimum:
-                raise SettingsError(f"{f.metadata['env']}={value} is below its minimum {minimum}")
+                raise SettingsError(f"{env}={value} is below its minimum {minimum}")
+            if maximum is not None and value > maximum:
+                raise SettingsError(f"{env}={value} is above its maximum {maximum}")
+        if self.heartbeat_interval >= self.session_timeout:
+            raise SettingsError(
+                f"C360_HEARTBEAT_INTERVAL={self.heartbeat_interval} must be below "
+                f"C360_SESSION_TIMEOUT={self.session_timeout} (Kafka drops a member whose "
+                "heartbeats come later than the session timeout)"
+            )
+        for server in self.kafka_bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise SettingsError(
+                    f"C360_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r}: "
+                    + f"{server.strip()!r} is not host:port"
+                )
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise SettingsError(f"C360_LOG_LEVEL={self.log_level!r} is not a log level")
 
@@ -196,6 +253,11 @@ class Settings:
     def web_url(self) -> str:
         """Where this worker's web server answers."""
         return f"http://{self.web_host}:{self.web_port}"
+
+    @classmethod
+    def env_names(cls) -> frozenset[str]:
+        """The environment variables of these settings."""
+        return frozenset(f.metadata["env"] for f in dataclasses.fields(cls))
 
     @classmethod
     def markdown(cls) -> str:

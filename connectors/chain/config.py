@@ -130,7 +130,11 @@ class ChainConfig:
         "C360_CHAIN_METRICS_HOST", "127.0.0.1", "Interface of the /metrics server."
     )
     metrics_port: int = setting(
-        "C360_CHAIN_METRICS_PORT", 9464, "Port of the /metrics server (0: no server).", minimum=0
+        "C360_CHAIN_METRICS_PORT",
+        9464,
+        "Port of the /metrics server (0: no server).",
+        minimum=0,
+        maximum=65535,
     )
 
     @classmethod

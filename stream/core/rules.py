@@ -8,13 +8,15 @@ clear error. ``docs/identity.md`` documents every rule.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta, Struct, field
 
+from stream.contract.inputs import LabelCategory
 from stream.core.identifiers import TYPES, IdentifierError, parse
 
 Strength = Literal["verified", "observed", "asserted"]
@@ -137,6 +139,30 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
         names = [t.name for t in self.vip]
         if len(set(names)) != len(names):
             raise RulesError("vip: tier names must be unique")
+        for tier in self.vip:
+            thresholds = [tier.net_worth_usd, tier.volume_usd, tier.fees_usd]
+            if all(t is None for t in thresholds):
+                raise RulesError(f"vip: tier {tier.name!r} has no threshold")
+            if any(t is not None and not (math.isfinite(t) and t >= 0) for t in thresholds):
+                raise RulesError(f"vip: tier {tier.name!r} has a threshold that is not ≥ 0")
+        categories = set(get_args(LabelCategory))
+        unknown_categories = set(self.blocked_label_categories) - categories
+        if unknown_categories:
+            raise RulesError(
+                f"blocked_label_categories: unknown {sorted(unknown_categories)}; "
+                f"known: {', '.join(sorted(categories))}"
+            )
+        life = self.lifecycle
+        for shorter, longer in (
+            ("at_risk_days", "churn_days"),
+            ("new_days", "churn_days"),
+            ("power_active_days", "power_window_days"),
+        ):
+            if getattr(life, shorter) > getattr(life, longer):
+                raise RulesError(
+                    f"lifecycle: {shorter} ({getattr(life, shorter)}) is over "
+                    f"{longer} ({getattr(life, longer)})"
+                )
 
     # --- derived lookups ---
     def strength(self, evidence: str) -> Strength:

@@ -30,6 +30,14 @@ def test_environment_is_parsed_by_type():
         ({"C360_PARTITIONS": "many"}, "C360_PARTITIONS='many'"),
         ({"C360_PARTITIONS": "0"}, "below its minimum"),
         ({"C360_LOG_LEVEL": "loud"}, "not a log level"),
+        ({"C360_STATE_COMMIT_INTERVAL": "nan"}, "not a finite number"),  # nan < 0 is False
+        ({"C360_TICK_INTERVAL": "inf"}, "not a finite number"),
+        ({"C360_WEB_PORT": "70000"}, "above its maximum 65535"),
+        ({"C360_STANDBY_REPLICAS": "-1"}, "below its minimum 0"),
+        ({"C360_ROCKSDB_MEMTABLE_BLOOM": "5"}, "above its maximum 0.25"),
+        ({"C360_HEARTBEAT_INTERVAL": "30"}, "must be below C360_SESSION_TIMEOUT"),
+        ({"C360_KAFKA_BOOTSTRAP": "not-a-host-port"}, "is not host:port"),
+        ({"C360_KAFKA_BOOTSTRAP": "a:1,b"}, "'b' is not host:port"),
     ],
 )
 def test_bad_values_get_a_clear_error(env, message):
@@ -53,3 +61,14 @@ def test_docs_settings_md_is_generated_from_the_settings():
     assert doc.read_text() == Settings.markdown(), (
         "run: .venv/bin/c360 settings --markdown > docs/settings.md"
     )
+
+
+def test_a_c360_variable_nothing_reads_is_named_with_the_nearest_known_one():
+    from stream.settings import unknown_env
+
+    known = Settings.env_names()
+    env = {"C360_PARTITION": "8", "C360_PARTITIONS": "4", "HOME": "/root", "C360_ZZZ": "1"}
+    assert unknown_env(known, env) == [
+        "C360_PARTITION is not a c360 setting (did you mean C360_PARTITIONS?)",
+        "C360_ZZZ is not a c360 setting",
+    ]

@@ -1,0 +1,109 @@
+"""The ``c360`` command refuses bad arguments and files with one clear line, never a
+traceback, and before it connects to anything."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stream.cli import main
+from stream.core.rules import RulesError, load
+
+UNREACHABLE = "127.0.0.1:1"  # nothing listens there: a refused connection at once
+
+
+def run(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's refusals
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["replay", "-", "--partitions", "0"], "0 is not ≥ 1"),
+        (["tick", "--now", "-5"], "not epoch milliseconds"),
+        (["tick", "--now", str(10**20)], "not epoch milliseconds"),
+        (["generate", "--produce", "--batch", "1000"], "dead-letters records of over 500"),
+        (["generate", "--produce", "--rate", "-3"], "must be > 0"),
+        (["generate", "--out", "x.jsonl", "--rate", "5"], "are for --produce"),
+        (["generate", "--out", "/nonexistent/dir/e.jsonl"], "no such directory"),
+        (["generate", "--out", "-", "--truth", "-"], "--truth needs a file"),
+        (["demo", "--persons", "0"], "0 is not ≥ 1"),
+        (["demo", "--events", "-5"], "-5 is not ≥ 1"),
+    ],
+)
+def test_bad_arguments_get_one_clear_line(argv, message, capsys, monkeypatch):
+    monkeypatch.setenv("C360_KAFKA_BOOTSTRAP", UNREACHABLE)  # refused before connecting
+    code, err = run(argv, capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_an_output_that_is_a_directory_is_refused(tmp_path, capsys):
+    code, err = run(["generate", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "is a directory" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["topics"], ["tick", "--now", "1790000000000"], ["generate", "--produce"]]
+)
+def test_kafka_out_of_reach_is_one_line(argv, capsys, monkeypatch):
+    monkeypatch.setenv("C360_KAFKA_BOOTSTRAP", UNREACHABLE)
+    code, err = run([*argv, *(["--events", "10"] if argv[0] == "generate" else [])], capsys)
+    assert code == 1 and f"cannot reach Kafka at {UNREACHABLE}" in err
+    assert "Traceback" not in err
+
+
+def test_a_misspelled_variable_is_warned_about(capsys, monkeypatch):
+    monkeypatch.setenv("C360_PARTITION", "8")
+    code, err = run(["settings"], capsys)
+    assert code == 0
+    assert "C360_PARTITION is not a c360 setting (did you mean C360_PARTITIONS?)" in err
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys, monkeypatch):
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("C360_DATA_DIR", str(tmp_path / "f"))
+    code, err = run(["worker"], capsys)
+    assert code == 2 and "C360_DATA_DIR" in err
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ({"blocked_label_categories": ["exchnage"]}, "unknown ['exchnage']; known:"),
+        ({"lifecycle": {"new_days": 60, "churn_days": 7, "at_risk_days": 5}}, "new_days (60)"),
+        ({"lifecycle": {"at_risk_days": 40}}, "at_risk_days (40) is over churn_days (30)"),
+        ({"vip": [{"name": "x", "net_worth_usd": -5}]}, "not ≥ 0"),
+        ({"vip": [{"name": "x"}]}, "has no threshold"),
+    ],
+)
+def test_rules_that_would_quietly_do_something_else_are_refused(rules, message, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))
+    with pytest.raises(RulesError) as err:
+        load(path)
+    assert message in str(err.value)
+
+
+def test_replay_refuses_a_file_that_is_not_utf8_and_reads_the_deployments_prefix(
+    tmp_path, capsys, monkeypatch
+):
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(b'{"topic": "web.events", "value": {"anonymousId": "caf\xe9"}}\n')
+    code, err = run(["replay", str(latin1)], capsys)
+    assert code == 2 and "is not UTF-8 text" in err
+    prefixed = tmp_path / "prod.jsonl"
+    event = {
+        "type": "page",
+        "messageId": "m",
+        "anonymousId": "d",
+        "timestamp": "2026-11-02T09:00:00Z",
+    }
+    prefixed.write_text(json.dumps({"topic": "prod.web.events", "value": event}) + "\n")
+    monkeypatch.setenv("C360_TOPIC_PREFIX", "prod.")
+    code, err = run(["replay", str(prefixed)], capsys)
+    assert code == 0 and '"persons": 1' in err
