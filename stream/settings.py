@@ -228,8 +228,9 @@ class Settings:
                 "heartbeats come later than the session timeout)"
             )
         for server in self.kafka_bootstrap.split(","):
-            host, _, port = server.strip().rpartition(":")
-            if not host or not port.isdigit():
+            server = server.strip()
+            host, _, port = server.rpartition(":") if ":" in server else (server, "", "9092")
+            if not host or not port.isdigit():  # no port: Kafka's 9092
                 raise SettingsError(
                     f"C360_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r}: "
                     + f"{server.strip()!r} is not host:port"

@@ -300,7 +300,7 @@ def intercom(payload: Any) -> SupportTicketEvent | Ignored:
                 or _text(contact.get("email"))
                 or _text(user.get("email")),
                 "user_id": _text(contact.get("external_id")) or _text(user.get("user_id")),
-                "name": _shown(person.get("name") or user.get("name"), SHORT),
+                "name": _shown(_text(person.get("name")) or user.get("name"), SHORT),
             },
             "subject": _shown(_text(item.get("title")) or source.get("subject"), LONG),
             "priority": priority,

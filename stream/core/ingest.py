@@ -565,7 +565,9 @@ MAX_BODY_DEPTH = 512
 """How deep a request body may nest before anything decodes it (connectors): deeper
 than any event (refused alone, :data:`MAX_DEPTH`) with a batch's envelope around it,
 far from where a decoder could overflow the stack."""
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{},]')
+"""A string (to its closing quote, if any: an unterminated one must not make the search
+start again from each of its escapes, quadratic), or a bracket or comma."""
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:

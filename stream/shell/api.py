@@ -177,11 +177,11 @@ class Lookups:
             old = await self._row(current)
             if old is None:
                 return not held  # it never held a fact there
+            if identifier in old.get("mv", {}):
+                return True  # split away from this person (absorbed since, or not): not judged
             survivor = old.get("mi")
             if survivor is None:
-                # a live person: the identifier was split away from it (it says so: not
-                # judged), or the absorb of this person has not been applied yet
-                return identifier in old.get("mv", {})
+                return False  # live, and the absorb of this person has not been applied yet
             if old.get("a") is not None:
                 held.append(current)
             current = survivor

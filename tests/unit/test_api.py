@@ -120,6 +120,27 @@ async def test_a_merge_in_flight_answers_503_never_a_partial_profile_or_404():
         assert 503 in statuses
 
 
+async def test_an_identifier_split_off_a_person_absorbed_since_answers():
+    # a kiosk of user A's person is split off as a hub, then A's person is absorbed by
+    # a newer device's: the split is recorded on the absorbed row only
+    sim = Simulator(partitions=2, seed=3)
+    users = [f"u{i}" for i in range(12)]
+    sim.run(
+        [page(0, userId="A", anonymousId="devA"), page(1, userId="A", anonymousId="kiosk")]
+        + [page(10 + i, anonymousId="kiosk", userId=u) for i, u in enumerate(users)]
+    )
+    first = sim.person_of("user:A")
+    device = next(d for d in (f"dev{i}" for i in range(10_000)) if person_of("anon:" + d) < first)
+    sim.run([page(100, userId="A", anonymousId=device)])
+    assert sim.person_of("user:A") != first and sim.link.stats.get("splits")
+    async with workers(sim) as (w0, w1):
+        for n, ident in enumerate(
+            ["anon:kiosk", "user:A", "anon:devA"] + [f"user:{u}" for u in users]
+        ):
+            status, body = await get((w0, w1)[n % 2], "/v1/profiles/" + ident)
+            assert status == 200 and body["person_id"] == sim.person_of(ident), (ident, body)
+
+
 async def test_a_long_chain_of_merges_is_followed():
     # each new device of the user has a smaller person id than the survivor so far, so
     # every link absorbs the survivor: the first person id is 36 merges from the live one

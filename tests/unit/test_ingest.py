@@ -113,6 +113,15 @@ def test_an_event_nesting_deeper_than_the_limit_is_refused_the_same_everywhere()
     assert [(r.reason, r.index) for r in out.rejections] == [("too_deep", 1)]
 
 
+def test_an_unterminated_string_ends_the_depth_check_where_the_record_ends():
+    from stream.core.ingest import MAX_DEPTH, too_deep
+
+    # escaped quotes in a string never closed: the brackets after one are inside it
+    assert not too_deep(b'{"a": "' + b'\\"[' * 40_000)
+    assert too_deep(b"{" * (MAX_DEPTH + 1) + b'"' + b'\\"' * 40_000)
+    assert not too_deep(b"{" * MAX_DEPTH + b'"' + b'\\"' * 40_000)
+
+
 def test_brackets_inside_strings_are_not_nesting():
     brackets = '[{\\"' * 200  # also escaped quotes and backslashes
     out = ingest().record("web.events", json.dumps(web(properties={"s": brackets})).encode())

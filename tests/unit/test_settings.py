@@ -36,13 +36,18 @@ def test_environment_is_parsed_by_type():
         ({"C360_STANDBY_REPLICAS": "-1"}, "below its minimum 0"),
         ({"C360_ROCKSDB_MEMTABLE_BLOOM": "5"}, "above its maximum 0.25"),
         ({"C360_HEARTBEAT_INTERVAL": "30"}, "must be below C360_SESSION_TIMEOUT"),
-        ({"C360_KAFKA_BOOTSTRAP": "not-a-host-port"}, "is not host:port"),
-        ({"C360_KAFKA_BOOTSTRAP": "a:1,b"}, "'b' is not host:port"),
+        ({"C360_KAFKA_BOOTSTRAP": "kafka:ninety"}, "is not host:port"),
+        ({"C360_KAFKA_BOOTSTRAP": "a:1,:9092"}, "':9092' is not host:port"),
     ],
 )
 def test_bad_values_get_a_clear_error(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_a_kafka_address_without_a_port_is_kafkas_default_port():
+    for servers in ("kafka,b:9093", "[::1]:9092"):
+        assert Settings.from_env({"C360_KAFKA_BOOTSTRAP": servers}).kafka_bootstrap == servers
 
 
 def test_settings_are_frozen():

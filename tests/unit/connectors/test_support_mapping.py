@@ -82,6 +82,9 @@ def test_long_names_subjects_and_tags_are_cut_not_refused():
     assert len(ticket.subject) == 1024
     assert ticket.requester.name is None or len(ticket.requester.name) <= 256
     assert ingested(ticket).facts
+    item["source"]["author"]["name"] = "-"  # no name there: API 1.x's user's
+    item["user"] = {"type": "user", "name": "Ada L."}
+    assert mapping.intercom(intercom).requester.name == "Ada L."
 
 
 def test_a_zendesk_status_change_to_solved_is_a_solved_event_with_its_csat():
