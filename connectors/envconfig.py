@@ -84,10 +84,11 @@ def from_env(
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = f.metadata["env"]
         raw = (flags or {}).get(f.name)
+        source = f"--{f.name.replace('_', '-')}"  # a flag wins: name the flag in errors
         if raw is None:
-            raw = env.get(name)
+            raw, source = env.get(name), name
         if raw is not None and str(raw).strip() != "":
-            values[f.name] = _parse(hints[f.name], str(raw), name)
+            values[f.name] = _parse(hints[f.name], str(raw), source)
     config = cls(**values)
     check(config)
     return config

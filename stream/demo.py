@@ -195,8 +195,10 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
     log_path = settings.data_dir / "worker.log"
     print(f"c360 demo: Kafka at {settings.kafka_bootstrap}; topics {settings.topic_prefix}*")
     proc: subprocess.Popen | None = None
+    reached = False  # Kafka answered: a failure to delete this run's topics is news
     try:
         asyncio.run(admin.ensure_topics(settings))
+        reached = True
         proc = start_worker(settings, log_path)
         print(f"  worker ready in {wait_ready(settings, proc):.1f}s (log: {log_path})")
         # the population's 30 days end now, so that lifecycles (new … churned) mean something
@@ -280,8 +282,11 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopping…")
         return 0
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"\nc360 demo: {exc}; see {log_path}", file=sys.stderr)
+    except (RuntimeError, TimeoutError) as exc:  # aiokafka's errors are RuntimeErrors
+        where = (
+            f"; see {log_path}" if proc is not None else f" (Kafka at {settings.kafka_bootstrap})"
+        )
+        print(f"\nc360 demo: {exc!r}{where}", file=sys.stderr)
         return 1
     finally:
         # a second Ctrl-C must not cut the clean-up short
@@ -300,6 +305,8 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
             dropped = asyncio.run(admin.drop_deployment(settings))
             print(f"  deleted this run's {len(dropped)} topics")
         except Exception as exc:
-            print(
-                f"c360 demo: topics {settings.topic_prefix}* not deleted: {exc!r}", file=sys.stderr
-            )
+            if reached:  # else it never made any (said above)
+                print(
+                    f"c360 demo: topics {settings.topic_prefix}* not deleted: {exc!r}",
+                    file=sys.stderr,
+                )

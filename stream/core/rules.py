@@ -208,4 +208,7 @@ def load(path: Path | str | None) -> Rules:
     try:
         return msgspec.json.decode(data, type=Rules)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise RulesError(f"rules file {path}: {exc}") from None
+        hint = ""
+        if "Invalid enum value" in str(exc) and ("$.evidence" in str(exc) or "$.merge" in str(exc)):
+            hint = f" (strengths: {', '.join(get_args(Strength))})"
+        raise RulesError(f"rules file {path}: {exc}{hint}") from None

@@ -79,6 +79,7 @@ def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys, monkeypatch):
         ({"lifecycle": {"at_risk_days": 40}}, "at_risk_days (40) is over churn_days (30)"),
         ({"vip": [{"name": "x", "net_worth_usd": -5}]}, "not ≥ 0"),
         ({"vip": [{"name": "x"}]}, "has no threshold"),
+        ({"evidence": {"siwe": "strong"}}, "(strengths: verified, observed, asserted)"),
     ],
 )
 def test_rules_that_would_quietly_do_something_else_are_refused(rules, message, tmp_path):

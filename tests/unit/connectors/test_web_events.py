@@ -57,11 +57,18 @@ def test_config_defaults_bind_loopback_and_read_lists_from_the_environment():
         {"C360_COLLECTOR_MAX_EVENT_BYTES": "10"},
         {"C360_COLLECTOR_BROWSER_KEYS": "k", "C360_COLLECTOR_SERVER_KEYS": "k"},
         {"C360_COLLECTOR_SIWE_CHAIN_IDS": "1,x"},
+        {"C360_COLLECTOR_PORT": "70000"},
+        {"C360_COLLECTOR_SIWE_CLOCK_SKEW": "nan"},
     ],
 )
 def test_bad_config_values_are_refused(env):
     with pytest.raises(ConfigError):
         CollectorConfig.from_env(env)
+
+
+def test_a_bad_flag_is_named_as_the_flag():
+    with pytest.raises(ConfigError, match="--port='abc'"):
+        CollectorConfig.from_env({}, flags={"port": "abc"})
 
 
 # --- write keys ----------------------------------------------------------------------------
