@@ -182,7 +182,9 @@ class Context:
     which the partition valued a token, taken from the live prices table the first
     time the token is valued and refreshed by ticks, which then revalue the holders.
     So a profile's USD figures move with prices only on ticks: replayable, and the
-    same whichever field group was recomputed last.
+    same whichever field group was recomputed last. A snapshot taken between ticks is
+    marked new (``pn:{token}``): holders published before it, when the token had no
+    price, are revalued at the next tick although the snapshot equals the live price.
     """
 
     #: token -> [price_usd, decimals, symbol] (the live, global table)
@@ -210,6 +212,7 @@ class Context:
             snapshot = self.prices.get(token)
             if snapshot is not None:
                 self.state.put(key, snapshot)
+                self.state.put("pn:" + token, 1)  # others hold it unpriced: next tick
         return snapshot
 
 
@@ -602,13 +605,24 @@ class Aggregator:
             person = key.rsplit(":", 1)[1]
             ctx.fired.add(person)
             due.setdefault(person, set()).add("tick")
-        for token, price in ctx.prices.items():
-            key = "pv:" + token
-            if state.get(key) != price:
-                state.put(key, price)
-                prefix = f"k:{token}:"
-                for k, _ in state.scan(prefix, prefix_end(prefix)):
-                    due.setdefault(k[len(prefix) :], set()).add("revaluation")
+        moved = [
+            token
+            for token, price in ctx.prices.items()
+            if state.get("pv:" + token) != price or state.get("pn:" + token) is not None
+        ]
+        # a price deleted from the table: its holders are unpriced again
+        moved += [k[3:] for k, _ in state.scan("pv:", prefix_end("pv:")) if k[3:] not in ctx.prices]
+        for token in moved:
+            price = ctx.prices.get(token)
+            if price is None:
+                state.delete("pv:" + token)
+            else:
+                state.put("pv:" + token, price)
+            if state.get("pn:" + token) is not None:
+                state.delete("pn:" + token)
+            prefix = f"k:{token}:"
+            for k, _ in state.scan(prefix, prefix_end(prefix)):
+                due.setdefault(k[len(prefix) :], set()).add("revaluation")
         return due, cursor
 
     def before_view(self, state: State, row: dict[str, Any], ctx: Context) -> None:

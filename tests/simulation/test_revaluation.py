@@ -1,0 +1,63 @@
+"""USD figures follow the prices table at the next tick, whatever happened in between:
+a token priced after some of its holders were published, and a price deleted."""
+
+from __future__ import annotations
+
+import json
+
+from stream.sim import Input, Simulator
+
+HOUR = 3_600_000
+T0 = 1_788_048_000_000
+TOKEN = "0x" + "a1" * 20
+
+
+def wallet(i: int) -> str:
+    return f"0x{0x5EED0000 + i:040x}"
+
+
+def holding(address: str, balance: int, at: int) -> Input:
+    event = {
+        "wallet": address,
+        "chain_id": 1,
+        "token": TOKEN,
+        "balance": str(balance),
+        "block_number": 10,
+        "observed_at": f"2026-08-30T{at // HOUR % 24:02d}:00:00Z",
+    }
+    return Input("chain.holdings", json.dumps(event).encode(), key=address)
+
+
+def price(usd: float | None) -> Input:
+    body = {"chain_id": 1, "token": TOKEN, "symbol": "T", "decimals": 18, "price_usd": usd}
+    value = None if usd is None else json.dumps({**body, "timestamp": "2026-08-30T00:00:00Z"})
+    return Input("prices", None if value is None else value.encode(), key=f"1:{TOKEN}")
+
+
+def worth(sim: Simulator, address: str) -> tuple[float, list[str]]:
+    view = sim.persons()[sim.person_of("wallet:" + address)]["w"]
+    return view["net_worth_usd"], view["unpriced_tokens"]
+
+
+def test_a_holder_published_before_its_token_had_a_price_is_valued_at_the_next_tick():
+    # B's event values the token first, between ticks: A, published when the token had
+    # no price, must still be revalued by the tick (its snapshot equals the live price)
+    sim = Simulator(partitions=1, seed=0, check_views=True)
+    a, b = wallet(1), wallet(2)
+    sim.run([holding(a, 7 * 10**18, 1 * HOUR)])
+    assert worth(sim, a) == (0.0, [f"1:{TOKEN}"])
+    sim.run([price(2000.0), holding(b, 10**18, 2 * HOUR)])
+    assert worth(sim, b) == (2000.0, [])
+    sim.run([Input("tick", now=T0 + 3 * HOUR)])
+    assert worth(sim, a) == (14000.0, [])
+
+
+def test_a_deleted_price_leaves_its_holders_unpriced_at_the_next_tick():
+    sim = Simulator(partitions=1, seed=0, check_views=True)
+    a = wallet(1)
+    sim.run([price(2000.0), holding(a, 10**18, 1 * HOUR), Input("tick", now=T0 + 2 * HOUR)])
+    assert worth(sim, a) == (2000.0, [])
+    sim.run([price(None), Input("tick", now=T0 + 3 * HOUR)])
+    assert worth(sim, a) == (0.0, [f"1:{TOKEN}"])
+    sim.run([holding(wallet(2), 10**18, 4 * HOUR)])  # a new holder: not at the old price
+    assert worth(sim, wallet(2)) == (0.0, [f"1:{TOKEN}"])
