@@ -111,7 +111,10 @@ async def ensure_faust_topics(settings: Settings, app: Any, *, timeout: float = 
             table.changelog_topic.get_topic_name(),
             table.changelog_topic.partitions or settings.partitions,
             settings.replication,
-            topic_configs={"cleanup.policy": "compact"},
+            topic_configs={
+                "cleanup.policy": "compact",
+                "max.message.bytes": str(topics.MAX_RECORD_BYTES),
+            },
         )
         for table in app.tables.values()
     ]

@@ -83,8 +83,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "producer_linger": 0.002,
         # Batched records and bulk changelog batches are large.
         "producer_max_batch_size": 1024 * 1024,
-        "producer_max_request_size": 4 * 1024 * 1024,
-        "consumer_max_fetch_size": 4 * 1024 * 1024,
+        "producer_max_request_size": topics.MAX_RECORD_BYTES,
+        "consumer_max_fetch_size": topics.MAX_RECORD_BYTES,
         # Exposure (DESIGN.md): loopback by default, no table/router debug endpoints.
         "web_host": settings.web_host,
         "web_bind": settings.web_host,

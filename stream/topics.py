@@ -22,6 +22,11 @@ class Role(StrEnum):
 
 KEYED = 0  # partitions: settings.partitions
 FOREVER = -1  # retention.ms: keep forever
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+"""The largest record c360 writes or reads (batched records, bulk changelog batches, a
+large state row): every topic it creates allows it (``max.message.bytes``), so that a
+broker left at Kafka's 1 MB default does not refuse one, which stops the worker, and
+again on every restart. The local broker allows it too (ops/kafka)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +49,7 @@ class TopicSpec:
 
     def configs(self) -> dict[str, str]:
         """Topic configs to create it with."""
-        out: dict[str, str] = {}
+        out: dict[str, str] = {"max.message.bytes": str(MAX_RECORD_BYTES)}
         if self.compacted:
             out["cleanup.policy"] = "compact"
         if self.retention_ms is not None:

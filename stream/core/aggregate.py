@@ -67,6 +67,21 @@ def _merge_counts(a: dict, b: dict) -> dict:
     return out
 
 
+MAX_ASSOCIATIONS = 64
+"""Asserted identifiers (associations) a profile keeps: the first in sorted order, so
+that the kept set is the same in whatever order facts and merges arrive. Members are
+bounded by the rules' limits; associations were not, and one device sending identify
+calls with a new typed email each grew its person's row (and every record carrying it)
+past what Kafka accepts, a worker crash loop (2026-11-30, found by an audit)."""
+
+
+def _capped(counts: dict) -> dict:
+    """``counts`` with at most :data:`MAX_ASSOCIATIONS` keys, the smallest."""
+    if len(counts) <= MAX_ASSOCIATIONS:
+        return counts
+    return {key: counts[key] for key in sorted(counts)[:MAX_ASSOCIATIONS]}
+
+
 def _touch_key(touch: dict) -> tuple:
     """Order of touches: event time, then event id, then content (a total order)."""
     return touch["ts"], touch.get("id", ""), sorted((k, str(v)) for k, v in touch.items())
@@ -262,8 +277,10 @@ class Aggregator:
         data = fact.data
         agg["n"] += sign
         _add(agg["k"], kind, sign)
-        for ident in fact.assoc:
-            _add(agg["as"], ident, sign)
+        if fact.assoc:
+            for ident in fact.assoc:
+                _add(agg["as"], ident, sign)
+            agg["as"] = _capped(agg["as"])
         if kind == "holding":
             snapshot = {fact.ident: {data["token"]: [data["block"], data["balance"]]}}
             agg["hold"] = _holdings_combine(agg["hold"], snapshot)
@@ -329,7 +346,7 @@ class Aggregator:
         out = {
             "n": a["n"] + b["n"],
             "k": _merge_counts(a["k"], b["k"]),
-            "as": _merge_counts(a["as"], b["as"]),
+            "as": _capped(_merge_counts(a["as"], b["as"])),
             "w0": _opt(min, a["w0"], b["w0"]),
             "w1": _opt(max, a["w1"], b["w1"]),
             "days": _merge_counts(a["days"], b["days"]),

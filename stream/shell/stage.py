@@ -354,8 +354,9 @@ class StageRunner:
         """The messages of a record's segments that were not applied yet."""
         try:
             segments = self.decode(message.value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            # Our own records: never expected. Keep the evidence, do not stop the stage.
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, TypeError) as exc:
+            # Not one of our own records (an empty value, bytes that are not UTF-8, …):
+            # never expected. Keep the evidence, do not stop the stage.
             METRICS.dead_letters.labels(self.name, "internal_decode").inc()
             outbox.dead_letter(
                 message.topic,

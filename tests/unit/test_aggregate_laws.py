@@ -173,3 +173,35 @@ def test_sessions_are_the_30_minute_runs_of_the_event_times_in_any_order(offsets
         for ts in order:
             sessions = sessions_add(sessions, ts)
         assert sessions == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=40), st.data())
+def test_associations_are_capped_to_the_same_set_in_any_order_or_split(emails, data):
+    from unittest import mock
+
+    from stream.core import aggregate
+
+    items = [
+        Fact(f"f{i}", "anon:a", "identify", T0 + i, "t", assoc=[f"email:u{n:02d}@x.io"])
+        for i, n in enumerate(emails)
+    ]
+    with mock.patch.object(aggregate, "MAX_ASSOCIATIONS", 5):
+        whole = fold(items)
+        cut = data.draw(st.integers(0, len(items)))
+        same(fold(data.draw(st.permutations(items))), whole)
+        same(AGG.combine(fold(items[:cut]), fold(items[cut:])), whole)
+        expected = sorted({f"email:u{n:02d}@x.io" for n in emails})[:5]
+        assert view(whole)["associations"] == expected
+
+
+def test_a_device_asserting_thousands_of_emails_keeps_a_bounded_row():
+    # 2,000 identify calls, a new 254-character email each, grew one row past 1 MB
+    from stream.core.aggregate import MAX_ASSOCIATIONS
+
+    agg = AGG.empty()
+    for i in range(2_000):
+        email = f"email:{i:05d}{'x' * 230}@example.org"
+        AGG.apply(agg, Fact(f"f{i}", "anon:a", "identify", T0 + i, "t", assoc=[email]))
+    assert len(agg["as"]) == MAX_ASSOCIATIONS
+    assert len(msgspec.json.encode(agg)) < 64 * 1024

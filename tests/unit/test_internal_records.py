@@ -81,3 +81,32 @@ def test_an_outbox_splits_its_records_and_a_receiver_applies_each_part_once():
     assert len(applied) == 4000
     # the sender redoes its group after a crash: every part comes again, none is applied
     assert [m for msg in delivered for m in runner._fresh(state, msg, outbox)] == []
+
+
+def test_a_record_on_an_internal_topic_that_is_not_ours_is_dead_lettered_not_fatal():
+    # only another producer could write these; the stage keeps the evidence and goes on
+    settings = Settings.from_env({})
+    outbox = Outbox(settings)
+    runner = StageRunner("profile", settings, SimpleNamespace(data=None), None, decode, None)
+    for value in (None, b'[["route:0", 1, [{"x": "\xff"}]]]', b"not json"):
+        record = SimpleNamespace(value=value, topic="profile", partition=0, offset=7)
+        assert runner._fresh(MemoryState(), record, outbox) == []
+    letters = [
+        msgspec.json.decode(value)
+        for (name, _), records in outbox._records.items()
+        if name.endswith("deadletter")
+        for _, value in records
+    ]
+    assert [(d["reason"], d["source"]["offset"]) for d in letters] == [("internal_decode", 7)] * 3
+
+
+def test_a_dead_letter_of_control_characters_is_base64_not_six_times_its_size():
+    from stream.core.ingest import Rejection
+    from stream.shell.outbox import MAX_DEAD_LETTER_ORIGINAL, dead_letter
+
+    original = b"\x01" * 999_999  # valid UTF-8, and JSON writes each byte as \u0001
+    letter = dead_letter("web.events", 0, 1, Rejection("not_json", "x", original))
+    assert letter.original_encoding == "base64" and letter.truncated
+    assert len(msgspec.json.encode(letter)) < MAX_DEAD_LETTER_ORIGINAL * 4 // 3 + 4096
+    text = dead_letter("web.events", 0, 1, Rejection("not_json", "x", b'{"a": 1'))
+    assert (text.original_encoding, text.original) == ("utf-8", '{"a": 1')

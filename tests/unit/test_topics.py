@@ -16,7 +16,11 @@ def test_global_feeds_have_one_partition_and_are_compacted():
 
 
 def test_identity_merges_are_kept_forever():
-    assert topics.IDENTITY_MERGES.configs() == {"cleanup.policy": "compact", "retention.ms": "-1"}
+    assert topics.IDENTITY_MERGES.configs() == {
+        "cleanup.policy": "compact",
+        "retention.ms": "-1",
+        "max.message.bytes": str(topics.MAX_RECORD_BYTES),  # a default broker allows 1 MB
+    }
 
 
 def test_no_module_but_topics_spells_a_topic_name():
