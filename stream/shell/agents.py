@@ -150,6 +150,7 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
     # from where it sought a partition back (see rewind.py).
     rewind = c360.rewind
     expected = rewind.next
+    held = rewind.held  # refused partitions faust must not commit past (rewind.hold)
 
     def next_offset(tp: Any) -> int | None:
         """The offset ingest applies next on ``tp`` (None: any, nothing committed)."""
@@ -160,7 +161,9 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
         """The events to apply: each partition's records from the one expected next,
         without holes (a hole seeks the partition back, and what follows it waits)."""
         if not rewind.settled():
-            rewind.refuse([event.message for event in events])
+            refused = [event.message for event in events]
+            rewind.refuse(refused)  # delivered again once faust settles
+            rewind.hold(refused)  # and never committed past until then
             return []
         out = []
         stopped = set()
@@ -185,6 +188,8 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
                 stopped.add(tp)
                 continue
             expected[tp] = msg.offset + 1
+            if held:
+                rewind.release(msg.topic, msg.partition, msg.offset + 1)
             out.append(event)
         return out
 

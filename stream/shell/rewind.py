@@ -20,7 +20,9 @@ So:
 - records handed over while faust is still assigning or recovering partitions are not
   applied (the state may be half recovered); their partitions are sought back to the
   first of them once faust has settled (faust acknowledges them anyway, and may even
-  commit them, so nothing else would deliver them again);
+  commit them, so nothing else would deliver them again). An agent that keeps no
+  offsets of its own (ingest) also holds them: faust commits none of that partition
+  past the first of them until the agent has applied it (:meth:`Rewind.hold`);
 - a partition whose records the consumer fetched but never handed over (faust's
   ``getmany`` drops the rest of a fetch when a rebalance begins, and the records of a
   partition it does not count as active) shows no hole until a later record arrives:
@@ -73,6 +75,10 @@ class Rewind:
         self._behind: dict[tuple[str, int], tuple[int, float]] = {}
         # per partition sought back by unstick: (its next offset, the end) then
         self._unstuck: dict[tuple[str, int], tuple[int, int]] = {}
+        # per partition of an agent without state (ingest): the first refused record,
+        # past which faust must not commit until the agent has applied it (hold)
+        self.held: dict[tuple[str, int], int] = {}
+        self._guarded = False
         self.count = 0
 
     def settled(self) -> bool:
@@ -86,6 +92,60 @@ class Rewind:
             first = refused.get(key)
             if first is None or message.offset < first:
                 refused[key] = message.offset
+
+    def hold(self, messages: list[Any]) -> None:
+        """Keep faust from committing past these refused records until :meth:`release`
+        says the agent applied them (for an agent that keeps no offsets of its own:
+        faust acknowledges a refused group like any other, and a commit past it before
+        the seek back, followed by a kill or the partition moving, lost the records)."""
+        held = self.held
+        for message in messages:
+            key = (message.topic, message.partition)
+            first = held.get(key)
+            if first is None or message.offset < first:
+                held[key] = message.offset
+        self._guard()
+
+    def release(self, topic: str, partition: int, next_offset: int) -> None:
+        """The agent applied ``topic:partition`` up to ``next_offset`` (exclusive)."""
+        first = self.held.get((topic, partition))
+        if first is not None and next_offset > first:
+            del self.held[(topic, partition)]
+
+    def commit_cap(self, tp: TP) -> int | None:
+        """The highest offset faust may commit for ``tp`` now (None: no limit). A hold
+        that a commit already passed (another worker's, or one from before the hold was
+        installed) is dropped: it cannot be kept, and would stop this worker's commits."""
+        key = (tp.topic, tp.partition)
+        first = self.held.get(key)
+        if first is None:
+            return None
+        committed = self.committed(tp)
+        if committed is not None and committed > first:
+            del self.held[key]
+            return None
+        return first
+
+    def _guard(self) -> None:
+        """Cap the offsets faust's consumer commits by :meth:`commit_cap` (once)."""
+        if self._guarded or self.app is None:
+            return
+        consumer = self.app.consumer
+        committable = consumer._filter_committable_offsets
+
+        def capped(tps: Any) -> dict[TP, int]:
+            offsets = committable(tps)
+            for tp, offset in list(offsets.items()):
+                cap = self.commit_cap(tp)
+                if cap is not None and offset > cap:
+                    if consumer._should_commit(tp, cap):
+                        offsets[tp] = cap
+                    else:
+                        del offsets[tp]
+            return offsets
+
+        consumer._filter_committable_offsets = capped
+        self._guarded = True
 
     async def flush(self) -> None:
         """Once faust has settled, seek the partitions of refused records back to them."""

@@ -115,3 +115,56 @@ def test_a_rebalance_forgets_how_long_a_partition_was_behind(clock):
     rewind.forget()
     assert not asyncio.run(rewind.unstick(TPS, 2, busy=False))
     assert consumer.seeks == []
+
+
+# --- hold: refused ingest records are never committed past ---------------------------------
+class Committing(Consumer):
+    """A consumer whose acknowledged offsets would commit ``ready`` next."""
+
+    def __init__(self, ready: dict, committed: dict) -> None:
+        super().__init__({}, committed)
+        self.ready = ready
+
+    def _filter_committable_offsets(self, tps) -> dict:
+        return {tp: offset for tp, offset in self.ready.items() if tp in set(tps)}
+
+    def _should_commit(self, tp, offset) -> bool:
+        committed = self._committed_offset.get(tp)
+        return committed is None or offset > committed
+
+
+def message(offset: int, partition: int = 0):
+    return SimpleNamespace(topic="in", partition=partition, offset=offset)
+
+
+def test_records_refused_before_faust_settled_cap_its_commits_until_applied():
+    # faust acknowledges a refused group like any other: its periodic commit would pass
+    # records nobody applied, lost if the worker dies or the partition moves before the
+    # seek back. The commit stops at the first refused record until ingest applies it.
+    other = TP("in", 1)
+    consumer = Committing({TPS: 120, other: 50}, {TPS: 30})
+    recovery = SimpleNamespace(completed=SimpleNamespace(is_set=lambda: False), in_recovery=True)
+    app = SimpleNamespace(consumer=consumer, tables=SimpleNamespace(recovery=recovery))
+    rewind = Rewind(app)
+    rewind.hold([message(44), message(40), message(41)])
+    commit = consumer._filter_committable_offsets
+    assert commit([TPS, other]) == {TPS: 40, other: 50}
+    rewind.release("in", 0, 40)  # applied up to 39: 40 is still to come
+    assert commit([TPS]) == {TPS: 40}
+    rewind.release("in", 0, 41)  # 40 applied
+    assert commit([TPS]) == {TPS: 120}
+
+
+def test_a_hold_that_a_commit_already_passed_is_dropped_not_kept_forever():
+    consumer = Committing({TPS: 120}, {TPS: 30})
+    app = SimpleNamespace(consumer=consumer, tables=None)
+    rewind = Rewind(app)
+    rewind.hold([message(40)])
+    assert consumer._filter_committable_offsets([TPS]) == {TPS: 40}
+    consumer._committed_offset[TPS] = 60  # e.g. another worker owned it meanwhile
+    assert consumer._filter_committable_offsets([TPS]) == {TPS: 120}
+    assert rewind.held == {}
+    # and a cap at or below what is committed commits nothing for that partition
+    rewind.hold([message(60)])
+    consumer._committed_offset[TPS] = 60
+    assert consumer._filter_committable_offsets([TPS]) == {}
