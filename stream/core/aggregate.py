@@ -197,9 +197,12 @@ class Context:
     which the partition valued a token, taken from the live prices table the first
     time the token is valued and refreshed by ticks, which then revalue the holders.
     So a profile's USD figures move with prices only on ticks: replayable, and the
-    same whichever field group was recomputed last. A snapshot taken between ticks is
-    marked new (``pn:{token}``): holders published before it, when the token had no
-    price, are revalued at the next tick although the snapshot equals the live price.
+    same whichever field group was recomputed last. A token valued while it has no
+    price is marked (``pz:{token}``); a snapshot taken between ticks of a token so
+    marked is marked new (``pn:{token}``), and the next tick revalues its holders
+    although the snapshot equals the live price: those published before it show the
+    token unpriced. (Revaluing every holder of every token snapshotted between ticks
+    instead cost a burst of thousands of publishes at the first tick of a deployment.)
     """
 
     #: token -> [price_usd, decimals, symbol] (the live, global table)
@@ -212,6 +215,8 @@ class Context:
     state: State | None = None
     #: (active days in order, first seen, last seen) of the person being published
     summary: tuple[list[int], int | None, int | None] | None = None
+    #: tokens this batch already marked as valued without a price (``pz:``)
+    unpriced: set[str] = field(default_factory=set)
 
     def now(self, state: State) -> int:
         """The partition's clock: the latest tick."""
@@ -227,7 +232,12 @@ class Context:
             snapshot = self.prices.get(token)
             if snapshot is not None:
                 self.state.put(key, snapshot)
-                self.state.put("pn:" + token, 1)  # others hold it unpriced: next tick
+                if self.state.get("pz:" + token) is not None:
+                    self.state.put("pn:" + token, 1)  # some hold it unpriced: next tick
+            elif token not in self.unpriced:
+                self.unpriced.add(token)
+                if self.state.get("pz:" + token) is None:
+                    self.state.put("pz:" + token, 1)
         return snapshot
 
 
@@ -635,8 +645,10 @@ class Aggregator:
                 state.delete("pv:" + token)
             else:
                 state.put("pv:" + token, price)
-            if state.get("pn:" + token) is not None:
-                state.delete("pn:" + token)
+            for mark in ("pn:", "pz:"):
+                if state.get(mark + token) is not None:
+                    state.delete(mark + token)
+            ctx.unpriced.discard(token)
             prefix = f"k:{token}:"
             for k, _ in state.scan(prefix, prefix_end(prefix)):
                 due.setdefault(k[len(prefix) :], set()).add("revaluation")

@@ -91,6 +91,7 @@ class ProfileStage:
         self.stats = {
             "applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0,
             "tick_parts": 0,  # ticks sent on to their partition with a cursor
+            "revalued": 0,  # persons a tick revalued (a price moved, or came)
         }  # fmt: skip
         # for metrics: the event time (ms) of the oldest event applied since the shell
         # last read it (None: none since)
@@ -378,6 +379,8 @@ class ProfileStage:
         limit = TICK_MAX if t.partition >= 0 else None
         due, cursor = self.agg.tick(state, t.now, ctx, t.cursor, limit)
         for person, reasons in due.items():
+            if "revaluation" in reasons:
+                self.stats["revalued"] += 1
             groups = {"activity" if r == "tick" else "value" for r in reasons}
             self._touch(touched, person, "tick" if "tick" in reasons else "revaluation", groups)
         if cursor is not None:

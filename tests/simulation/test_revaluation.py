@@ -50,6 +50,18 @@ def test_a_holder_published_before_its_token_had_a_price_is_valued_at_the_next_t
     assert worth(sim, b) == (2000.0, [])
     sim.run([Input("tick", now=T0 + 3 * HOUR)])
     assert worth(sim, a) == (14000.0, [])
+    assert sim.profile.stats["revalued"] == 2  # the token's holders, once
+
+
+def test_a_token_priced_before_anyone_held_it_costs_no_revaluation_at_the_next_tick():
+    # its snapshot is taken when it is first valued, between ticks; nobody was shown
+    # unpriced, so the tick has nothing to redo (every holder, at a deployment's first
+    # tick, was a burst of thousands of publishes)
+    sim = Simulator(partitions=1, seed=0, check_views=True)
+    sim.run([price(2000.0)] + [holding(wallet(i), 10**18, 1 * HOUR) for i in range(5)])
+    sim.run([Input("tick", now=T0 + 2 * HOUR)])
+    assert sim.profile.stats["revalued"] == 0
+    assert worth(sim, wallet(3)) == (2000.0, [])
 
 
 def test_a_deleted_price_leaves_its_holders_unpriced_at_the_next_tick():
