@@ -188,8 +188,6 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
                 stopped.add(tp)
                 continue
             expected[tp] = msg.offset + 1
-            if held:
-                rewind.release(msg.topic, msg.partition, msg.offset + 1)
             out.append(event)
         return out
 
@@ -232,6 +230,10 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
                         outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
                 for sent in await outbox.send(sender):
                     await sent.last_offset()
+                if held:  # applied and acknowledged: held partitions may commit again
+                    for event in events:
+                        msg = event.message
+                        rewind.release(msg.topic, msg.partition, msg.offset + 1)
                 oldest = min(event.message.timestamp or 0 for event in events)
                 if oldest:
                     latency.observe(max(0.0, time.time() - oldest))

@@ -21,8 +21,8 @@ So:
   applied (the state may be half recovered); their partitions are sought back to the
   first of them once faust has settled (faust acknowledges them anyway, and may even
   commit them, so nothing else would deliver them again). An agent that keeps no
-  offsets of its own (ingest) also holds them: faust commits none of that partition
-  past the first of them until the agent has applied it (:meth:`Rewind.hold`);
+  offsets of its own (ingest) also holds them: faust commits nothing of that
+  partition until the agent has applied them all (:meth:`Rewind.hold`);
 - a partition whose records the consumer fetched but never handed over (faust's
   ``getmany`` drops the rest of a fetch when a rebalance begins, and the records of a
   partition it does not count as active) shows no hole until a later record arrives:
@@ -75,9 +75,9 @@ class Rewind:
         self._behind: dict[tuple[str, int], tuple[int, float]] = {}
         # per partition sought back by unstick: (its next offset, the end) then
         self._unstuck: dict[tuple[str, int], tuple[int, int]] = {}
-        # per partition of an agent without state (ingest): the first refused record,
-        # past which faust must not commit until the agent has applied it (hold)
-        self.held: dict[tuple[str, int], int] = {}
+        # per partition of an agent without state (ingest): the first and last refused
+        # records; faust commits none of the partition until they are applied (hold)
+        self.held: dict[tuple[str, int], list[int]] = {}
         self._guarded = False
         self.count = 0
 
@@ -94,57 +94,61 @@ class Rewind:
                 refused[key] = message.offset
 
     def hold(self, messages: list[Any]) -> None:
-        """Keep faust from committing past these refused records until :meth:`release`
-        says the agent applied them (for an agent that keeps no offsets of its own:
+        """Keep faust from committing these records' partitions until :meth:`release`
+        says the agent applied them all (for an agent that keeps no offsets of its own:
         faust acknowledges a refused group like any other, and a commit past it before
-        the seek back, followed by a kill or the partition moving, lost the records)."""
+        the seek back, followed by a kill or the partition moving, lost the records).
+
+        While a partition is held, faust leaves it out of its commits altogether
+        (:meth:`_guard`): capping the offset instead would lose faust's acknowledgements
+        of the records after the cap (its ``_new_offset`` consumes them), which only a
+        seek brings back. A hold from an earlier assignment of the partition that a
+        commit has passed since (another worker's) is replaced, not kept."""
         held = self.held
         for message in messages:
             key = (message.topic, message.partition)
-            first = held.get(key)
-            if first is None or message.offset < first:
-                held[key] = message.offset
+            span = held.get(key)
+            if span is not None and self._passed(key, span):
+                span = None
+            if span is None:
+                held[key] = [message.offset, message.offset]
+            else:
+                span[0], span[1] = min(span[0], message.offset), max(span[1], message.offset)
         self._guard()
 
     def release(self, topic: str, partition: int, next_offset: int) -> None:
-        """The agent applied ``topic:partition`` up to ``next_offset`` (exclusive)."""
-        first = self.held.get((topic, partition))
-        if first is not None and next_offset > first:
+        """The agent applied ``topic:partition`` up to ``next_offset`` (exclusive), and its
+        outputs were acknowledged: a hold whose records are all behind it ends."""
+        span = self.held.get((topic, partition))
+        if span is not None and next_offset > span[1]:
             del self.held[(topic, partition)]
 
-    def commit_cap(self, tp: TP) -> int | None:
-        """The highest offset faust may commit for ``tp`` now (None: no limit). A hold
-        that a commit already passed (another worker's, or one from before the hold was
-        installed) is dropped: it cannot be kept, and would stop this worker's commits."""
+    def holding(self, tp: TP) -> bool:
+        """Whether faust must not commit ``tp`` now. A hold that a commit has passed (the
+        partition was owned elsewhere meanwhile) ends: it would stop commits for good."""
         key = (tp.topic, tp.partition)
-        first = self.held.get(key)
-        if first is None:
-            return None
-        committed = self.committed(tp)
-        if committed is not None and committed > first:
+        span = self.held.get(key)
+        if span is None:
+            return False
+        if self._passed(key, span):
             del self.held[key]
-            return None
-        return first
+            return False
+        return True
+
+    def _passed(self, key: tuple[str, int], span: list[int]) -> bool:
+        committed = self.committed(TP(*key))
+        return committed is not None and committed > span[0]
 
     def _guard(self) -> None:
-        """Cap the offsets faust's consumer commits by :meth:`commit_cap` (once)."""
+        """Leave held partitions out of faust's commits (installed once)."""
         if self._guarded or self.app is None:
             return
-        consumer = self.app.consumer
-        committable = consumer._filter_committable_offsets
+        committable = self.app.consumer._filter_committable_offsets
 
-        def capped(tps: Any) -> dict[TP, int]:
-            offsets = committable(tps)
-            for tp, offset in list(offsets.items()):
-                cap = self.commit_cap(tp)
-                if cap is not None and offset > cap:
-                    if consumer._should_commit(tp, cap):
-                        offsets[tp] = cap
-                    else:
-                        del offsets[tp]
-            return offsets
+        def unheld(tps: Any) -> dict[TP, int]:
+            return committable([tp for tp in tps if not self.holding(tp)])
 
-        consumer._filter_committable_offsets = capped
+        self.app.consumer._filter_committable_offsets = unheld
         self._guarded = True
 
     async def flush(self) -> None:

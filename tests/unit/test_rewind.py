@@ -4,10 +4,13 @@ back to them once the agent has sat idle behind the consumer's end for a while."
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from types import SimpleNamespace
 
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
+from intervaltree import IntervalTree
 
 from stream.shell import rewind as rewind_mod
 from stream.shell.metrics import METRICS
@@ -118,53 +121,96 @@ def test_a_rebalance_forgets_how_long_a_partition_was_behind(clock):
 
 
 # --- hold: refused ingest records are never committed past ---------------------------------
-class Committing(Consumer):
-    """A consumer whose acknowledged offsets would commit ``ready`` next."""
+class Bookkeeping:
+    """faust's own commit bookkeeping (its Consumer's methods), acks as Consumer.ack."""
 
-    def __init__(self, ready: dict, committed: dict) -> None:
-        super().__init__({}, committed)
-        self.ready = ready
+    _new_offset = FaustConsumer._new_offset
+    _should_commit = FaustConsumer._should_commit
+    _filter_committable_offsets = FaustConsumer._filter_committable_offsets
 
-    def _filter_committable_offsets(self, tps) -> dict:
-        return {tp: offset for tp, offset in self.ready.items() if tp in set(tps)}
+    def __init__(self, committed: int) -> None:
+        self._gap = defaultdict(IntervalTree)
+        self._acked = defaultdict(list)
+        self._acked_index = defaultdict(set)
+        self._committed_offset = defaultdict(lambda: None)
+        self._committed_offset[TPS] = committed
 
-    def _should_commit(self, tp, offset) -> bool:
-        committed = self._committed_offset.get(tp)
-        return committed is None or offset > committed
+    def ack(self, *offsets: int) -> None:
+        for offset in offsets:
+            committed = self._committed_offset[TPS]
+            if (committed is None or offset >= committed) and offset not in self._acked_index[TPS]:
+                self._acked_index[TPS].add(offset)
+                self._acked[TPS].append(offset)
+
+    def commit(self) -> int | None:
+        offsets = self._filter_committable_offsets(list(self._acked))
+        self._committed_offset.update(offsets)
+        return offsets.get(TPS)
+
+    def revoke(self) -> None:
+        for bookkeeping in (self._gap, self._acked, self._acked_index, self._committed_offset):
+            bookkeeping.pop(TPS, None)
 
 
-def message(offset: int, partition: int = 0):
-    return SimpleNamespace(topic="in", partition=partition, offset=offset)
+def held_rewind(committed: int) -> tuple[Rewind, Bookkeeping]:
+    consumer = Bookkeeping(committed)
+    return Rewind(SimpleNamespace(consumer=consumer, tables=None)), consumer
 
 
-def test_records_refused_before_faust_settled_cap_its_commits_until_applied():
+def message(offset: int):
+    return SimpleNamespace(topic="in", partition=0, offset=offset)
+
+
+def applied(rewind: Rewind, consumer: Bookkeeping, offsets: range) -> None:
+    """Ingest applied these records and their outputs were acknowledged: it releases,
+    then faust acknowledges the group."""
+    for offset in offsets:
+        rewind.release("in", 0, offset + 1)
+    consumer.ack(*offsets)
+
+
+def test_refused_records_are_not_committed_until_all_are_applied():
     # faust acknowledges a refused group like any other: its periodic commit would pass
     # records nobody applied, lost if the worker dies or the partition moves before the
-    # seek back. The commit stops at the first refused record until ingest applies it.
-    other = TP("in", 1)
-    consumer = Committing({TPS: 120, other: 50}, {TPS: 30})
-    recovery = SimpleNamespace(completed=SimpleNamespace(is_set=lambda: False), in_recovery=True)
-    app = SimpleNamespace(consumer=consumer, tables=SimpleNamespace(recovery=recovery))
-    rewind = Rewind(app)
-    rewind.hold([message(44), message(40), message(41)])
-    commit = consumer._filter_committable_offsets
-    assert commit([TPS, other]) == {TPS: 40, other: 50}
-    rewind.release("in", 0, 40)  # applied up to 39: 40 is still to come
-    assert commit([TPS]) == {TPS: 40}
-    rewind.release("in", 0, 41)  # 40 applied
-    assert commit([TPS]) == {TPS: 120}
+    # seek back. Nothing of the partition is committed until all of them are applied.
+    rewind, consumer = held_rewind(committed=100)
+    rewind.hold([message(o) for o in range(100, 110)])
+    consumer.ack(*range(100, 110))  # the refused group, acknowledged
+    assert consumer.commit() is None
+    applied(rewind, consumer, range(100, 105))  # the seek back: half of them so far
+    assert consumer.commit() is None
+    applied(rewind, consumer, range(105, 112))
+    assert consumer.commit() == 112
 
 
-def test_a_hold_that_a_commit_already_passed_is_dropped_not_kept_forever():
-    consumer = Committing({TPS: 120}, {TPS: 30})
-    app = SimpleNamespace(consumer=consumer, tables=None)
-    rewind = Rewind(app)
-    rewind.hold([message(40)])
-    assert consumer._filter_committable_offsets([TPS]) == {TPS: 40}
-    consumer._committed_offset[TPS] = 60  # e.g. another worker owned it meanwhile
-    assert consumer._filter_committable_offsets([TPS]) == {TPS: 120}
-    assert rewind.held == {}
-    # and a cap at or below what is committed commits nothing for that partition
-    rewind.hold([message(60)])
-    consumer._committed_offset[TPS] = 60
-    assert consumer._filter_committable_offsets([TPS]) == {}
+def test_a_hold_from_an_earlier_assignment_gives_way_to_a_new_one():
+    rewind, consumer = held_rewind(committed=100)
+    rewind.hold([message(o) for o in range(100, 105)])
+    consumer.revoke()  # another worker owns it, applies and commits up to 500
+    consumer._committed_offset[TPS] = 500
+    rewind.hold([message(o) for o in range(500, 520)])  # back here, refused again
+    consumer.ack(*range(500, 520))
+    assert consumer.commit() is None  # not 520: those were never applied
+    applied(rewind, consumer, range(500, 520))
+    assert consumer.commit() == 520
+
+
+def test_a_hold_a_commit_has_passed_ends_and_commits_go_on():
+    rewind, consumer = held_rewind(committed=100)
+    rewind.hold([message(100)])
+    consumer._committed_offset[TPS] = 300  # committed elsewhere meanwhile
+    consumer.ack(*range(300, 310))
+    assert consumer.commit() == 310 and rewind.held == {}
+
+
+def test_records_gone_from_the_log_do_not_stop_commits_for_good():
+    # the refused records no longer exist (retention): faust's gap entries stand for
+    # them, and ingest goes on after them; holding takes nothing from faust's books
+    rewind, consumer = held_rewind(committed=100)
+    rewind.hold([message(100)])
+    consumer._gap[TPS].addi(101, 201)  # read from 200 after the seek back to 100
+    consumer.ack(*range(200, 251))
+    assert consumer.commit() is None
+    applied(rewind, consumer, range(200, 400))
+    commits = [consumer.commit() for _ in range(3)]
+    assert 400 in commits and rewind.held == {}
