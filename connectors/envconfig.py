@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+from stream.settings import out_of_range
 
 T = TypeVar("T")
 
@@ -97,14 +98,9 @@ def from_env(
 def check(config: Any) -> None:
     """Raise :class:`ConfigError` when a numeric setting is not finite or out of its range."""
     for f in dataclasses.fields(config):
-        env, value = f.metadata["env"], getattr(config, f.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{env}={value} is not a finite number")
-        minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
-        if minimum is not None and value < minimum:
-            raise ConfigError(f"{env}={value} is below its minimum {minimum}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(f"{env}={value} is above its maximum {maximum}")
+        problem = out_of_range(f, getattr(config, f.name))
+        if problem is not None:
+            raise ConfigError(problem)
 
 
 def env_names(*classes: type) -> frozenset[str]:

@@ -35,6 +35,21 @@ def _setting(
     )
 
 
+def out_of_range(f: dataclasses.Field, value: Any) -> str | None:
+    """Why ``value`` is not allowed for the field ``f`` declared with a ``minimum`` or a
+    ``maximum`` in its metadata (a float must be finite: ``nan < minimum`` is False),
+    or None. Settings and the connectors' configurations share it."""
+    env = f.metadata["env"]
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{env}={value} is not a finite number"
+    minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
+    if minimum is not None and value < minimum:
+        return f"{env}={value} is below its minimum {minimum}"
+    if maximum is not None and value > maximum:
+        return f"{env}={value} is above its maximum {maximum}"
+    return None
+
+
 OTHER_ENV = frozenset(
     {
         "C360_KAFKA_PORT",  # ops/kafka/kafka.sh: the local broker
@@ -213,14 +228,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            env, value = f.metadata["env"], getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise SettingsError(f"{env}={value} is not a finite number")
-            minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
-            if minimum is not None and value < minimum:
-                raise SettingsError(f"{env}={value} is below its minimum {minimum}")
-            if maximum is not None and value > maximum:
-                raise SettingsError(f"{env}={value} is above its maximum {maximum}")
+            problem = out_of_range(f, getattr(self, f.name))
+            if problem is not None:
+                raise SettingsError(problem)
         if self.heartbeat_interval >= self.session_timeout:
             raise SettingsError(
                 f"C360_HEARTBEAT_INTERVAL={self.heartbeat_interval} must be below "
@@ -232,8 +242,7 @@ class Settings:
             host, _, port = server.rpartition(":") if ":" in server else (server, "", "9092")
             if not host or not port.isdigit():  # no port: Kafka's 9092
                 raise SettingsError(
-                    f"C360_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r}: "
-                    + f"{server.strip()!r} is not host:port"
+                    f"C360_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r}: {server!r} is not host:port"
                 )
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise SettingsError(f"C360_LOG_LEVEL={self.log_level!r} is not a log level")

@@ -193,11 +193,7 @@ class Lookups:
         has not written yet (a merge in flight: retry)."""
         seen = {person}
         for _ in range(MAX_MERGE_HOPS):
-            owner = self._owner("profile", person)
-            if owner is None:
-                row = self._local("profile", person).get("p:" + person)
-            else:
-                row = await self._remote(owner, "/v1/_internal/person", person)
+            row = await self._row(person)
             if row is None:
                 if len(seen) == 1:
                     return None
