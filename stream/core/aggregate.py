@@ -15,6 +15,7 @@ which also needs the time (``now``), the prices and the wallet labels.
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,11 +76,58 @@ calls with a new typed email each grew its person's row (and every record carryi
 past what Kafka accepts, a worker crash loop (2026-11-30, found by an audit)."""
 
 
+MAX_TOKENS = 1024
+"""Tokens a profile keeps amounts of, in each of volumes, fees and revenue, and in its
+holdings over all its wallets: the first in sorted order (the same set in any order,
+as for associations). The chain connector reads only the contracts it is given, but
+any producer may write the chain topics, and a wallet sprayed with spam tokens grew
+its person's row by ~180 bytes a token, past what Kafka accepts after ~15,000."""
+
+MAX_RECENT_BLOCKS = 1024
+"""Blocks of the retract window a profile keeps times of (see :class:`ChainTimes`)."""
+
+MAX_TICKETS = 1000
+"""Tickets a profile keeps: the latest by their last event (then ticket id). Older
+ones are counted (``tko``) and no longer shown: a requester opening tickets without
+end (a bot behind a help desk form) grew its person's row without bound."""
+
+
+def _first(counts: dict, most: int) -> dict:
+    """``counts`` with at most ``most`` keys, the smallest."""
+    if len(counts) <= most:
+        return counts
+    return {key: counts[key] for key in sorted(counts)[:most]}
+
+
 def _capped(counts: dict) -> dict:
     """``counts`` with at most :data:`MAX_ASSOCIATIONS` keys, the smallest."""
-    if len(counts) <= MAX_ASSOCIATIONS:
-        return counts
-    return {key: counts[key] for key in sorted(counts)[:MAX_ASSOCIATIONS]}
+    return _first(counts, MAX_ASSOCIATIONS)
+
+
+def _holdings_capped(hold: dict) -> dict:
+    """``hold`` with at most :data:`MAX_TOKENS` tokens over all wallets, the smallest."""
+    if sum(map(len, hold.values())) <= MAX_TOKENS:
+        return hold  # the hot path: no set built
+    tokens = {token for balances in hold.values() for token in balances}
+    if len(tokens) <= MAX_TOKENS:
+        return hold
+    keep = set(sorted(tokens)[:MAX_TOKENS])
+    out = {}
+    for wallet, balances in hold.items():
+        kept = {token: entry for token, entry in balances.items() if token in keep}
+        if kept:
+            out[wallet] = kept
+    return out
+
+
+def _tickets_capped(agg: dict) -> None:
+    """Keep the :data:`MAX_TICKETS` latest tickets of ``agg``, counting the others."""
+    tickets = agg["tk"]
+    if len(tickets) <= MAX_TICKETS:
+        return
+    order = sorted(tickets, key=lambda t: (tickets[t][0], t), reverse=True)
+    agg["tk"] = {ticket: tickets[ticket] for ticket in order[:MAX_TICKETS]}
+    agg["tko"] = agg.get("tko", 0) + len(order) - MAX_TICKETS
 
 
 def _touch_key(touch: dict) -> tuple:
@@ -97,7 +145,9 @@ class ChainTimes:
     the *horizon* — the newest chain event time the partition has applied, minus
     ``retract_window_hours`` (event time, so a worker catching up on a backlog
     keeps its window) —
-    are folded into ``lo``/``hi`` whenever the aggregate is updated. Folding never
+    are folded into ``lo``/``hi`` whenever the aggregate is updated, and so are the
+    oldest beyond :data:`MAX_RECENT_BLOCKS` (a bot active in every block of a fast
+    chain grew its row by ~40 bytes a block within the window). Folding never
     changes the bounds; it only forgets what a retract would need, so a retract
     arriving more than the window after its block is not undone for these two
     times (sums and counts are always undone). A retract may reach a person before
@@ -124,8 +174,14 @@ class ChainTimes:
 
     @staticmethod
     def settle(ct: dict, horizon: int) -> None:
-        for key in [k for k, e in ct["r"].items() if e[1] < horizon]:
-            first, last, count = ct["r"].pop(key)
+        recent = ct["r"]
+        old = [k for k, e in recent.items() if e[1] < horizon]
+        if len(recent) - len(old) > MAX_RECENT_BLOCKS:
+            young = [(e[1], k) for k, e in recent.items() if e[1] >= horizon]
+            excess = len(young) - MAX_RECENT_BLOCKS
+            old += [k for _, k in heapq.nsmallest(excess, young)]
+        for key in old:
+            first, last, count = recent.pop(key)
             if count > 0:
                 ct["lo"] = first if ct["lo"] is None else min(ct["lo"], first)
                 ct["hi"] = last if ct["hi"] is None else max(ct["hi"], last)
@@ -278,7 +334,7 @@ class Aggregator:
             "ft": None, "lt": None, "tc": 0,
             "tx": 0, "ct": ChainTimes.empty(),
             "vol": {}, "fee": {}, "rev": {}, "hold": {},
-            "tk": {}, "csat": None, "so": {},
+            "tk": {}, "tko": 0, "csat": None, "so": {},
         }  # fmt: skip
 
     def apply(self, agg: dict[str, Any], fact: Fact) -> None:
@@ -293,7 +349,7 @@ class Aggregator:
             agg["as"] = _capped(agg["as"])
         if kind == "holding":
             snapshot = {fact.ident: {data["token"]: [data["block"], data["balance"]]}}
-            agg["hold"] = _holdings_combine(agg["hold"], snapshot)
+            agg["hold"] = _holdings_capped(_holdings_combine(agg["hold"], snapshot))
             return
         side = data.get("side")
         chain_fact = kind in CHAIN
@@ -327,12 +383,20 @@ class Aggregator:
                     agg["tx"] += sign
                     if data.get("fee"):
                         _add(agg["fee"], native, sign * data["fee"])
+                        if len(agg["fee"]) > MAX_TOKENS:
+                            agg["fee"] = _first(agg["fee"], MAX_TOKENS)
                 if data.get("value"):
                     _add(agg["vol"], native, sign * data["value"])
+                    if len(agg["vol"]) > MAX_TOKENS:
+                        agg["vol"] = _first(agg["vol"], MAX_TOKENS)
             elif kind == "transfer":
                 _add(agg["vol"], data["token"], sign * data["value"])
+                if len(agg["vol"]) > MAX_TOKENS:
+                    agg["vol"] = _first(agg["vol"], MAX_TOKENS)
             elif kind == "revenue":
                 _add(agg["rev"], data["token"], sign * data["amount"])
+                if len(agg["rev"]) > MAX_TOKENS:
+                    agg["rev"] = _first(agg["rev"], MAX_TOKENS)
         elif kind == "ticket":
             priority, subject = data.get("priority"), data.get("subject")
             entry = [
@@ -343,6 +407,7 @@ class Aggregator:
                 ts,
             ]
             agg["tk"] = _tickets_combine(agg["tk"], {data["ticket"]: entry})
+            _tickets_capped(agg)
             if "csat" in data:
                 agg["csat"] = _opt(max, agg["csat"], [ts, data["csat"]])
         elif kind == "social":
@@ -369,14 +434,16 @@ class Aggregator:
             "tc": a["tc"] + b["tc"],
             "tx": a["tx"] + b["tx"],
             "ct": ChainTimes.combine(a["ct"], b["ct"], self.horizon),
-            "vol": _merge_counts(a["vol"], b["vol"]),
-            "fee": _merge_counts(a["fee"], b["fee"]),
-            "rev": _merge_counts(a["rev"], b["rev"]),
-            "hold": _holdings_combine(a["hold"], b["hold"]),
+            "vol": _first(_merge_counts(a["vol"], b["vol"]), MAX_TOKENS),
+            "fee": _first(_merge_counts(a["fee"], b["fee"]), MAX_TOKENS),
+            "rev": _first(_merge_counts(a["rev"], b["rev"]), MAX_TOKENS),
+            "hold": _holdings_capped(_holdings_combine(a["hold"], b["hold"])),
             "tk": _tickets_combine(a["tk"], b["tk"]),
+            "tko": a.get("tko", 0) + b.get("tko", 0),
             "csat": _opt(lambda x, y: max(x, y), a["csat"], b["csat"]),
             "so": _socials_combine(a["so"], b["so"]),
         }
+        _tickets_capped(out)
         self._trim(out)
         return out
 
@@ -483,7 +550,7 @@ class Aggregator:
         tickets = agg["tk"]
         last = max(tickets.items(), key=lambda kv: (kv[1][0], kv[0])) if tickets else None
         return {
-            "tickets_total": len(tickets),
+            "tickets_total": len(tickets) + agg.get("tko", 0),
             "tickets_open": sum(1 for t in tickets.values() if t[1] in OPEN_TICKETS),
             "last_ticket": None
             if last is None

@@ -205,3 +205,93 @@ def test_a_device_asserting_thousands_of_emails_keeps_a_bounded_row():
         AGG.apply(agg, Fact(f"f{i}", "anon:a", "identify", T0 + i, "t", assoc=[email]))
     assert len(agg["as"]) == MAX_ASSOCIATIONS
     assert len(msgspec.json.encode(agg)) < 64 * 1024
+
+
+@st.composite
+def sprays(draw):
+    """Facts over many tokens and tickets, one fact per (kind, token or ticket) so that
+    nothing is retracted or updated: what the caps keep is then a function of the set."""
+    kinds = draw(
+        st.lists(st.sampled_from(["transfer", "revenue", "holding", "ticket"]), max_size=40)
+    )
+    items = []
+    for i, kind in enumerate(kinds):
+        n = draw(st.integers(0, 30))
+        token = f"1:0x{n:040x}"
+        wallet = draw(st.sampled_from(["wallet:0x" + "01" * 20, "wallet:0x" + "02" * 20]))
+        ts = T0 + draw(st.integers(0, 10**6))
+        if kind == "transfer":
+            data = {"chain": 1, "block": 1_000, "side": "in", "token": token, "value": n + 1}
+        elif kind == "revenue":
+            data = {"chain": 1, "block": 1_000, "token": token, "amount": n + 1}
+        elif kind == "holding":
+            data = {"token": token, "balance": n + 1, "block": 7}
+        else:
+            data = {"ticket": f"zendesk:{i}", "event": "created", "status": "open"}
+        items.append(Fact(f"f{i}", wallet, kind, ts, "t", data=data))
+    # one fact per token and map: a second transfer of a token would add to the first
+    seen: set = set()
+    unique = []
+    for f in items:
+        key = (f.kind, f.ident if f.kind == "holding" else "", f.data.get("token"))
+        if f.kind == "ticket" or key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+@settings(max_examples=200, deadline=None)
+@given(sprays(), st.data())
+def test_tokens_and_tickets_are_capped_to_the_same_set_in_any_order_or_split(items, data):
+    from unittest import mock
+
+    from stream.core import aggregate
+
+    with mock.patch.multiple(aggregate, MAX_TOKENS=4, MAX_TICKETS=3):
+        whole = fold(items)
+        cut = data.draw(st.integers(0, len(items)))
+        same(fold(data.draw(st.permutations(items))), whole)
+        same(AGG.combine(fold(items[:cut]), fold(items[cut:])), whole)
+        for kind, field in (("transfer", "vol"), ("revenue", "rev")):
+            tokens = sorted({f.data["token"] for f in items if f.kind == kind})
+            assert sorted(whole[field]) == tokens[:4]
+        held = sorted({f.data["token"] for f in items if f.kind == "holding"})
+        assert sorted(aggregate._holdings(whole["hold"])) == held[:4]
+        tickets = [f for f in items if f.kind == "ticket"]
+        latest = sorted(tickets, key=lambda f: (f.ts, f.data["ticket"]), reverse=True)[:3]
+        assert sorted(whole["tk"]) == sorted(f.data["ticket"] for f in latest)
+        assert view(whole)["tickets_total"] == len(tickets)
+
+
+def test_a_wallet_sprayed_with_tokens_and_a_ticket_bot_keep_a_bounded_row():
+    """20,000 spam tokens received, held (over three wallets) and paid in (one block
+    each, all within the retract window), and 5,000 tickets with the longest subjects:
+    the row stays far below Kafka's record size."""
+    from stream.contract.inputs import SHORT_TEXT_MAX
+    from stream.core.aggregate import MAX_RECENT_BLOCKS, MAX_TICKETS, MAX_TOKENS, _holdings
+    from stream.topics import MAX_RECORD_BYTES
+
+    agg = AGG.empty()
+    wallets = ["wallet:0x" + f"{w:02x}" * 20 for w in range(3)]
+    for i in range(20_000):
+        token = f"1:0x{i * 7919 % 10**9:040x}"
+        chain = {"chain": 1, "block": 1_000 + i, "side": "in", "token": token, "value": 10**30}
+        AGG.apply(agg, Fact(f"t{i}", wallets[0], "transfer", T0 + i, "t", data=chain))
+        paid = {"chain": 1, "block": 1_000 + i, "token": token, "amount": 10**30}
+        AGG.apply(agg, Fact(f"r{i}", wallets[0], "revenue", T0 + i, "t", data=paid))
+        held = {"token": token, "balance": 10**30, "block": 7}
+        AGG.apply(agg, Fact(f"h{i}", wallets[i % 3], "holding", T0 + i, "t", data=held))
+    for i in range(5_000):
+        ticket = {"ticket": f"zendesk:{i}", "event": "created", "status": "open",
+                  "priority": "urgent", "subject": "s" * SHORT_TEXT_MAX}  # fmt: skip
+        AGG.apply(agg, Fact(f"k{i}", "email:bot@x.io", "ticket", T0 + i, "t", data=ticket))
+    assert len(agg["vol"]) == len(agg["rev"]) == len(_holdings(agg["hold"])) == MAX_TOKENS
+    assert len(agg["ct"]["r"]) == MAX_RECENT_BLOCKS  # 20,000 blocks paid in, all recent
+    shown = view(agg, members=wallets)
+    assert (shown["first_transaction_at"], shown["last_transaction_at"]) == (T0, T0 + 19_999)
+    assert shown["tickets_total"] == 5_000
+    assert shown["tickets_open"] == MAX_TICKETS
+    assert shown["last_ticket"]["ticket"] == "zendesk:4999"
+    row = msgspec.json.encode({"a": agg, "w": shown})
+    # a change event carries a field's old and new values: twice the row still fits
+    assert 2 * len(row) < MAX_RECORD_BYTES / 2, len(row)
