@@ -109,6 +109,16 @@ class LinkStage:
         self.blocked_kept = BLOCKED_KEPT
         self._deferred: list[tuple[str, str]] | None = None  # pairs to forget after a fact
 
+    def refusal_rules(self) -> list[str]:
+        """Every rule a merge can be refused by under these rules (the keys of
+        ``refusals``), so that their counters exist before the first refusal."""
+        return [
+            "blocked_value",
+            "blocked_label",
+            *(f"limit:{kind}" for kind in sorted(self.limits)),
+            *(f"hub:{kind}" for kind in sorted(self.max_joins)),
+        ]
+
     def process(self, state: State, messages: list[Any], emit: Emit) -> None:
         for message in messages:
             if type(message) is Fact:

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 def _move(counters: dict[str, Any], stats: dict[str, int], seen: dict[str, int]) -> None:
     """Move each counter by how much its count in ``stats`` grew since ``seen``."""
     for key, counter in counters.items():
-        n = stats[key] - seen.get(key, 0)
+        n = stats.get(key, 0) - seen.get(key, 0)
         if n:
             counter.inc(n)
             seen[key] = stats[key]
@@ -65,7 +65,9 @@ def link_hook(stage: LinkStage) -> Callable[[], None]:
         "retried": METRICS.merge_retries,
     }
     seen: dict[str, int] = {}
-    by_rule: dict[str, Any] = {}  # refusal counters, one per rule as rules appear
+    # refusal counters: one per rule from the start (a counter born with its first
+    # refusals hides them from increase()), and any other rule as it appears
+    by_rule = {rule: METRICS.merge_refusals.labels(rule) for rule in stage.refusal_rules()}
     refused: dict[str, int] = {}
 
     def observe() -> None:

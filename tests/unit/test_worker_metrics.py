@@ -14,7 +14,11 @@ def value(name: str, **labels: str) -> float:
 
 
 def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
-    stage = SimpleNamespace(stats={"links": 0, "merges": 0, "splits": 0, "retried": 0}, refusals={})
+    stage = SimpleNamespace(
+        stats={"links": 0, "merges": 0, "splits": 0, "retried": 0},
+        refusals={},
+        refusal_rules=lambda: ["limit:wallet"],
+    )
     observe = link_hook(stage)
     before = {
         "links": value("c360_link_events_total"),
@@ -33,6 +37,24 @@ def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
     assert value("c360_merges_total") - before["merges"] == 3
     assert value("c360_merge_retries_total") - before["retried"] == 1
     assert value("c360_merge_refusals_total", rule="hub:anon") - before["hub"] == 5
+
+
+def test_the_refusal_counters_of_the_rules_exist_before_the_first_refusal():
+    # Prometheus takes a series' first sample as its baseline: a counter created with
+    # its first refusals counted would hide them from increase() and the alert
+    from stream.core.link import LinkStage
+    from stream.core.rules import Compiled, Rules
+
+    stage = LinkStage(Compiled(Rules(limits={"wallet": 7}, max_joins={"anon": 3})))
+    link_hook(stage)
+    names = {
+        s.labels["rule"]
+        for metric in METRICS.registry.collect()
+        if metric.name == "c360_merge_refusals"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert {"blocked_value", "blocked_label", "limit:wallet", "hub:anon"} <= names
 
 
 def test_the_route_hook_counts_each_outcome_and_the_facts_outside_the_window():
