@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-unit test-integration lint fmt venv kafka-up kafka-down kafka-logs kafka-reset \
+.PHONY: help demo test test-unit lint fmt venv kafka-up kafka-down kafka-logs kafka-reset \
         kafka-status schemas bench bench-quick ready-bench clean
 
 help:

@@ -206,8 +206,8 @@ class WorkerCollector:
         ("c360_worker_ready", "1 when the worker is assigned, recovered and consuming.", ()),
         (
             "c360_consumer_lag",
-            "Records on the broker after this worker's committed offset, by input topic "
-            "and partition (assigned active partitions only).",
+            "Records on the broker after this worker's committed offset, by topic and "
+            "partition (every assigned partition but changelogs: inputs and internal).",
             ("topic", "partition"),
         ),
         (

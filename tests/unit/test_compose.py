@@ -95,3 +95,11 @@ def test_the_chain_service_runs_the_connector_where_prometheus_scrapes_it():
     mounts = dict(v.split(":")[:2] for v in chain["volumes"])
     [volume] = [s for s, p in mounts.items() if config.checkpoint_file.startswith(p + "/")]
     assert volume in load()["volumes"]
+
+
+def test_the_long_running_services_are_restarted():
+    # a worker or connector that stops (Kafka not up yet, a node out of reach) comes
+    # back by itself, as it would under any supervisor
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("worker", "web", "support", "chain"):
+        assert services[name].get("restart") == "unless-stopped", name
