@@ -17,6 +17,7 @@ from stream import topics
 from stream.core import rules as rules_mod
 from stream.settings import Settings
 from stream.shell import store
+from stream.shell.api import json_errors
 from stream.shell.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_graph_enabled": False,
         "web_metrics_enabled": False,
         "web_cors_options": None,
+        # aiohttp's 404 and 405 answer JSON, like the API's own errors
+        "web_application_options": {"middlewares": [json_errors]},
     }
 
 

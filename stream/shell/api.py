@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import aiohttp
 import msgspec
+from aiohttp import web
 from faust.web import Request, Response, View
 from yarl import URL
 
@@ -53,13 +54,29 @@ class ApiError(Exception):
         self.status, self.error, self.message = status, error, message
 
 
-def _json(status: int, body: Any) -> Response:
-    from aiohttp import web
-
-    headers = {"Content-Type": "application/json"}
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    headers = {**(headers or {}), "Content-Type": "application/json"}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="c360"'
     return web.Response(body=_encode(body), status=status, headers=headers)
+
+
+@web.middleware
+async def json_errors(request: Any, handler: Any) -> Any:
+    """aiohttp's own errors (no such path, a method a page does not answer) as JSON,
+    like every answer of the API: ``{"error": "not_found", "message": ...}``."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = re.sub(r"\W+", "_", exc.reason.lower()).strip("_")
+        message = {
+            404: f"no such path: {request.path}",
+            405: f"{request.method} is not answered at {request.path}",
+        }.get(exc.status, exc.reason)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _json(exc.status, {"error": error, "message": message}, allow)
 
 
 class Lookups:

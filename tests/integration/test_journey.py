@@ -63,6 +63,8 @@ def test_the_journey_is_one_person_through_the_api(settings, start_worker):
     assert status == 400 and json.loads(body)["error"] == "bad_address"
     status, body = http_get(f"{settings.web_url}/v1/identities/anon:never-seen", key)
     assert status == 404
+    status, body = http_get(f"{settings.web_url}/v1/identity/anon:dev-A", key)  # no such path
+    assert status == 404 and json.loads(body)["error"] == "not_found"  # faust's app too
 
 
 def test_the_journey_profile_through_the_api(settings, start_worker):

@@ -18,7 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, unused_port
 from yarl import URL
 
+from stream.app import faust_options
 from stream.core.partitioner import partition_for
+from stream.settings import Settings
 from stream.shell.api import register
 from stream.sim import Simulator
 
@@ -72,7 +74,7 @@ class Worker:
         return add
 
     def web_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(**faust_options(Settings())["web_application_options"])
         for pattern, view in self.views:
 
             async def handler(request: web.Request, view: Any = view) -> web.StreamResponse:

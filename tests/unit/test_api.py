@@ -194,6 +194,17 @@ async def raw_get(client, path: str, header: bytes) -> bytes:
     return answer
 
 
+async def test_a_path_or_method_the_api_does_not_answer_is_a_json_error():
+    sim = Simulator(partitions=1, seed=1)
+    async with workers(sim, count=1) as (w,):
+        status, body = await get(w, "/v1/profile/anon:dev-1")  # a typo: profiles
+        assert (status, body["error"]) == (404, "not_found")
+        assert "/v1/profile/anon:dev-1" in body["message"]
+        response = await w.post("/v1/profiles/anon:dev-1", headers={"X-API-Key": API_KEY})
+        assert response.status == 405 and response.headers["Allow"] == "GET"
+        assert (await response.json())["error"] == "method_not_allowed"
+
+
 async def test_a_person_id_with_a_trailing_newline_is_malformed():
     sim = Simulator(partitions=1, seed=1)
     async with workers(sim, count=1) as (w,):
