@@ -21,6 +21,18 @@ def _key(key: bytes | None) -> tuple[int, str]:
     return int(chain), token
 
 
+def _mismatch(key: bytes | None, chain: int, address: str) -> str | None:
+    """Why a record's key is not its value's ``chain:address``, if it is not.
+
+    The topics are compacted by key and a deletion names only the key: a value filed
+    under another key would be kept by compaction beside its own key's records, and no
+    deletion of its key could ever remove it from the table."""
+    if _key(key) == (chain, address):
+        return None
+    found = (key or b"").decode(errors="replace")
+    return f"the record key {found!r} is not the value's {chain}:{address}"
+
+
 def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
     """A labels record as a Label message (an empty value deletes), or why not."""
     try:
@@ -28,7 +40,11 @@ def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
             chain, address = _key(key)
             return Label("wallet:" + address, chain, [])
         labels = _labels.decode(value)
-        wallet = "wallet:" + normalize_address(labels.address)
+        address = normalize_address(labels.address)
+        wrong = _mismatch(key, labels.chain_id, address)
+        if wrong is not None:
+            return Rejection("invalid_field", wrong, value)
+        wallet = "wallet:" + address
         return Label(wallet, labels.chain_id, sorted({x.category for x in labels.labels}))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejection("invalid_field", str(exc), value or b"")
@@ -44,6 +60,9 @@ def price_entry(key: bytes | None, value: bytes | None) -> tuple[str, list | Non
             return f"{chain}:{token}", None
         price = _price.decode(value)
         token = "native" if price.token == "native" else normalize_address(price.token)
+        wrong = _mismatch(key, price.chain_id, token)
+        if wrong is not None:
+            return Rejection("invalid_field", wrong, value)
         return f"{price.chain_id}:{token}", [price.price_usd, price.decimals, price.symbol]
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejection("invalid_field", str(exc), value or b"")
