@@ -25,6 +25,15 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 
+ARRAY_OVERHEAD = 2
+"""Bytes a record adds around its events (``[`` and ``]``): an event fits a record of
+``record_max_bytes`` only when it is at most ``record_max_bytes - ARRAY_OVERHEAD`` bytes."""
+
+
+class RecordTooLarge(ValueError):
+    """An event that cannot fit a record of ``C360_RECORD_MAX_BYTES`` even alone: the
+    worker would dead-letter it as ``too_large``, so it is never sent."""
+
 
 class BatchProducer:
     """Buffers events per (topic, partition) and sends them as batched records."""
@@ -103,9 +112,23 @@ class BatchProducer:
             self._group(groups, spec, key, event)
         return await self._send(groups)
 
+    def _check_sizes(self, groups: dict[tuple[str, int], list[bytes]]) -> None:
+        """Raise :class:`RecordTooLarge` before anything is sent when one event cannot fit
+        a record on its own."""
+        limit = self.settings.record_max_bytes - ARRAY_OVERHEAD
+        for (topic, _), items in groups.items():
+            for item in items:
+                if len(item) > limit:
+                    raise RecordTooLarge(
+                        f"an event of {len(item)} bytes for {topic} cannot fit a record: "
+                        f"C360_RECORD_MAX_BYTES={self.settings.record_max_bytes} leaves "
+                        f"{limit} bytes per event"
+                    )
+
     async def _send(self, groups: dict[tuple[str, int], list[bytes]]) -> int:
         if self._producer is None:
             raise RuntimeError("the producer is not started")
+        self._check_sizes(groups)
         futures = []
         events = 0
         for (topic, partition), items in groups.items():
@@ -121,7 +144,7 @@ class BatchProducer:
     def _records(self, items: list[bytes]) -> Iterable[bytes]:
         """Split items into JSON arrays within the count and size limits."""
         limit_n = self.settings.batch_max_events
-        limit_bytes = self.settings.record_max_bytes - 2
+        limit_bytes = self.settings.record_max_bytes - ARRAY_OVERHEAD
         batch: list[bytes] = []
         size = 0
         for item in items:

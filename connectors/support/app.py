@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from connectors.metrics import connector_up, metrics_handler
-from connectors.producer import BatchProducer
+from connectors.producer import ARRAY_OVERHEAD, BatchProducer
 from connectors.support import mapping
 from connectors.support.config import SupportConfig
 from connectors.support.signatures import intercom_valid, zendesk_valid
@@ -71,7 +71,10 @@ class Receiver:
         self.config = config
         self.settings = settings
         self.clock = clock
-        self.ingest = Ingest(Compiled(rules or Rules()))
+        # a ticket is sent as a record "[ticket]": it must fit with the brackets
+        self.ingest = Ingest(
+            Compiled(rules or Rules()), record_max=settings.record_max_bytes - ARRAY_OVERHEAD
+        )
         self.producer = producer or BatchProducer(settings, client_id="c360-support")
         self.metrics = SupportMetrics()
         self.topic = topics.SUPPORT

@@ -19,7 +19,7 @@ from aiohttp import web
 from msgspec import Meta, Raw, Struct
 
 from connectors.metrics import metrics_handler
-from connectors.producer import BatchProducer
+from connectors.producer import ARRAY_OVERHEAD, BatchProducer
 from connectors.web.auth import KeyKind, WriteKeys, basic_username
 from connectors.web.config import CollectorConfig
 from connectors.web.events import SIWE_EVENT, EventPreparer, Prepared, iso
@@ -131,6 +131,7 @@ class Collector:
         metrics: CollectorMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        config.check_record_limit(settings.record_max_bytes)
         self.config = config
         self.settings = settings
         self.clock = clock
@@ -138,7 +139,8 @@ class Collector:
         self.ingest = Ingest(
             Compiled(rules or Rules()),
             batch_max=settings.batch_max_events,
-            record_max=settings.record_max_bytes,
+            # an event is sent as a record "[event]": it must fit with the brackets
+            record_max=settings.record_max_bytes - ARRAY_OVERHEAD,
         )
         self.preparer = EventPreparer(self.ingest, config.max_event_bytes)
         self.producer = producer or BatchProducer(settings, client_id="c360-collector")

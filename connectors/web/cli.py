@@ -23,6 +23,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until interrupted; 2 on a configuration error, 1 when it cannot start."""
     try:
         config = CollectorConfig.from_env(flags=envconfig.flags_of(args, CollectorConfig))
+        config.check_record_limit(settings.record_max_bytes)
         rules = load(settings.rules_file)
     except (envconfig.ConfigError, RulesError) as exc:
         print(f"c360 connect web: {exc}", file=sys.stderr)

@@ -9,6 +9,10 @@ from typing import Any
 from connectors import envconfig
 from connectors.envconfig import setting
 
+ENRICHMENT_MARGIN = 512
+"""Bytes the collector may add to an event (``messageId``, ``timestamp``, ``receivedAt``,
+``context.c360``) before it must still fit one Kafka record."""
+
 
 @dataclass(frozen=True, slots=True)
 class CollectorConfig:
@@ -93,3 +97,15 @@ class CollectorConfig:
             raise envconfig.ConfigError("a write key cannot be both a browser and a server key")
         if any(c <= 0 for c in self.siwe_chain_ids):
             raise envconfig.ConfigError("C360_COLLECTOR_SIWE_CHAIN_IDS must be positive")
+
+    def check_record_limit(self, record_max_bytes: int) -> None:
+        """Raise :class:`ConfigError` when an event of ``max_event_bytes``, once enriched,
+        could not fit one Kafka record of ``record_max_bytes`` (its ``[`` ``]`` included):
+        the collector would answer 200 and the worker dead-letter it as ``too_large``."""
+        needed = self.max_event_bytes + ENRICHMENT_MARGIN + 2
+        if needed > record_max_bytes:
+            raise envconfig.ConfigError(
+                f"C360_COLLECTOR_MAX_EVENT_BYTES={self.max_event_bytes} plus the collector's "
+                f"{ENRICHMENT_MARGIN} bytes of enrichment and 2 of the record does not fit "
+                f"C360_RECORD_MAX_BYTES={record_max_bytes}: lower the first or raise the second"
+            )

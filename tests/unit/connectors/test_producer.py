@@ -1,7 +1,11 @@
 import json
 
-from connectors.producer import BatchProducer
+import pytest
+
+from connectors.producer import BatchProducer, RecordTooLarge
+from stream import topics
 from stream.settings import Settings
+from tests.unit.connectors.standin import StandInProducer
 
 
 def test_records_respect_the_count_and_size_limits():
@@ -15,7 +19,6 @@ def test_records_respect_the_count_and_size_limits():
 
 
 def test_events_are_grouped_by_the_partition_of_their_key():
-    from stream import topics
     from stream.core.partitioner import partition_for
 
     s = Settings.from_env({}, partitions=4)
@@ -27,3 +30,15 @@ def test_events_are_grouped_by_the_partition_of_their_key():
         assert name == "c360.web.events"
         assert {partition_for(json.loads(i)["k"], 4) for i in items} == {partition}
     assert p.buffered == 20
+
+
+async def test_an_event_too_large_for_a_record_alone_is_refused_and_nothing_is_sent():
+    p = StandInProducer(Settings.from_env({}, record_max_bytes=1024))
+    await p.start()
+    fits = b'"' + b"x" * (1024 - 4) + b'"'  # 1022 bytes: the record is 1024
+    assert await p.deliver(topics.WEB_EVENTS, [("d1", fits)]) == 1
+    assert [len(r) for _, _, r in p.kafka.records] == [1024]
+    over = b'"' + b"x" * (1024 - 3) + b'"'  # 1023 bytes: the record would be 1025
+    with pytest.raises(RecordTooLarge, match="1023 bytes"):
+        await p.deliver(topics.WEB_EVENTS, [("d2", b"{}"), ("d1", over)])
+    assert len(p.kafka.records) == 1  # not even the small one of the same call was sent

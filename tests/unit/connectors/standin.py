@@ -1,0 +1,73 @@
+"""A Kafka stand-in for the connectors' unit tests: the real :class:`BatchProducer` code
+runs, only the network client is replaced, so no broker is needed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from connectors.producer import BatchProducer
+from stream.settings import Settings
+
+
+class FakeKafka:
+    """What ``AIOKafkaProducer.send`` does, in memory: a future per record, acknowledged
+    at once, or failed with ``fail`` when it is set."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, int, bytes]] = []
+        self.fail: Exception | None = None
+
+    async def send(self, topic: str, value: bytes, *, partition: int) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if self.fail is not None:
+            future.set_exception(self.fail)
+        else:
+            self.records.append((topic, partition, value))
+            future.set_result(None)
+        return future
+
+    async def stop(self) -> None:
+        return None
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of every record, in order."""
+        return [e for _, _, r in self.records for e in json.loads(r)]
+
+
+class StandInProducer(BatchProducer):
+    """A :class:`BatchProducer` whose Kafka client is a :class:`FakeKafka`."""
+
+    def __init__(self, settings: Settings, **kw: Any) -> None:
+        super().__init__(settings, **kw)
+        self.kafka = FakeKafka()
+
+    async def start(self) -> None:
+        self._producer = self.kafka  # type: ignore[assignment]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    make_app: Callable[[BatchProducer], web.Application], settings: Settings
+) -> AsyncIterator[tuple[TestClient, FakeKafka]]:
+    """Serve the app ``make_app`` builds around a stand-in producer, without a broker."""
+    from stream import admin
+
+    original = admin.ensure_topics
+
+    async def no_topics(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    admin.ensure_topics = no_topics  # type: ignore[assignment]
+    producer = StandInProducer(settings)
+    try:
+        async with TestClient(TestServer(make_app(producer))) as client:
+            yield client, producer.kafka
+    finally:
+        admin.ensure_topics = original  # type: ignore[assignment]

@@ -1,0 +1,81 @@
+"""The collector over HTTP with a stand-in Kafka client (no broker): limits, SIWE, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from connectors.envconfig import ConfigError
+from connectors.web.app import Collector, create_app
+from connectors.web.config import CollectorConfig
+from stream.settings import Settings
+from tests.unit.connectors.standin import FakeKafka, StandInProducer, serving
+from tests.unit.connectors.test_web_events import NOW, basic
+
+BROWSER, SERVER = "wk_browser_1", "sk_server_1"
+DOMAIN = "app.example.xyz"
+ORIGIN = "https://app.example.xyz"
+
+
+def web_config(**kw: Any) -> CollectorConfig:
+    base: dict[str, Any] = dict(
+        browser_keys=(BROWSER,),
+        server_keys=(SERVER,),
+        allowed_origins=(ORIGIN,),
+        siwe_domain=DOMAIN,
+        siwe_chain_ids=(1, 8453),
+    )
+    base.update(kw)
+    return CollectorConfig(**base)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": basic(key)}
+
+
+@contextlib.asynccontextmanager
+async def collector(
+    settings: Settings | None = None, clock: Callable[[], float] = time.time, **kw: Any
+) -> AsyncIterator[tuple[TestClient, FakeKafka]]:
+    """A served collector whose records land in a :class:`FakeKafka`."""
+    settings = settings or Settings.from_env({})
+    config = web_config(**kw)
+
+    def make(producer):
+        return create_app(config, settings, producer=producer, clock=clock)
+
+    async with serving(make, settings) as served:
+        yield served
+
+
+# --- record limit ----------------------------------------------------------------------
+def test_an_enriched_event_must_fit_a_record_with_its_brackets():
+    # the producer sends "[event]": an event of record_max - 1 bytes makes a record the
+    # worker dead-letters as too_large, so the collector refuses it at once
+    settings = Settings.from_env({}, record_max_bytes=4096)
+    c = Collector(web_config(max_event_bytes=1024), settings, producer=StandInProducer(settings))
+    raw = json.dumps({"type": "page", "anonymousId": "d1", "messageId": "m1"}).encode()
+    sizes, refused = [], []
+    for pad in range(3800, 3950):
+        out = c.preparer.prepare(
+            [raw], auth="browser", received_at=NOW, batch_context={"pad": "x" * pad}
+        )
+        sizes += [len(d) for _, d, _ in out.accepted]
+        refused += [e.reason for e in out.errors]
+    assert max(sizes) == 4096 - 2
+    assert refused and set(refused) == {"too_large"}
+
+
+def test_a_config_whose_largest_event_cannot_fit_a_record_is_refused():
+    config = web_config(max_event_bytes=4096)
+    with pytest.raises(ConfigError, match="C360_RECORD_MAX_BYTES=4096"):
+        config.check_record_limit(4096)
+    with pytest.raises(ConfigError):
+        Collector(config, Settings.from_env({}, record_max_bytes=4096))
+    config.check_record_limit(4096 + 512 + 2)  # just fits
