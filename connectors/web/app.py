@@ -59,7 +59,7 @@ ROUTE_LABELS: dict[str, str] = {
     "/health": "health",
     "/metrics": "metrics",
 }
-SIWE_STATUS = {"bad_message": 400, "bad_signature": 400}  # every other refusal: 401
+SIWE_STATUS = {"bad_message": 400, "bad_signature": 400, "siwe_busy": 503}  # others: 401
 UNAUTHORIZED = "a valid write key is required (HTTP Basic: the key as username, empty password)"
 
 COLLECTOR: web.AppKey[Collector] = web.AppKey("collector")

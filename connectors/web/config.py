@@ -69,7 +69,8 @@ class CollectorConfig:
     siwe_max_nonces: int = setting(
         "C360_COLLECTOR_SIWE_MAX_NONCES",
         100_000,
-        "Most outstanding nonces kept in memory; beyond it the oldest are forgotten.",
+        "Most used SIWE nonces remembered until their expiry (replay protection); "
+        "while that many are, a sign-in gets 503 siwe_busy.",
         minimum=1,
     )
     siwe_clock_skew: float = setting(

@@ -5,8 +5,9 @@ docs/connectors/web.md). It follows the EIP's "Relying Party Implementer Steps":
 
 1. parse the message strictly against the EIP-4361 ABNF (``bad_message``);
 2. consume its nonce, which must be one this collector issued, unexpired and never
-   used (``unknown_nonce``, ``expired_nonce``, ``replayed_nonce``). A nonce is
-   consumed by any verification that names it, successful or not;
+   used (``unknown_nonce``, ``expired_nonce``, ``replayed_nonce``; ``siwe_busy`` when
+   too many are in use). A nonce is consumed by any verification that names it,
+   successful or not;
 3. check the domain (``wrong_domain``), the chain id (``chain_not_allowed``) and
    the validity window against the clock (``expired``, ``not_yet_valid``);
 4. recover the EIP-191 signer with eth-account and compare it with the message's
@@ -16,11 +17,12 @@ docs/connectors/web.md). It follows the EIP's "Relying Party Implementer Steps":
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import hmac
 import re
 import secrets
-import string
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,8 +31,11 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address
 
-NONCE_LENGTH = 17  # >= 8 alphanumerics required; 17 gives ~100 bits
-NONCE_ALPHABET = string.ascii_letters + string.digits
+# A nonce is lowercase hex (alphanumeric, as EIP-4361 requires): 80 random bits, the
+# expiry in unix milliseconds and 128 bits of HMAC-SHA256 over both.
+_RANDOM_HEX, _EXPIRY_HEX, _MAC_HEX = 20, 12, 32
+NONCE_LENGTH = _RANDOM_HEX + _EXPIRY_HEX + _MAC_HEX
+ISSUED_NONCE = re.compile(rf"^[0-9a-f]{{{NONCE_LENGTH}}}$")
 MAX_MESSAGE_CHARS = 4096
 
 # --- RFC 3986 pieces of the EIP-4361 ABNF -----------------------------------------
@@ -197,66 +202,91 @@ def parse_message(text: str) -> SiweMessage:
 
 
 class NonceStore:
-    """Server nonces: random, single use, expiring; bounded in memory.
+    """Stateless server nonces: a random part, an expiry and an HMAC of both.
 
-    Nonces live in this process: run one collector per SIWE client, or route a
-    client's nonce and verify requests to the same instance.
+    Issuing keeps nothing in memory, so no client can flush the nonces of others by
+    asking for many. Only *used* nonces are remembered, until their own expiry (the
+    replay protection); at most ``max_used`` of them: when that many are in use, a
+    verification is refused with ``siwe_busy`` (503) rather than any forgotten.
+
+    The HMAC key is drawn when the process starts: a nonce is accepted only by the
+    collector that issued it (run one collector for SIWE, or route a client's nonce
+    and verify calls to the same one: the used nonces are per process too), and a
+    restart invalidates outstanding nonces.
     """
 
-    def __init__(self, ttl: float, max_nonces: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        max_used: int,
+        clock: Callable[[], float] = time.time,
+        *,
+        secret: bytes | None = None,
+    ) -> None:
         self.ttl = ttl
-        self.max_nonces = max_nonces
+        self.max_used = max_used
         self.clock = clock
-        self._issued: OrderedDict[str, float] = OrderedDict()  # nonce -> expires at
-        self._used: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        # nonce -> (forget at, expires at)
+        self._secret = secret or secrets.token_bytes(32)
+        self._used: dict[str, int] = {}  # nonce -> expires at (unix ms)
+        self._expiries: list[tuple[int, str]] = []  # heap of (expires at, nonce) for pruning
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()[:_MAC_HEX]
 
     def issue(self) -> tuple[str, float]:
         """A fresh nonce and its expiry (unix seconds)."""
-        now = self.clock()
-        self._prune(now)
-        nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
-        while len(self._issued) >= self.max_nonces:
-            self._issued.popitem(last=False)
-        expires = now + self.ttl
-        self._issued[nonce] = expires
-        return nonce, expires
+        expires = round((self.clock() + self.ttl) * 1000)
+        body = secrets.token_hex(_RANDOM_HEX // 2) + f"{expires:0{_EXPIRY_HEX}x}"
+        return body + self._mac(body), expires / 1000
+
+    def _expiry(self, nonce: str) -> int:
+        """The expiry (unix ms) of a nonce this process issued; raises ``unknown_nonce``."""
+        if not ISSUED_NONCE.match(nonce):
+            raise SiweError("unknown_nonce", "this nonce was not issued by this collector")
+        body, mac = nonce[:-_MAC_HEX], nonce[-_MAC_HEX:]
+        if not hmac.compare_digest(self._mac(body), mac):
+            raise SiweError(
+                "unknown_nonce",
+                "this nonce was not issued by this collector (or before it restarted)",
+            )
+        return int(body[_RANDOM_HEX:], 16)
 
     def consume(self, nonce: str) -> None:
         """Use ``nonce`` up; raise :class:`SiweError` when it cannot be used."""
-        now = self.clock()
-        self._prune(now)
+        expires = self._expiry(nonce)
+        now_ms = self.clock() * 1000
+        self._prune(now_ms)
         if nonce in self._used:
             raise SiweError("replayed_nonce", "this nonce was already used")
-        expires = self._issued.pop(nonce, None)
-        if expires is None:
-            raise SiweError("unknown_nonce", "this nonce was not issued by this collector")
-        while len(self._used) >= self.max_nonces:
-            self._used.popitem(last=False)
-        self._used[nonce] = (now + 2 * self.ttl, expires)
-        if now >= expires:
+        if now_ms >= expires:
             raise SiweError("expired_nonce", "this nonce has expired; ask for a new one")
+        if len(self._used) >= self.max_used:
+            raise SiweError("siwe_busy", "too many sign-ins in progress; retry in a moment")
+        self._used[nonce] = expires
+        heapq.heappush(self._expiries, (expires, nonce))
 
     def give_back(self, nonce: str) -> None:
         """Make a consumed ``nonce`` usable again, until its own expiry: the sign-in it
         verified could not be recorded (Kafka did not acknowledge), and the client's
         retry of the same signed message must not be refused as a replay."""
-        spent = self._used.get(nonce)
-        if spent is not None and self.clock() < spent[1]:
+        expires = self._used.get(nonce)
+        if expires is not None and self.clock() * 1000 < expires:
             del self._used[nonce]
-            self._issued[nonce] = spent[1]
 
-    def _prune(self, now: float) -> None:
-        # Expired nonces are kept one more TTL, so that using one says "expired".
-        issued = self._issued
-        while issued and next(iter(issued.values())) + self.ttl <= now:
-            issued.popitem(last=False)
-        used = self._used
-        while used and next(iter(used.values()))[0] <= now:
-            used.popitem(last=False)
+    def _prune(self, now_ms: float) -> None:
+        """Forget used nonces once expired: from then on they are refused as expired."""
+        heap, used = self._expiries, self._used
+        while heap and heap[0][0] < now_ms:
+            expires, nonce = heapq.heappop(heap)
+            if used.get(nonce) == expires:
+                del used[nonce]
+        if len(heap) > 2 * len(used) + 64:  # entries of nonces given back
+            self._expiries = [(e, n) for e, n in heap if used.get(n) == e]
+            heapq.heapify(self._expiries)
 
     def __len__(self) -> int:
-        return len(self._issued)
+        """How many used nonces are remembered."""
+        return len(self._used)
 
 
 def recover_signer(message: str, signature: str) -> str:

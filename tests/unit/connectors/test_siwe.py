@@ -9,6 +9,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from connectors.web.siwe import (
+    NONCE,
     NonceStore,
     SiweError,
     SiweVerifier,
@@ -65,7 +66,7 @@ def account():
 
 def setup(clock: Clock | None = None, chains=(1, 8453)) -> tuple[SiweVerifier, NonceStore, Clock]:
     clock = clock or Clock()
-    nonces = NonceStore(ttl=300, max_nonces=1000, clock=clock)
+    nonces = NonceStore(ttl=300, max_used=1000, clock=clock)
     return SiweVerifier(DOMAIN, chains, nonces, clock=clock, skew=60), nonces, clock
 
 
@@ -140,7 +141,7 @@ def test_the_address_must_carry_its_eip55_checksum(account):
 # --- nonces --------------------------------------------------------------------------------
 def test_nonces_are_random_alphanumeric_single_use_and_expire():
     clock = Clock()
-    store = NonceStore(ttl=300, max_nonces=1000, clock=clock)
+    store = NonceStore(ttl=300, max_used=1000, clock=clock)
     a, expires = store.issue()
     b, _ = store.issue()
     assert a != b and len(a) >= 8 and a.isalnum() and expires == T0 + 300
@@ -160,7 +161,7 @@ def test_nonces_are_random_alphanumeric_single_use_and_expire():
 def test_a_nonce_given_back_can_be_used_again_until_its_own_expiry():
     # a verified sign-in Kafka did not take: the client retries the same signed message
     clock = Clock()
-    store = NonceStore(ttl=300, max_nonces=1000, clock=clock)
+    store = NonceStore(ttl=300, max_used=1000, clock=clock)
     nonce, _ = store.issue()
     store.consume(nonce)
     store.give_back(nonce)
@@ -182,14 +183,53 @@ def test_a_nonce_given_back_can_be_used_again_until_its_own_expiry():
     assert err.value.reason == "replayed_nonce"
 
 
-def test_the_nonce_store_is_bounded():
-    store = NonceStore(ttl=300, max_nonces=3, clock=Clock())
-    issued = [store.issue()[0] for _ in range(5)]
-    assert len(store) == 3
+def test_issuing_keeps_nothing_so_a_flood_of_nonces_evicts_none():
+    # the public browser key is enough to ask for nonces: asking for many must not
+    # make the nonce of someone signing in unknown
+    store = NonceStore(ttl=300, max_used=3, clock=Clock())
+    victim, _ = store.issue()
+    flood = {store.issue()[0] for _ in range(1000)}
+    assert len(flood) == 1000 and len(store) == 0
+    store.consume(victim)
+
+
+def test_nonces_are_authenticated_by_the_process_that_issued_them():
+    clock = Clock()
+    store = NonceStore(ttl=300, max_used=10, clock=clock)
+    nonce, _ = store.issue()
+    assert NONCE.match(nonce)  # a valid EIP-4361 nonce
+    tampered = nonce[:-1] + ("0" if nonce[-1] != "0" else "1")
+    later = nonce[:20] + f"{int((T0 + 3600) * 1000):012x}" + nonce[32:]  # a longer life
+    other = NonceStore(ttl=300, max_used=10, clock=clock).issue()[0]  # another process
+    for forged in (tampered, later, other, nonce.upper()):
+        with pytest.raises(SiweError) as err:
+            store.consume(forged)
+        assert err.value.reason == "unknown_nonce"
+    store.consume(nonce)
+
+
+def test_used_nonces_are_bounded_by_refusing_not_by_forgetting():
+    clock = Clock()
+    store = NonceStore(ttl=300, max_used=3, clock=clock)
+    used = [store.issue()[0] for _ in range(3)]
+    for n in used:
+        store.consume(n)
+    waiting, _ = store.issue()
     with pytest.raises(SiweError) as err:
-        store.consume(issued[0])  # the oldest were forgotten
-    assert err.value.reason == "unknown_nonce"
-    store.consume(issued[-1])
+        store.consume(waiting)
+    assert err.value.reason == "siwe_busy"  # 503: the client retries
+    for n in used:  # none was forgotten to make room: each is still a replay
+        with pytest.raises(SiweError) as err:
+            store.consume(n)
+        assert err.value.reason == "replayed_nonce"
+    clock.now += 200
+    fresh, _ = store.issue()
+    clock.now += 101  # the used ones expired (and are refused as such), the others not
+    store.consume(fresh)
+    assert len(store) == 1
+    with pytest.raises(SiweError) as err:
+        store.consume(used[0])
+    assert err.value.reason == "expired_nonce"
 
 
 # --- verification --------------------------------------------------------------------------

@@ -10,17 +10,20 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from eth_account import Account
 
 from connectors.envconfig import ConfigError
 from connectors.web.app import Collector, create_app
 from connectors.web.config import CollectorConfig
 from stream.settings import Settings
 from tests.unit.connectors.standin import FakeKafka, StandInProducer, serving
+from tests.unit.connectors.test_siwe import message, sign
 from tests.unit.connectors.test_web_events import NOW, basic
 
 BROWSER, SERVER = "wk_browser_1", "sk_server_1"
 DOMAIN = "app.example.xyz"
 ORIGIN = "https://app.example.xyz"
+WALLET = Account.from_key("0x" + "11" * 32)
 
 
 def web_config(**kw: Any) -> CollectorConfig:
@@ -79,3 +82,29 @@ def test_a_config_whose_largest_event_cannot_fit_a_record_is_refused():
     with pytest.raises(ConfigError):
         Collector(config, Settings.from_env({}, record_max_bytes=4096))
     config.check_record_limit(4096 + 512 + 2)  # just fits
+
+
+# --- Sign-In With Ethereum -------------------------------------------------------------
+async def nonce(client: TestClient, key: str = BROWSER) -> str:
+    r = await client.get("/v1/siwe/nonce", headers=auth(key))
+    assert r.status == 200, await r.text()
+    return (await r.json())["nonce"]
+
+
+async def sign_in(client: TestClient, key: str = BROWSER, **body: Any) -> tuple[int, dict]:
+    """Sign in with :data:`WALLET` on a fresh nonce; ``body`` adds to the verify request."""
+    text = message(WALLET.address, await nonce(client, key))
+    body = {"message": text, "signature": sign(WALLET, text), **body}
+    r = await client.post("/v1/siwe/verify", json=body, headers=auth(key))
+    return r.status, await r.json()
+
+
+async def test_a_flood_of_nonce_requests_does_not_void_a_pending_sign_in():
+    async with collector(siwe_max_nonces=10) as (client, kafka):
+        text = message(WALLET.address, await nonce(client))
+        for _ in range(50):  # the browser key is public: anyone may do this
+            await nonce(client)
+        body = {"message": text, "signature": sign(WALLET, text), "anonymousId": "d1"}
+        r = await client.post("/v1/siwe/verify", json=body, headers=auth(BROWSER))
+        assert r.status == 200, await r.text()
+        assert [e["event"] for e in kafka.events()] == ["SIWE Sign In"]
