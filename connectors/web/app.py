@@ -309,6 +309,15 @@ class Collector:
         if req.anonymous_id is None and req.user_id is None:
             self._reject("missing_field")
             return error(400, "missing_field", "anonymousId or userId is required")
+        if kind == "browser" and req.anonymous_id is None:
+            # the signature proves the wallet, not a userId the page asserts: a browser's
+            # sign-in binds the wallet to the device signing in (docs/connectors/web.md)
+            self._reject("missing_field")
+            return error(
+                400,
+                "missing_field",
+                "with a browser key, a sign-in needs the anonymousId of the device signing in",
+            )
         try:
             msg = self.verifier.verify(req.message, req.signature)
         except SiweError as exc:

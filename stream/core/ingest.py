@@ -254,6 +254,14 @@ class Converter:
                 wallet_link, wallet_evidence = self._web3(fact, e.event, props, c360, data)
             else:
                 _object(None, e.properties, "properties")
+        if wallet_evidence == "siwe" and not server:
+            # The signature proves the wallet and the device signing in, whose
+            # anonymousId this is; a userId a browser sends along is only what its
+            # identify would say (observed), never verified by the sign-in.
+            if anon is not None:
+                fact.ident = anon
+            else:
+                wallet_evidence = "wallet_connect"
         if e.type != "identify" and memoryview(e.traits)[0] != 123:
             raise Reject("invalid_field", "Expected `object` - at `$.traits`")
         elif memoryview(e.properties)[0] != 123:
@@ -273,7 +281,8 @@ class Converter:
             if device is not None and device != anon:  # as any event with both ids
                 self._links(fact, "ids_server" if server else "ids_browser", [device])
         elif user is not None and anon is not None:
-            self._links(fact, "ids_server" if server else "ids_browser", [anon])
+            other = user if fact.ident == anon else anon  # a browser's sign-in: from anon
+            self._links(fact, "ids_server" if server else "ids_browser", [other])
         if wallet_link is not None:
             self._links(fact, wallet_evidence, [wallet_link])
         return [fact]

@@ -360,3 +360,34 @@ def test_fuzz_nothing_escapes_and_every_input_is_accounted_for(record):
         assert r.reason and r.message
     for f in out.facts:
         msgspec.json.encode(f)  # every fact is serializable
+
+
+def _signed_in(auth: str, **ids) -> dict:
+    """The example's verified sign-in, sent with a key of kind ``auth`` and ``ids``."""
+    siwe = json.loads((EXAMPLES / "web-event" / "siwe-sign-in.json").read_text())
+    siwe.pop("anonymousId")
+    siwe["context"]["c360"]["auth"] = auth
+    return {**siwe, **ids}
+
+
+WALLET = "wallet:0xd8da6bf26964af9d7eed9e03e53415d37aa96045"
+
+
+def test_a_browser_sign_in_verifies_the_wallet_for_the_device_not_the_user_id_it_names():
+    # the signature proves the wallet; the userId is the page's claim, as in an identify
+    [f], _ = one("web.events", _signed_in("browser", anonymousId="dev-1", userId="u-1"))
+    assert f.kind == "siwe" and f.data["verified"] is True
+    assert f.ident == "anon:dev-1"
+    assert f.links == (("user:u-1", "ids_browser"), (WALLET, "siwe"))
+    # a userId alone from a browser: the wallet is observed for it, never verified
+    [f], _ = one("web.events", _signed_in("browser", userId="u-1"))
+    assert f.ident == "user:u-1" and f.links == ((WALLET, "wallet_connect"),)
+    assert f.data["verified"] is True
+
+
+def test_a_server_sign_in_vouches_for_its_user_id():
+    [f], _ = one("web.events", _signed_in("server", anonymousId="dev-1", userId="u-1"))
+    assert f.ident == "user:u-1"
+    assert f.links == (("anon:dev-1", "ids_server"), (WALLET, "siwe"))
+    [f], _ = one("web.events", _signed_in("server", userId="u-1"))
+    assert f.links == ((WALLET, "siwe"),)

@@ -15,6 +15,8 @@ from eth_account import Account
 from connectors.envconfig import ConfigError
 from connectors.web.app import Collector, create_app
 from connectors.web.config import CollectorConfig
+from stream.core.ingest import Ingest
+from stream.core.rules import DEFAULT, Compiled
 from stream.settings import Settings
 from tests.unit.connectors.standin import FakeKafka, StandInProducer, serving
 from tests.unit.connectors.test_siwe import message, sign
@@ -108,3 +110,27 @@ async def test_a_flood_of_nonce_requests_does_not_void_a_pending_sign_in():
         r = await client.post("/v1/siwe/verify", json=body, headers=auth(BROWSER))
         assert r.status == 200, await r.text()
         assert [e["event"] for e in kafka.events()] == ["SIWE Sign In"]
+
+
+def ingested(event: dict[str, Any]):
+    """The fact the worker's ingest makes of a produced event."""
+    [fact] = Ingest(Compiled(DEFAULT)).record("web.events", json.dumps(event).encode()).facts
+    return fact
+
+
+async def test_a_browser_sign_in_binds_the_wallet_to_the_device_not_to_the_claimed_user():
+    wallet = "wallet:" + WALLET.address.lower()
+    async with collector() as (client, kafka):
+        status, _ = await sign_in(client, anonymousId="d1", userId="victim-42")
+        assert status == 200
+        fact = ingested(kafka.events()[-1])
+        assert fact.ident == "anon:d1"
+        assert fact.links == (("user:victim-42", "ids_browser"), (wallet, "siwe"))
+        # without the device, a browser's sign-in would only vouch for a claimed user id
+        status, body = await sign_in(client, userId="victim-42")
+        assert (status, body["reason"]) == (400, "missing_field")
+        assert len(kafka.events()) == 1
+        # the product's backend (server key) vouches for its user ids
+        status, _ = await sign_in(client, SERVER, userId="u-7")
+        assert status == 200
+        assert ingested(kafka.events()[-1]).links == ((wallet, "siwe"),)
