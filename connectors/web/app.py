@@ -59,6 +59,8 @@ ROUTE_LABELS: dict[str, str] = {
     "/health": "health",
     "/metrics": "metrics",
 }
+MAX_LISTED_ERRORS = 100
+"""Most event errors a 400 answer lists; it counts the others (``unlisted``)."""
 SIWE_STATUS = {"bad_message": 400, "bad_signature": 400, "siwe_busy": 503}  # others: 401
 UNAUTHORIZED = "a valid write key is required (HTTP Basic: the key as username, empty password)"
 
@@ -239,6 +241,14 @@ class Collector:
         kind = self.authenticate(request, body_key)
         if kind is None:
             return self.unauthorized()
+        if len(raws) > self.config.max_batch_events:
+            self._reject("too_many_events")
+            return error(
+                413,
+                "too_many_events",
+                f"the batch holds {len(raws)} events; the limit is "
+                f"{self.config.max_batch_events}: send it in smaller batches",
+            )
         if route_type is not None and len(body) > self.config.max_event_bytes:
             self._reject("too_large")
             return error(
@@ -261,15 +271,16 @@ class Collector:
             self._reject("kafka_unavailable", len(prepared.accepted))
             return error(503, "kafka_unavailable", "the events could not be delivered; retry")
         if prepared.errors:
-            return web.json_response(
-                {
-                    "success": False,
-                    "accepted": accepted,
-                    "rejected": len(prepared.errors),
-                    "errors": [e.to_json() for e in prepared.errors],
-                },
-                status=400,
-            )
+            listed = prepared.errors[:MAX_LISTED_ERRORS]
+            answer: dict[str, Any] = {
+                "success": False,
+                "accepted": accepted,
+                "rejected": len(prepared.errors),
+                "errors": [e.to_json() for e in listed],
+            }
+            if len(prepared.errors) > len(listed):
+                answer["unlisted"] = len(prepared.errors) - len(listed)
+            return web.json_response(answer, status=400)
         return web.json_response({"success": True, "accepted": accepted})
 
     # --- Sign-In With Ethereum ----------------------------------------------

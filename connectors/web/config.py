@@ -51,6 +51,12 @@ class CollectorConfig:
         "Largest request body, in bytes (after decompression); larger gets 413.",
         minimum=1024,
     )
+    max_batch_events: int = setting(
+        "C360_COLLECTOR_MAX_BATCH_EVENTS",
+        2000,
+        "Most events in one batch request; more gets 413 too_many_events.",
+        minimum=1,
+    )
     siwe_domain: str = setting(
         "C360_COLLECTOR_SIWE_DOMAIN",
         "",

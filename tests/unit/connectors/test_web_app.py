@@ -134,3 +134,28 @@ async def test_a_browser_sign_in_binds_the_wallet_to_the_device_not_to_the_claim
         status, _ = await sign_in(client, SERVER, userId="u-7")
         assert status == 200
         assert ingested(kafka.events()[-1]).links == ((wallet, "siwe"),)
+
+
+# --- batch limits ----------------------------------------------------------------------
+async def test_a_batch_over_the_event_cap_gets_413_and_produces_nothing():
+    async with collector(max_batch_events=50) as (client, kafka):
+        page = {"type": "page", "anonymousId": "d1"}
+        r = await client.post("/v1/batch", json={"batch": [page] * 51}, headers=auth(BROWSER))
+        assert r.status == 413
+        body = await r.json()
+        assert body["reason"] == "too_many_events" and "limit is 50" in body["message"]
+        assert kafka.records == []
+        r = await client.post("/v1/batch", json={"batch": [page] * 50}, headers=auth(BROWSER))
+        assert r.status == 200 and (await r.json())["accepted"] == 50
+
+
+async def test_a_batch_of_bad_events_lists_the_first_errors_and_counts_the_others():
+    async with collector() as (client, kafka):
+        batch = [{"type": "page", "anonymousId": "d1"}] + [{}] * 1500
+        r = await client.post("/v1/batch", json={"batch": batch}, headers=auth(BROWSER))
+        assert r.status == 400
+        body = await r.json()
+        assert (body["accepted"], body["rejected"]) == (1, 1500)
+        assert [e["index"] for e in body["errors"]] == list(range(1, 101))
+        assert body["unlisted"] == 1400
+        assert len(kafka.events()) == 1
