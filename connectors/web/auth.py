@@ -10,7 +10,6 @@ kind is returned by :meth:`WriteKeys.kind`; the collector writes it into
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from typing import Literal
 
@@ -26,7 +25,7 @@ def basic_username(header: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
         return None
     username, _, _password = decoded.partition(":")
     return username or None
@@ -45,7 +44,10 @@ class WriteKeys:
         """``server``, ``browser``, or None for an unknown key (compared in constant time)."""
         if not key:
             return None
-        given = key.encode()
+        try:
+            given = key.encode()
+        except UnicodeEncodeError:  # a lone surrogate, e.g. a "\ud800" escape in a body
+            return None
         found: KeyKind | None = None
         for known, kind in self._keys:  # no early exit: the time does not depend on the match
             if hmac.compare_digest(known, given) and found is None:

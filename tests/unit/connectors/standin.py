@@ -71,3 +71,19 @@ async def serving(
             yield client, producer.kafka
     finally:
         admin.ensure_topics = original  # type: ignore[assignment]
+
+
+async def raw_post(client: TestClient, path: str, headers: bytes, body: bytes) -> tuple[int, bytes]:
+    """POST with header bytes as given (a client library would refuse non-ASCII ones):
+    the status and the body of the answer."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST %s HTTP/1.1\r\nHost: test\r\n%s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+        % (path.encode(), headers, len(body), body)
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), payload

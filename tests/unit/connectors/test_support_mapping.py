@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime
 
 import msgspec
@@ -13,6 +14,7 @@ import pytest
 
 from connectors.envconfig import ConfigError
 from connectors.support import mapping
+from connectors.support.app import create_app
 from connectors.support.config import SupportConfig
 from connectors.support.signatures import (
     intercom_signature,
@@ -22,12 +24,14 @@ from connectors.support.signatures import (
 )
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
+from stream.settings import Settings
 from tests.support.webhooks import (
     INTERCOM_USER_CREATED,
     ZENDESK_TICKET_CREATED,
     intercom_closed_with_rating,
     zendesk_status_changed,
 )
+from tests.unit.connectors.standin import raw_post, serving
 
 
 def as_dict(ticket) -> dict:
@@ -269,3 +273,25 @@ def test_any_field_of_any_type_maps_or_is_unmappable_never_crashes(mapper, sampl
                 continue
             if not isinstance(result, mapping.Ignored):
                 msgspec.json.encode(result)  # a valid contract struct
+
+
+def test_a_signature_header_that_is_not_ascii_is_invalid_never_an_exception():
+    # aiohttp decodes header bytes as UTF-8 with surrogate escapes: b"\xff" is "\udcff"
+    body, ts = b'{"a":1}', "2026-11-04T08:30:00Z"
+    for odd in ("\udcff", "é", "sha1=\udcff"):
+        assert not zendesk_valid("zsecret", ts, body, odd)
+        assert not zendesk_valid("zsecret", odd, body, zendesk_signature("zsecret", ts, body))
+        assert not intercom_valid("isecret", body, odd)
+
+
+async def test_odd_signature_bytes_get_a_json_401_over_http():
+    settings = Settings.from_env({})
+    config = SupportConfig(zendesk_secret="zsecret", intercom_secret="isecret")
+    async with serving(lambda p: create_app(config, settings, producer=p), settings) as (c, _):
+        body = b'{"type":"notification_event","topic":"ping"}'
+        for header in (b"X-Hub-Signature: sha1=\xff", b"X-Hub-Signature: sha1=\xc3\xa9"):
+            status, answer = await raw_post(c, "/v1/webhooks/intercom", header, body)
+            assert status == 401 and json.loads(answer)["reason"] == "bad_signature"
+        zendesk = b"X-Zendesk-Webhook-Signature: \xff\r\nX-Zendesk-Webhook-Signature-Timestamp: 1"
+        status, answer = await raw_post(c, "/v1/webhooks/zendesk", zendesk, body)
+        assert status == 401 and json.loads(answer)["reason"] == "bad_signature"

@@ -18,7 +18,7 @@ from connectors.web.config import CollectorConfig
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
 from stream.settings import Settings
-from tests.unit.connectors.standin import FakeKafka, StandInProducer, serving
+from tests.unit.connectors.standin import FakeKafka, StandInProducer, raw_post, serving
 from tests.unit.connectors.test_siwe import message, sign
 from tests.unit.connectors.test_web_events import NOW, basic
 
@@ -159,3 +159,17 @@ async def test_a_batch_of_bad_events_lists_the_first_errors_and_counts_the_other
         assert [e["index"] for e in body["errors"]] == list(range(1, 101))
         assert body["unlisted"] == 1400
         assert len(kafka.events()) == 1
+
+
+# --- odd requests ----------------------------------------------------------------------
+async def test_an_authorization_header_that_is_not_ascii_gets_a_json_401():
+    async with collector() as (client, kafka):
+        body = b'{"event": "x", "anonymousId": "a1"}'
+        for value in (b"Basic \xc3\xa9", b"Basic \xff"):
+            status, answer = await raw_post(client, "/v1/track", b"Authorization: " + value, body)
+            assert status == 401 and json.loads(answer)["reason"] == "unauthorized"
+        r = await client.post(
+            "/v1/track", data=b'{"event": "x", "anonymousId": "a1", "writeKey": "\\ud800"}'
+        )
+        assert r.status == 401 and (await r.json())["reason"] == "unauthorized"
+        assert kafka.records == []

@@ -195,3 +195,11 @@ def test_the_partition_key_is_the_anonymous_id_else_the_user_id():
         [{"type": "page", "anonymousId": "d1", "userId": "u1"}, {"type": "page", "userId": "u2"}]
     )
     assert [k for k, _, _ in out.accepted] == ["d1", "u2"]
+
+
+def test_odd_keys_are_unknown_keys_never_an_exception():
+    # a header aiohttp decoded from non-ASCII bytes, and a body's "\ud800" escape
+    assert basic_username("Basic \xe9") is None
+    assert basic_username("Basic \udcff") is None
+    assert basic_username("Basic " + base64.b64encode(b"\xff\xfe:").decode()) is None
+    assert WriteKeys(browser=("wk_1",), server=()).kind("\ud800") is None
