@@ -453,7 +453,9 @@ def create_app(
     """The collector's aiohttp application (its producer starts and stops with the app)."""
     collector = Collector(config, settings, rules=rules, producer=producer, clock=clock)
     app = web.Application(
-        middlewares=[collector.observe, collector.json_errors, collector.cors],
+        # cors outside json_errors: the JSON of a 404, 405 or 413 a handler raises carries
+        # the CORS headers too, or a browser could not read why (and would retry)
+        middlewares=[collector.observe, collector.cors, collector.json_errors],
         client_max_size=config.max_request_bytes,
     )
     app[COLLECTOR] = collector

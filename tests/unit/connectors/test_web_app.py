@@ -173,3 +173,21 @@ async def test_an_authorization_header_that_is_not_ascii_gets_a_json_401():
         )
         assert r.status == 401 and (await r.json())["reason"] == "unauthorized"
         assert kafka.records == []
+
+
+async def test_errors_raised_in_a_handler_carry_the_cors_headers():
+    # without them a browser cannot read the 413 and analytics.js retries the batch
+    async with collector(max_request_bytes=1024) as (client, kafka):
+        origin = {"Origin": ORIGIN}
+        big = {"batch": [{"type": "page", "anonymousId": "d1"}] * 100}
+        r = await client.post("/v1/batch", json=big, headers={**auth(BROWSER), **origin})
+        assert r.status == 413 and (await r.json())["reason"] == "too_large"
+        assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+        r = await client.get("/v1/track", headers=origin)
+        assert r.status == 405 and (await r.json())["success"] is False
+        assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+        r = await client.post("/v1/nowhere", headers=origin)
+        assert r.status == 404 and r.headers["Access-Control-Allow-Origin"] == ORIGIN
+        r = await client.post("/v1/batch", json=big, headers={"Origin": "https://evil.example"})
+        assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+        assert kafka.records == []
