@@ -24,7 +24,13 @@ from connectors.web.auth import KeyKind, WriteKeys, basic_username
 from connectors.web.config import CollectorConfig
 from connectors.web.events import SIWE_EVENT, EventPreparer, Prepared, iso
 from connectors.web.metrics import CollectorMetrics
-from connectors.web.siwe import MAX_MESSAGE_CHARS, NonceStore, SiweError, SiweVerifier
+from connectors.web.siwe import (
+    MAX_MESSAGE_CHARS,
+    NonceStore,
+    SiweError,
+    SiweVerifier,
+    parse_message,
+)
 from stream import admin, topics
 from stream.core.ingest import MAX_BODY_DEPTH, Ingest, too_deep
 from stream.core.rules import Compiled, Rules
@@ -330,12 +336,11 @@ class Collector:
                 "with a browser key, a sign-in needs the anonymousId of the device signing in",
             )
         try:
-            msg = self.verifier.verify(req.message, req.signature)
+            msg = parse_message(req.message)
         except SiweError as exc:
-            self.metrics.siwe.labels(exc.reason).inc()
-            self._reject(exc.reason)
-            return error(SIWE_STATUS.get(exc.reason, 401), exc.reason, exc.message)
-        self.metrics.siwe.labels("verified").inc()
+            return self._siwe_refused(exc)
+        # The event is built and validated before the nonce is consumed: an event ingest
+        # refuses (a bad context, anonymousId, …) must not spend a good signature's nonce.
         signature = "0x" + req.signature.removeprefix("0x").removeprefix("0X").lower()
         event: dict[str, Any] = {
             "type": "track",
@@ -358,6 +363,15 @@ class Collector:
         prepared = self.preparer.prepare(
             [msgspec.json.encode(event)], auth=kind, received_at=received_at, siwe=verdict
         )
+        if prepared.errors:
+            await self.produce(prepared)  # counts the rejection; nothing to deliver
+            e = prepared.errors[0]
+            return error(400, e.reason, e.message)
+        try:
+            self.verifier.check(msg, req.message, req.signature)
+        except SiweError as exc:
+            return self._siwe_refused(exc)
+        self.metrics.siwe.labels("verified").inc()
         try:
             await self.produce(prepared)
         except Exception as exc:
@@ -365,9 +379,6 @@ class Collector:
             self._reject("kafka_unavailable")
             self.nonces.give_back(msg.nonce)  # the retry sends the same signed message
             return error(503, "kafka_unavailable", "the sign-in could not be recorded; retry")
-        if prepared.errors:
-            e = prepared.errors[0]
-            return error(400, e.reason, e.message)
         return web.json_response(
             {
                 "success": True,
@@ -376,6 +387,12 @@ class Collector:
                 "messageId": event["messageId"],
             }
         )
+
+    def _siwe_refused(self, exc: SiweError) -> web.Response:
+        """Count a refused sign-in and answer it (400, 503 or 401 by reason)."""
+        self.metrics.siwe.labels(exc.reason).inc()
+        self._reject(exc.reason)
+        return error(SIWE_STATUS.get(exc.reason, 401), exc.reason, exc.message)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "connector": "web"})

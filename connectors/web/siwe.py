@@ -35,7 +35,7 @@ from eth_utils import is_checksum_address
 # expiry in unix milliseconds and 128 bits of HMAC-SHA256 over both.
 _RANDOM_HEX, _EXPIRY_HEX, _MAC_HEX = 20, 12, 32
 NONCE_LENGTH = _RANDOM_HEX + _EXPIRY_HEX + _MAC_HEX
-ISSUED_NONCE = re.compile(rf"^[0-9a-f]{{{NONCE_LENGTH}}}$")
+ISSUED_NONCE = re.compile(rf"[0-9a-f]{{{NONCE_LENGTH}}}")  # fullmatch
 MAX_MESSAGE_CHARS = 4096
 
 # --- RFC 3986 pieces of the EIP-4361 ABNF -----------------------------------------
@@ -63,6 +63,7 @@ STATEMENT = re.compile(rf"^[{_UNRESERVED}{_SUB_DELIMS}:/?#\[\]@ ]+$")
 URI = re.compile(rf"^{_URI}$")
 NONCE = re.compile(r"^[A-Za-z0-9]{8,}$")
 CHAIN_ID = re.compile(r"^[0-9]+$")
+HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")  # fullmatch: "$" would let a final "\n" by
 DATE_TIME = re.compile(rf"^{_DATE_TIME}$")
 REQUEST_ID = re.compile(rf"^{_PCHAR}*$")
 
@@ -241,7 +242,7 @@ class NonceStore:
 
     def _expiry(self, nonce: str) -> int:
         """The expiry (unix ms) of a nonce this process issued; raises ``unknown_nonce``."""
-        if not ISSUED_NONCE.match(nonce):
+        if not ISSUED_NONCE.fullmatch(nonce):
             raise SiweError("unknown_nonce", "this nonce was not issued by this collector")
         body, mac = nonce[:-_MAC_HEX], nonce[-_MAC_HEX:]
         if not hmac.compare_digest(self._mac(body), mac):
@@ -292,10 +293,9 @@ class NonceStore:
 def recover_signer(message: str, signature: str) -> str:
     """The EIP-55 address that signed ``message`` (EIP-191 personal_sign)."""
     sig = signature[2:] if signature[:2] in ("0x", "0X") else signature
-    try:
-        raw = bytes.fromhex(sig)
-    except ValueError:
-        raise SiweError("bad_signature", "the signature is not hex") from None
+    if not HEX.fullmatch(sig):  # bytes.fromhex would skip spaces
+        raise SiweError("bad_signature", "the signature is not hex")
+    raw = bytes.fromhex(sig)
     if len(raw) != 65:
         raise SiweError("bad_signature", f"the signature is {len(raw)} bytes; expected 65")
     try:
@@ -325,6 +325,11 @@ class SiweVerifier:
     def verify(self, message: str, signature: str) -> SiweMessage:
         """The parsed message when the sign-in is valid; raises :class:`SiweError` otherwise."""
         msg = parse_message(message)
+        self.check(msg, message, signature)
+        return msg
+
+    def check(self, msg: SiweMessage, message: str, signature: str) -> None:
+        """Verify ``message``, already parsed as ``msg``; raises :class:`SiweError`."""
         self.nonces.consume(msg.nonce)  # from here on, the nonce is spent whatever happens
         if msg.domain.lower() != self.domain.lower():
             raise SiweError(
@@ -342,4 +347,3 @@ class SiweVerifier:
         signer = recover_signer(message, signature)
         if signer != msg.address:
             raise SiweError("wrong_signer", "the signature is not by the message's address")
-        return msg

@@ -291,3 +291,13 @@ def test_a_signature_of_another_message_by_the_same_key_is_a_wrong_signer(accoun
     verifier, nonces, _ = setup()
     text = message(account.address, nonces.issue()[0])
     assert refusal(verifier, text, sign(account, text + " ")) == "wrong_signer"
+
+
+def test_a_signature_must_be_plain_hex(account):
+    text = message(account.address, "abcDEF123456")
+    good = sign(account, text)
+    assert recover_signer(text, good) == account.address
+    for odd in (good[:10] + " " + good[10:], good + "\n", good[:-1]):
+        with pytest.raises(SiweError) as err:
+            recover_signer(text, odd)
+        assert err.value.reason == "bad_signature"

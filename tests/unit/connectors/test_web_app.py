@@ -191,3 +191,22 @@ async def test_errors_raised_in_a_handler_carry_the_cors_headers():
         r = await client.post("/v1/batch", json=big, headers={"Origin": "https://evil.example"})
         assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
         assert kafka.records == []
+
+
+async def test_a_sign_in_whose_event_is_invalid_keeps_its_nonce_for_the_corrected_retry():
+    async with collector() as (client, kafka):
+        text = message(WALLET.address, await nonce(client))
+        good = sign(WALLET, text)
+
+        async def verify(**body: Any) -> tuple[int, str]:
+            body = {"message": text, "signature": good, "anonymousId": "d1", **body}
+            r = await client.post("/v1/siwe/verify", json=body, headers=auth(BROWSER))
+            return r.status, (await r.json()).get("reason", "")
+
+        assert await verify(context={"page": 5}) == (400, "invalid_field")
+        assert await verify(signature=good[:10] + " " + good[10:]) == (400, "invalid_field")
+        assert await verify(anonymousId="x" * 300) == (400, "bad_request")
+        assert kafka.records == []
+        assert await verify() == (200, "")
+        assert await verify() == (401, "replayed_nonce")
+        assert [e["messageId"] for e in kafka.events()] == [f"siwe-{text.split('Nonce: ')[1][:64]}"]
