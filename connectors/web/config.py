@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from connectors import envconfig
 from connectors.envconfig import setting
+
+# what C360_COLLECTOR_SIWE_DOMAIN and an allowed origin may be (a browser's Origin is
+# scheme://host[:port], lowercase, no path; a SIWE domain is host[:port])
+_HOST = r"(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-9]+)?"
+DOMAIN = re.compile(_HOST)
+ORIGIN = re.compile(rf"[a-z][a-z0-9+.\-]*://{_HOST}")
 
 ENRICHMENT_MARGIN = 512
 """Bytes the collector may add to an event (``messageId``, ``timestamp``, ``receivedAt``,
@@ -39,7 +46,8 @@ class CollectorConfig:
     allowed_origins: tuple[str, ...] = setting(
         "C360_COLLECTOR_ALLOWED_ORIGINS",
         (),
-        "Browser origins allowed by CORS, comma-separated (e.g. https://app.example.xyz); "
+        "Browser origins allowed by CORS, comma-separated, as browsers send them: "
+        "scheme://host[:port], lowercase, no path or final / (e.g. https://app.example.xyz); "
         "'*' allows any. A request with another Origin gets 403.",
     )
     max_event_bytes: int = setting(
@@ -60,11 +68,13 @@ class CollectorConfig:
     siwe_domain: str = setting(
         "C360_COLLECTOR_SIWE_DOMAIN",
         "",
-        "Domain (RFC 3986 authority) SIWE messages must name, e.g. app.example.xyz. "
-        "Empty: the /v1/siwe endpoints answer 404.",
+        "Domain SIWE messages must name: host[:port] without scheme or path, e.g. "
+        "app.example.xyz. Empty: the /v1/siwe endpoints answer 404.",
     )
     siwe_chain_ids: tuple[int, ...] = setting(
-        "C360_COLLECTOR_SIWE_CHAIN_IDS", (1,), "Chain ids a SIWE message may name, comma-separated."
+        "C360_COLLECTOR_SIWE_CHAIN_IDS",
+        (1,),
+        "Chain ids a SIWE message may name, comma-separated (at least one).",
     )
     siwe_nonce_ttl: float = setting(
         "C360_COLLECTOR_SIWE_NONCE_TTL",
@@ -104,6 +114,22 @@ class CollectorConfig:
             raise envconfig.ConfigError("a write key cannot be both a browser and a server key")
         if any(c <= 0 for c in self.siwe_chain_ids):
             raise envconfig.ConfigError("C360_COLLECTOR_SIWE_CHAIN_IDS must be positive")
+        if not self.siwe_chain_ids:
+            raise envconfig.ConfigError(
+                "C360_COLLECTOR_SIWE_CHAIN_IDS names no chain: every sign-in would be refused"
+            )
+        if self.siwe_domain and not DOMAIN.fullmatch(self.siwe_domain):
+            raise envconfig.ConfigError(
+                f"C360_COLLECTOR_SIWE_DOMAIN={self.siwe_domain!r} must be a host[:port] as "
+                "SIWE messages name it (e.g. app.example.xyz), without scheme or path"
+            )
+        for origin in self.allowed_origins:
+            if origin != "*" and (not ORIGIN.fullmatch(origin) or origin != origin.lower()):
+                raise envconfig.ConfigError(
+                    f"C360_COLLECTOR_ALLOWED_ORIGINS: {origin!r} is not an origin as browsers "
+                    "send it: scheme://host[:port], lowercase, without a path or a final '/' "
+                    "(e.g. https://app.example.xyz)"
+                )
 
     def check_record_limit(self, record_max_bytes: int) -> None:
         """Raise :class:`ConfigError` when an event of ``max_event_bytes``, once enriched,

@@ -59,11 +59,27 @@ def test_config_defaults_bind_loopback_and_read_lists_from_the_environment():
         {"C360_COLLECTOR_SIWE_CHAIN_IDS": "1,x"},
         {"C360_COLLECTOR_PORT": "70000"},
         {"C360_COLLECTOR_SIWE_CLOCK_SKEW": "nan"},
+        # accepted before, each silently broke a feature
+        {"C360_COLLECTOR_SIWE_CHAIN_IDS": ","},
+        {"C360_COLLECTOR_SIWE_DOMAIN": "https://app.example.xyz"},
+        {"C360_COLLECTOR_SIWE_DOMAIN": "app.example.xyz/login"},
+        {"C360_COLLECTOR_ALLOWED_ORIGINS": "https://app.example.xyz/"},
+        {"C360_COLLECTOR_ALLOWED_ORIGINS": "https://app.example.xyz/app"},
+        {"C360_COLLECTOR_ALLOWED_ORIGINS": "app.example.xyz"},
+        {"C360_COLLECTOR_ALLOWED_ORIGINS": "https://App.example.xyz"},
     ],
 )
 def test_bad_config_values_are_refused(env):
     with pytest.raises(ConfigError):
         CollectorConfig.from_env(env)
+
+
+def test_domains_and_origins_as_browsers_and_wallets_write_them_are_accepted():
+    for domain in ("app.example.xyz", "localhost:3000", "[::1]:8443"):
+        assert CollectorConfig.from_env({"C360_COLLECTOR_SIWE_DOMAIN": domain}).siwe_domain
+    origins = "https://app.example.xyz,http://localhost:3000,chrome-extension://abcdef,*"
+    config = CollectorConfig.from_env({"C360_COLLECTOR_ALLOWED_ORIGINS": origins})
+    assert len(config.allowed_origins) == 4
 
 
 def test_a_bad_flag_is_named_as_the_flag():
