@@ -8,10 +8,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
 def connector_up(registry: CollectorRegistry) -> Gauge:
-    """``c360_connector_up{connector}``: 1 while a connector runs and can produce to Kafka."""
+    """``c360_connector_up{connector}``: 1 while a connector runs and can produce to Kafka.
+
+    Set to 1 when the connector starts and to 0 when it stops; in between its
+    :class:`~connectors.producer.BatchProducer` (``up``) sets it to 0 when a delivery
+    fails and back to 1 when one succeeds."""
     return Gauge(
         "c360_connector_up",
-        "1 while the connector runs and can produce to Kafka.",
+        "1 while the connector runs and can produce to Kafka (0 after a failed delivery, "
+        "until one succeeds).",
         ["connector"],
         registry=registry,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaProducer
+from prometheus_client import Gauge
 
 from stream import topics
 from stream.core.partitioner import partition_for
@@ -38,9 +39,14 @@ class RecordTooLarge(ValueError):
 class BatchProducer:
     """Buffers events per (topic, partition) and sends them as batched records."""
 
-    def __init__(self, settings: Settings, *, client_id: str = "c360-connector") -> None:
+    def __init__(
+        self, settings: Settings, *, client_id: str = "c360-connector", up: Gauge | None = None
+    ) -> None:
         self.settings = settings
         self.client_id = client_id
+        # the connector's c360_connector_up (labelled): 0 when a delivery fails, 1 when
+        # one succeeds, so that the gauge says whether the connector can produce
+        self.up = up
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[tuple[str, int], list[bytes]] = {}
         self.sent_events = 0
@@ -131,13 +137,20 @@ class BatchProducer:
         self._check_sizes(groups)
         futures = []
         events = 0
-        for (topic, partition), items in groups.items():
-            for record in self._records(items):
-                futures.append(await self._producer.send(topic, record, partition=partition))
-                self.sent_records += 1
-            events += len(items)
-        if futures:
-            await asyncio.gather(*futures)
+        try:
+            for (topic, partition), items in groups.items():
+                for record in self._records(items):
+                    futures.append(await self._producer.send(topic, record, partition=partition))
+                    self.sent_records += 1
+                events += len(items)
+            if futures:
+                await asyncio.gather(*futures)
+        except Exception:
+            if self.up is not None:
+                self.up.set(0)
+            raise
+        if futures and self.up is not None:
+            self.up.set(1)
         self.sent_events += events
         return events
 

@@ -75,8 +75,9 @@ class Receiver:
         self.ingest = Ingest(
             Compiled(rules or Rules()), record_max=settings.record_max_bytes - ARRAY_OVERHEAD
         )
-        self.producer = producer or BatchProducer(settings, client_id="c360-support")
         self.metrics = SupportMetrics()
+        self.producer = producer or BatchProducer(settings, client_id="c360-support")
+        self.producer.up = self.metrics.up.labels("support")  # deliveries keep it current
         self.topic = topics.SUPPORT
 
     async def start(self, app: web.Application) -> None:

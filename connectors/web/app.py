@@ -151,8 +151,9 @@ class Collector:
             record_max=settings.record_max_bytes - ARRAY_OVERHEAD,
         )
         self.preparer = EventPreparer(self.ingest, config.max_event_bytes)
-        self.producer = producer or BatchProducer(settings, client_id="c360-collector")
         self.metrics = metrics or CollectorMetrics()
+        self.producer = producer or BatchProducer(settings, client_id="c360-collector")
+        self.producer.up = self.metrics.up.labels("web")  # deliveries keep it current
         self.nonces = NonceStore(config.siwe_nonce_ttl, config.siwe_max_nonces, clock)
         self.verifier = SiweVerifier(
             config.siwe_domain,

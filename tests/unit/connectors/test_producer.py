@@ -1,7 +1,9 @@
 import json
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from connectors.metrics import connector_up
 from connectors.producer import BatchProducer, RecordTooLarge
 from stream import topics
 from stream.settings import Settings
@@ -42,3 +44,24 @@ async def test_an_event_too_large_for_a_record_alone_is_refused_and_nothing_is_s
     with pytest.raises(RecordTooLarge, match="1023 bytes"):
         await p.deliver(topics.WEB_EVENTS, [("d2", b"{}"), ("d1", over)])
     assert len(p.kafka.records) == 1  # not even the small one of the same call was sent
+
+
+async def test_the_up_gauge_follows_the_outcome_of_deliveries():
+    up = connector_up(CollectorRegistry()).labels("web")
+    p = StandInProducer(Settings.from_env({}), up=up)
+    await p.start()
+    up.set(1)  # as a connector does once started
+    p.kafka.fail = RuntimeError("KafkaTimeoutError")
+    with pytest.raises(RuntimeError):
+        await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 1})])
+    assert up._value.get() == 0
+    await p.deliver(topics.WEB_EVENTS, [])  # nothing sent: nothing learnt
+    assert up._value.get() == 0
+    p.kafka.fail = None
+    await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 2})])
+    assert up._value.get() == 1
+    p.add(topics.WEB_EVENTS, "d1", {"i": 3})
+    p.kafka.fail = RuntimeError("NotEnoughReplicas")
+    with pytest.raises(RuntimeError):
+        await p.flush()
+    assert up._value.get() == 0

@@ -14,7 +14,7 @@ import pytest
 
 from connectors.envconfig import ConfigError
 from connectors.support import mapping
-from connectors.support.app import create_app
+from connectors.support.app import Receiver, create_app
 from connectors.support.config import SupportConfig
 from connectors.support.signatures import (
     intercom_signature,
@@ -295,3 +295,8 @@ async def test_odd_signature_bytes_get_a_json_401_over_http():
         zendesk = b"X-Zendesk-Webhook-Signature: \xff\r\nX-Zendesk-Webhook-Signature-Timestamp: 1"
         status, answer = await raw_post(c, "/v1/webhooks/zendesk", zendesk, body)
         assert status == 401 and json.loads(answer)["reason"] == "bad_signature"
+
+
+def test_the_receivers_deliveries_keep_its_up_gauge_current():
+    receiver = Receiver(SupportConfig(), Settings.from_env({}))
+    assert receiver.producer.up is receiver.metrics.up.labels("support")

@@ -210,3 +210,24 @@ async def test_a_sign_in_whose_event_is_invalid_keeps_its_nonce_for_the_correcte
         assert await verify() == (200, "")
         assert await verify() == (401, "replayed_nonce")
         assert [e["messageId"] for e in kafka.events()] == [f"siwe-{text.split('Nonce: ')[1][:64]}"]
+
+
+# --- metrics ---------------------------------------------------------------------------
+async def test_connector_up_is_0_while_kafka_refuses_deliveries():
+    up = 'c360_connector_up{connector="web"}'
+
+    async def gauge(client: TestClient) -> str:
+        text = await (await client.get("/metrics")).text()
+        return next(line for line in text.splitlines() if line.startswith(up))
+
+    async with collector() as (client, kafka):
+        event = {"event": "Clicked", "anonymousId": "d1"}
+        assert await gauge(client) == f"{up} 1.0"
+        kafka.fail = RuntimeError("KafkaTimeoutError")
+        r = await client.post("/v1/track", json=event, headers=auth(BROWSER))
+        assert r.status == 503
+        assert await gauge(client) == f"{up} 0.0"
+        kafka.fail = None
+        r = await client.post("/v1/track", json=event, headers=auth(BROWSER))
+        assert r.status == 200
+        assert await gauge(client) == f"{up} 1.0"
