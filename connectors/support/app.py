@@ -43,7 +43,7 @@ class SupportMetrics:
         self.requests = Counter(
             "c360_webhook_requests",
             "Webhook requests by help desk and result (accepted, ignored, bad_signature, "
-            "unmappable, too_large, kafka_unavailable).",
+            "unmappable, too_large, kafka_unavailable, not_configured).",
             ["system", "result"],
             registry=self.registry,
         )

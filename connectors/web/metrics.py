@@ -34,7 +34,8 @@ class CollectorMetrics:
         )
         self.events = Counter(
             "c360_collector_events",
-            "Events received, by Segment type and outcome (accepted: produced; rejected).",
+            "Events received, by Segment type and outcome (accepted: produced; rejected: "
+            "invalid; failed: Kafka did not acknowledge).",
             ["type", "outcome"],
             registry=r,
         )

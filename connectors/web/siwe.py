@@ -8,7 +8,8 @@ docs/connectors/web.md). It follows the EIP's "Relying Party Implementer Steps":
    used (``unknown_nonce``, ``expired_nonce``, ``replayed_nonce``; ``siwe_busy`` when
    too many are in use). A nonce is consumed by any verification that names it,
    successful or not;
-3. check the domain (``wrong_domain``), the chain id (``chain_not_allowed``) and
+3. check the domain and, when the message names one, its scheme: https
+   (``wrong_domain``), the chain id (``chain_not_allowed``) and
    the validity window against the clock (``expired``, ``not_yet_valid``);
 4. recover the EIP-191 signer with eth-account and compare it with the message's
    address (``bad_signature``, ``wrong_signer``). Contract wallets (EIP-1271)
@@ -331,6 +332,10 @@ class SiweVerifier:
     def check(self, msg: SiweMessage, message: str, signature: str) -> None:
         """Verify ``message``, already parsed as ``msg``; raises :class:`SiweError`."""
         self.nonces.consume(msg.nonce)  # from here on, the nonce is spent whatever happens
+        if msg.scheme is not None and msg.scheme.lower() != "https":
+            raise SiweError(
+                "wrong_domain", f"the message's scheme is {msg.scheme!r}; only https is accepted"
+            )
         if msg.domain.lower() != self.domain.lower():
             raise SiweError(
                 "wrong_domain", f"the message is for {msg.domain!r}, not {self.domain!r}"

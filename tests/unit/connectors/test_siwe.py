@@ -257,6 +257,10 @@ def test_each_failure_has_its_reason(account):
 
     text = fresh(domain="evil.example")
     assert refusal(verifier, text, sign(account, text)) == "wrong_domain"
+    text = "http://" + fresh()  # EIP-4361's scheme is the origin's: https here
+    assert refusal(verifier, text, sign(account, text)) == "wrong_domain"
+    text = "https://" + fresh()
+    assert verifier.verify(text, sign(account, text)).scheme == "https"
     text = fresh(chain_id=137)
     assert refusal(verifier, text, sign(account, text)) == "chain_not_allowed"
     text = fresh(extra="\nExpiration Time: 2026-11-02T09:16:04Z")
