@@ -8,6 +8,7 @@ valid write key, from a disallowed browser origin, or over the size limit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -71,6 +72,16 @@ SIWE_STATUS = {"bad_message": 400, "bad_signature": 400, "siwe_busy": 503}  # ot
 UNAUTHORIZED = "a valid write key is required (HTTP Basic: the key as username, empty password)"
 
 COLLECTOR: web.AppKey[Collector] = web.AppKey("collector")
+
+
+class DeliveryTimeout(Exception):
+    """Kafka did not acknowledge a request's events within ``delivery_timeout``."""
+
+
+def _settled(delivery: asyncio.Future) -> None:
+    """Log how a delivery the request stopped waiting for ended (and retrieve its error)."""
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.warning("a delivery answered 503 on timeout failed: %s", delivery.exception())
 
 
 class _KeyOnly(Struct, rename="camel"):
@@ -214,7 +225,7 @@ class Collector:
         if not prepared.accepted:
             return 0
         try:
-            await self.producer.deliver(self.topic, ((k, d) for k, d, _ in prepared.accepted))
+            await self._deliver([(k, d) for k, d, _ in prepared.accepted])
         except Exception:
             for _, _, kind in prepared.accepted:
                 m.events.labels(kind, "failed").inc()
@@ -222,6 +233,22 @@ class Collector:
         for _, _, kind in prepared.accepted:
             m.events.labels(kind, "accepted").inc()
         return len(prepared.accepted)
+
+    async def _deliver(self, keyed: list[tuple[str, bytes]]) -> None:
+        """Deliver, or raise :class:`DeliveryTimeout` after ``delivery_timeout`` seconds.
+
+        The idempotent producer retries a batch until the broker takes it, however long
+        that is: the request is answered 503 in time, while the delivery goes on (the
+        client's retry carries the same ``messageId``, which counts once downstream)."""
+        delivery = asyncio.ensure_future(self.producer.deliver(self.topic, keyed))
+        try:
+            await asyncio.wait_for(asyncio.shield(delivery), self.config.delivery_timeout)
+        except TimeoutError:
+            delivery.add_done_callback(_settled)
+            self.metrics.up.labels("web").set(0)  # the producer sets it again once it knows
+            raise DeliveryTimeout(
+                f"Kafka did not acknowledge within {self.config.delivery_timeout:g} s"
+            ) from None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

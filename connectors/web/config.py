@@ -65,6 +65,13 @@ class CollectorConfig:
         "Most events in one batch request; more gets 413 too_many_events.",
         minimum=1,
     )
+    delivery_timeout: float = setting(
+        "C360_COLLECTOR_DELIVERY_TIMEOUT",
+        10.0,
+        "Seconds a request waits for Kafka's acknowledgement before it gets 503 "
+        "kafka_unavailable (the idempotent producer may keep retrying for much longer).",
+        minimum=0.1,
+    )
     siwe_domain: str = setting(
         "C360_COLLECTOR_SIWE_DOMAIN",
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,16 +19,28 @@ from stream.settings import Settings
 
 class FakeKafka:
     """What ``AIOKafkaProducer.send`` does, in memory: a future per record, acknowledged
-    at once, or failed with ``fail`` when it is set."""
+    at once, failed with ``fail`` when it is set, or left pending (in ``pending``) while
+    ``hang`` is set, as the idempotent producer does while the broker refuses."""
 
     def __init__(self) -> None:
         self.records: list[tuple[str, int, bytes]] = []
         self.fail: Exception | None = None
+        self.hang = False
+        self.pending: list[tuple[asyncio.Future, tuple[str, int, bytes]]] = []
+
+    def acknowledge(self) -> None:
+        """Acknowledge the pending records."""
+        for future, record in self.pending:
+            self.records.append(record)
+            future.set_result(None)
+        self.pending.clear()
 
     async def send(self, topic: str, value: bytes, *, partition: int) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         if self.fail is not None:
             future.set_exception(self.fail)
+        elif self.hang:
+            self.pending.append((future, (topic, partition, value)))
         else:
             self.records.append((topic, partition, value))
             future.set_result(None)
@@ -87,3 +100,13 @@ async def raw_post(client: TestClient, path: str, headers: bytes, body: bytes) -
     writer.close()
     head, _, payload = answer.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), payload
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds, checked at every turn of the loop; fail after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        await asyncio.sleep(0)

@@ -13,12 +13,12 @@ from aiohttp.test_utils import TestClient
 from eth_account import Account
 
 from connectors.envconfig import ConfigError
-from connectors.web.app import Collector, create_app
+from connectors.web.app import COLLECTOR, Collector, create_app
 from connectors.web.config import CollectorConfig
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
 from stream.settings import Settings
-from tests.unit.connectors.standin import FakeKafka, StandInProducer, raw_post, serving
+from tests.unit.connectors.standin import FakeKafka, StandInProducer, raw_post, serving, until
 from tests.unit.connectors.test_siwe import message, sign
 from tests.unit.connectors.test_web_events import NOW, basic
 
@@ -231,3 +231,25 @@ async def test_connector_up_is_0_while_kafka_refuses_deliveries():
         r = await client.post("/v1/track", json=event, headers=auth(BROWSER))
         assert r.status == 200
         assert await gauge(client) == f"{up} 1.0"
+
+
+async def test_a_delivery_kafka_does_not_acknowledge_in_time_gets_503():
+    async with collector(delivery_timeout=0.1) as (client, kafka):
+        kafka.hang = True  # the idempotent producer would retry for as long as it takes
+        event = {"event": "Clicked", "anonymousId": "d1", "messageId": "m-1"}
+        r = await client.post("/v1/track", json=event, headers=auth(BROWSER))
+        assert r.status == 503 and (await r.json())["reason"] == "kafka_unavailable"
+        status, body = await sign_in(client, anonymousId="d1")
+        assert (status, body["reason"]) == (503, "kafka_unavailable")
+        text = await (await client.get("/metrics")).text()
+        assert 'c360_connector_up{connector="web"} 0.0' in text
+        assert 'c360_collector_events_total{outcome="failed",type="track"} 2.0' in text
+        kafka.hang = False
+        kafka.acknowledge()  # the late deliveries land: the retries count once downstream
+        assert [e["messageId"] for e in kafka.events()][:1] == ["m-1"]
+        await until(lambda: up_gauge(client) == 1.0)  # the producer learnt it delivers again
+
+
+def up_gauge(client: TestClient) -> float:
+    """The collector's ``c360_connector_up``, read from its registry."""
+    return client.app[COLLECTOR].metrics.up.labels("web")._value.get()
