@@ -185,19 +185,26 @@ class ChainConnector:
         head = self.rpc.head()
         self.metrics.head_block.set(head)
         target = head - self.config.confirmations
-        newest = window.newest
         if start > target:
             # Caught up. A reorg to a branch no longer than ours shows only here.
-            if newest is not None and self._canonical_hash(newest.number) != newest.hash:
-                batch = Batch(window=window)
-                self._reorg(batch)
-                batch.more = True
-                return batch
-            return None
+            return self._undo_if_orphaned(window)
         backfill_to = target - window.size
         if start <= backfill_to:
-            return self._backfill(window, start, backfill_to)
+            # A resume far behind (after a stop or an RPC outage longer than the window)
+            # backfills, and the backfill never compares parent hashes: first check that
+            # the chain still has the newest block we delivered, else undo the reorg.
+            return self._undo_if_orphaned(window) or self._backfill(window, start, backfill_to)
         return self._follow(window, start, target)
+
+    def _undo_if_orphaned(self, window: BlockWindow) -> Batch | None:
+        """The reorg's batch when the node's block at the window's newest height differs."""
+        newest = window.newest
+        if newest is None or self._canonical_hash(newest.number) == newest.hash:
+            return None
+        batch = Batch(window=window)
+        self._reorg(batch)
+        batch.more = True
+        return batch
 
     def _canonical_hash(self, number: int) -> str | None:
         try:

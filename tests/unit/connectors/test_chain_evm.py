@@ -356,6 +356,34 @@ async def test_a_batch_orphaned_while_the_connector_was_down_is_retracted(
     ]
 
 
+async def test_a_reorg_while_stopped_longer_than_the_window_is_undone_before_the_backfill(
+    evm, tmp_path
+):
+    """Stopped, a block it delivered is orphaned, and it resumes more than a window behind."""
+    acc = evm.accounts
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, window=4)
+    await drain(connector(evm, cfg, sink))
+    snap = evm.w3.testing.snapshot()
+    evm.erc20(acc[0], acc[1], 41)
+    await drain(connector(evm, cfg, sink))
+    [orphan] = [e for e in sink.chain_events() if e.decoded.value == "41"]
+    evm.w3.testing.revert(snap)
+    evm.erc20(acc[0], acc[2], 42)  # the same height on the new branch
+    evm.mine(10)  # the restart is more than the window behind: it backfills
+    before = len(sink.chain_events())
+    c = connector(evm, cfg, sink)
+    await drain(c)
+    after = [(e.op, e.decoded.value, e.event_id) for e in sink.chain_events()[before:]]
+    assert after[0] == ("retract", "41", orphan.event_id)
+    assert [(op, value) for op, value, _ in after] == [("retract", "41"), ("upsert", "42")]
+    assert c.metrics.reorgs._value.get() == 1
+    reference = MemorySink()
+    await drain(connector(evm, config(evm, tmp_path / "reference", window=4), reference))
+    new_branch = [e for e in reference.chain_events() if e.block_number >= orphan.block_number]
+    assert [i for _, _, i in after[1:]] == ids(new_branch), "the new branch, with no gap"
+
+
 async def test_metrics_follow_the_head_and_count_events(evm, tmp_path):
     evm.erc20(evm.accounts[0], evm.accounts[1], 1)
     sink = MemorySink()
