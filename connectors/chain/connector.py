@@ -283,11 +283,19 @@ class ChainConnector:
         lo, hi = self.ranges.next_range(start, backfill_to)
         try:
             logs = self._logs(lo, hi)
-        except RangeTooLarge as exc:  # counted in rpc_errors by the RetryingRpc
-            if not self.ranges.too_large(hi - lo + 1, exc.suggested):
+        except RpcError as exc:  # counted in rpc_errors by the RetryingRpc
+            # Providers word "range too large" in many ways (and some answer HTTP 413):
+            # any error that retrying cannot fix halves the range; only a one-block
+            # range that still fails stops the connector.
+            if exc.transient:
                 raise
+            if not self.ranges.too_large(hi - lo + 1, getattr(exc, "suggested", None)):
+                raise RangeTooLarge(
+                    f"eth_getLogs fails even for the single block {lo} "
+                    f"(contracts and events as configured): {exc}"
+                ) from exc
             self.metrics.logs_range.set(self.ranges.size)
-            log.info("eth_getLogs range %d..%d too large; now %d", lo, hi, self.ranges.size)
+            log.info("eth_getLogs range %d..%d refused (%s); now %d", lo, hi, exc, self.ranges.size)
             return Batch(window=window, more=True)
         self.ranges.success()
         self.metrics.logs_range.set(self.ranges.size)

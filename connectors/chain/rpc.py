@@ -67,11 +67,28 @@ class Receipt:
 
 # --- errors -------------------------------------------------------------------------
 class RpcError(Exception):
-    """An RPC call failed for good (after retries, or an error that retrying cannot fix)."""
+    """An RPC call failed for good (after retries, or an error that retrying cannot fix).
+
+    ``kind`` is what :func:`classify` said of the underlying error.
+    """
+
+    kind = "other"
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+    @property
+    def transient(self) -> bool:
+        """A rate limit or a timeout: the same call may succeed later."""
+        return self.kind in ("rate_limit", "timeout")
 
 
 class RangeTooLarge(RpcError):
     """The provider refused an eth_getLogs range; ``suggested`` is its hint, when it gave one."""
+
+    kind = "range"
 
     def __init__(self, message: str, suggested: tuple[int, int] | None = None) -> None:
         super().__init__(message)
@@ -80,6 +97,8 @@ class RangeTooLarge(RpcError):
 
 class BlockMissing(RpcError):
     """The node does not (or no longer) know this block: node lag, or a reorg under way."""
+
+    kind = "missing"
 
 
 _RANGE_HINTS = (
@@ -95,30 +114,54 @@ _RANGE_HINTS = (
     "logs matched by query exceeds",
     "limit exceeded",
     "range limit",
+    "exceeds limit",  # Infura: "range 15000 exceeds limit of 10000"
+    "is limited to",  # QuickNode, 1rpc: "eth_getLogs is limited to a 10,000 range"
 )
-_RATE_HINTS = ("429", "rate limit", "too many requests", "capacity", "throttl")
-_TIMEOUT_HINTS = ("timeout", "timed out", "503", "502", "504", "500", "temporarily", "busy")
+_RATE_HINTS = ("rate limit", "too many requests", "capacity", "throttl")
+_TIMEOUT_HINTS = ("timeout", "timed out", "temporarily", "busy")
 _SUGGESTED = re.compile(r"\[\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*(0x[0-9a-fA-F]+|\d+)\s*\]")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed request (requests' ``HTTPError``), when there was one."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def error_text(exc: BaseException) -> str:
+    """What a node said: the JSON-RPC error's message, or the exception and the HTTP body."""
+    answer = getattr(exc, "rpc_response", None)  # web3's Web3RPCError
+    err = answer.get("error") if isinstance(answer, dict) else None
+    if err is None and exc.args and isinstance(exc.args[0], dict):
+        err = exc.args[0]
+    if isinstance(err, dict):
+        return str(err.get("message", err))
+    text = str(exc)
+    body = getattr(getattr(exc, "response", None), "text", None)
+    if isinstance(body, str) and body:
+        text = f"{text}: {body[:500]}"
+    return text
 
 
 def classify(exc: BaseException) -> str:
     """``range`` (split the range), ``rate_limit``, ``timeout`` (both retried), ``missing`` or
-    ``other`` (not retried). Pure: looks at the exception's type and message only."""
-    if isinstance(exc, RangeTooLarge):
-        return "range"
-    if isinstance(exc, BlockMissing):
-        return "missing"
+    ``other`` (not retried). Pure: looks at the exception's type, its HTTP status and its
+    message, never at digits inside the message (a range of 15000 blocks is no HTTP 500)."""
+    if isinstance(exc, RpcError):
+        return exc.kind
     if isinstance(exc, TimeoutError | ConnectionError):
         return "timeout"
-    name = type(exc).__name__.lower()
-    text = str(exc).lower()
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    status = http_status(exc)
     if status == 429:
         return "rate_limit"
-    if isinstance(status, int) and status >= 500:
+    if status == 408 or (status is not None and status >= 500):
         return "timeout"
+    if status == 413:  # the request (or its answer) is too large: QuickNode's eth_getLogs
+        return "range"
+    name = type(exc).__name__.lower()
     if "timeout" in name or "connectionerror" in name:
         return "timeout"
+    text = error_text(exc).lower()
     if any(h in text for h in _RATE_HINTS):
         return "rate_limit"
     if any(h in text for h in _RANGE_HINTS):
@@ -261,7 +304,8 @@ class Web3Rpc:
             raw = self.w3.eth.get_logs(params)
         except Exception as exc:
             if classify(exc) == "range":
-                raise RangeTooLarge(str(exc), suggested_range(str(exc))) from exc
+                text = error_text(exc)
+                raise RangeTooLarge(text, suggested_range(text)) from exc
             raise
         return self._logs(raw)
 
@@ -383,8 +427,9 @@ class RetryingRpc:
                     if isinstance(exc, RpcError):
                         raise
                     if kind == "range":
-                        raise RangeTooLarge(str(exc), suggested_range(str(exc))) from exc
-                    raise RpcError(f"{what} failed ({kind}): {exc}") from exc
+                        text = error_text(exc)
+                        raise RangeTooLarge(text, suggested_range(text)) from exc
+                    raise RpcError(f"{what} failed ({kind}): {exc}", kind) from exc
                 wait = self.policy.delay(attempt)
                 log.warning("%s failed (%s: %s); retry %d in %.2fs", what, kind, exc, attempt, wait)
                 self.policy.sleep(wait)

@@ -7,6 +7,7 @@ The contracts in ``tests/fixtures/chain/`` were compiled once with solc-js
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import msgspec
 
 from connectors.chain.config import ChainConfig
 from connectors.chain.connector import ChainConnector
-from connectors.chain.rpc import Web3Rpc
+from connectors.chain.metrics import ChainMetrics
+from connectors.chain.rpc import RetryingRpc, RetryPolicy, Web3Rpc
 from stream.contract.inputs import ChainEvent
 from stream.core.ingest import Ingest
 from stream.core.rules import DEFAULT, Compiled
@@ -116,6 +118,20 @@ def connector(evm: Evm, cfg: ChainConfig, sink: Any) -> ChainConnector:
     return ChainConnector(cfg, evm.rpc(), sink)
 
 
+def http_connector(
+    server: JsonRpcServer, cfg: ChainConfig, sink: Any, retries: int = 3
+) -> ChainConnector:
+    """A connector as in production: web3's HTTPProvider, the retries (no waits), metrics."""
+    metrics = ChainMetrics()
+    policy = RetryPolicy(retries=retries, base=0.001, sleep=lambda seconds: None)
+    rpc = RetryingRpc(
+        Web3Rpc.http(server.url, 5.0),
+        policy,
+        on_error=lambda kind: metrics.rpc_errors.labels(kind).inc(),
+    )
+    return ChainConnector(cfg, rpc, sink, metrics=metrics)
+
+
 async def drain(c: ChainConnector, limit: int = 1000) -> None:
     """Step until the connector is caught up with the node's head."""
     for _ in range(limit):
@@ -150,36 +166,57 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+Answer = tuple[Any, ...]
+"""A scripted answer: ``("error", {"code": …, "message": …})``, ``("result", value)`` (JSON
+as the node would send it) or ``("http", status, body)``."""
+
+
 class JsonRpcServer:
     """Serves the in-process EVM over HTTP JSON-RPC, for a connector in a subprocess.
 
     Requests and the test's own chain changes take ``lock`` so they never interleave
-    (eth-tester is not thread-safe): mine inside ``with server.lock:``.
+    (eth-tester is not thread-safe): mine inside ``with server.lock:``. ``hook(method,
+    params)`` may return an :data:`Answer` to answer as a real provider would (its
+    errors, a lagging backend), or None to let the EVM answer; ``calls`` lists the
+    methods called. ``evm_call(method, params)`` asks the EVM directly (under the lock).
     """
 
-    def __init__(self, evm: Evm) -> None:
+    def __init__(self, evm: Evm, hook: Callable[[str, list], Answer | None] | None = None) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.lock = threading.Lock()
+        self.hook = hook or (lambda method, params: None)
+        self.calls: list[str] = []
         call = evm.w3.provider.request_func(evm.w3, evm.w3.middleware_onion)
-        lock = self.lock
+        server = self
+
+        def evm_call(method: str, params: list) -> Answer:
+            try:
+                with server.lock:
+                    answer = call(method, params)
+            except Exception as exc:
+                return ("error", {"code": -32000, "message": str(exc)})
+            if "error" in answer:
+                return ("error", answer["error"])
+            return ("result", _json_value(answer["result"]))
+
+        self.evm_call = evm_call
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                out: dict[str, Any] = {"jsonrpc": "2.0", "id": body.get("id")}
-                try:
-                    with lock:
-                        answer = call(body["method"], body.get("params", []))
-                    if "error" in answer:
-                        out["error"] = answer["error"]
-                    else:
-                        out["result"] = _json_value(answer["result"])
-                except Exception as exc:
-                    out["error"] = {"code": -32000, "message": str(exc)}
-                data = json.dumps(out).encode()
-                self.send_response(200)
+                method, params = body["method"], body.get("params", [])
+                server.calls.append(method)
+                answer = server.hook(method, params) or evm_call(method, params)
+                status = 200
+                if answer[0] == "http":
+                    status, data = answer[1], answer[2].encode()
+                else:
+                    out: dict[str, Any] = {"jsonrpc": "2.0", "id": body.get("id")}
+                    out[answer[0]] = answer[1]
+                    data = json.dumps(out).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -153,6 +153,29 @@ def test_provider_range_errors_are_classified_with_their_hints():
     assert classify(ValueError("429 Too Many Requests")) == "rate_limit"
     assert classify(TimeoutError()) == "timeout"
     assert classify(ValueError("execution reverted")) == "other"
+    # providers' other wordings; digits in a message are no HTTP status
+    infura_limit = ValueError({"code": -32602, "message": "range 15000 exceeds limit of 10000"})
+    assert classify(infura_limit) == "range"
+    one_rpc = ValueError(
+        {"code": -32000, "message": "eth_getLogs is limited to a 1000 blocks range"}
+    )
+    assert classify(one_rpc) == "range"
+    assert classify(ValueError("nonce 5000 too low")) == "other"
+
+
+class HttpFailure(Exception):
+    """requests' HTTPError: the status is on ``response``, the body is not in the message."""
+
+    def __init__(self, status: int, body: str = "") -> None:
+        super().__init__(f"{status} Client Error")
+        self.response = type("Response", (), {"status_code": status, "text": body})()
+
+
+def test_http_statuses_classify_errors():
+    assert classify(HttpFailure(413, "eth_getLogs is limited to a 10,000 range")) == "range"
+    assert classify(HttpFailure(429)) == "rate_limit"
+    assert classify(HttpFailure(503)) == "timeout"
+    assert classify(HttpFailure(401, "invalid api key")) == "other"
 
 
 class FakeChain:
@@ -236,6 +259,24 @@ async def test_a_range_error_at_one_block_is_fatal(tmp_path):
     with pytest.raises(RangeTooLarge):
         for _ in range(10):
             await c.step()
+
+
+async def test_any_lasting_getlogs_error_halves_the_range_and_one_block_is_fatal(tmp_path):
+    class Refusing(FakeChain):
+        def logs(self, start, end, addresses, topic0s):
+            self.log_calls.append((start, end, False))
+            raise ValueError({"code": -32000, "message": "a wording no hint knows"})
+
+    chain = Refusing(n=50)
+    cfg = ChainConfig(
+        contracts=(TOKEN,), window=4, range_initial=8, range_max=8,
+        checkpoint_file=str(tmp_path / "cp.json"),
+    )  # fmt: skip
+    c = ChainConnector(cfg, RetryingRpc(chain), MemorySink())
+    with pytest.raises(RangeTooLarge, match="fails even for the single block 0"):
+        for _ in range(10):
+            await c.step()
+    assert [e - s + 1 for s, e, _ in chain.log_calls] == [8, 4, 2, 1]
 
 
 # --- retries ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Events go to an in-memory sink; the broker test is in tests/integration.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 
@@ -17,11 +18,13 @@ from connectors.chain.core import DeepReorg
 from connectors.chain.decode import TRANSFER_TOPIC
 from tests.support.chain import (
     Evm,
+    JsonRpcServer,
     MemorySink,
     assert_ingest_accepts,
     config,
     connector,
     drain,
+    http_connector,
 )
 
 
@@ -398,3 +401,48 @@ async def test_metrics_follow_the_head_and_count_events(evm, tmp_path):
     assert 'c360_chain_events_total{kind="log"} 2.0' in text
     assert "c360_chain_reorgs_total 0.0" in text
     assert 'c360_chain_rpc_errors_total{kind="rate_limit"} 0.0' in text
+
+
+QUICKNODE_413 = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "error": {"code": -32614, "message": "eth_getLogs is limited to a 10,000 range"},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ("error", {"code": -32602, "message": "range 15000 exceeds limit of 10000"}),  # Infura
+        ("http", 413, QUICKNODE_413),  # QuickNode
+        ("error", {"code": -32000, "message": "eth_getLogs is limited to a 1000 blocks range"}),
+        ("error", {"code": -32000, "message": "a wording no hint knows"}),
+    ],
+    ids=["infura", "quicknode-413", "1rpc", "unknown-wording"],
+)
+async def test_providers_range_refusals_shrink_the_backfill_range(evm, tmp_path, refusal):
+    """Over HTTP, a provider refusing eth_getLogs over more than 10 blocks, in its words."""
+    evm.mine(40)
+    evm.erc20(evm.accounts[0], evm.accounts[1], 5)
+    limit = 10
+
+    def hook(method, params):
+        if method == "eth_getLogs" and "fromBlock" in params[0]:
+            lo, hi = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+            if hi - lo + 1 > limit:
+                return refusal
+        return None
+
+    server = JsonRpcServer(evm, hook)
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, window=2, range_initial=20, range_max=20)
+    try:
+        c = http_connector(server, cfg, sink)
+        await drain(c)
+    finally:
+        server.close()
+    assert c.ranges.ceiling < 20, "the range shrank"
+    assert c.metrics.rpc_errors.labels("timeout")._value.get() == 0, "no retry of a refusal"
+    assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path, window=2)
