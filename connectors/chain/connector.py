@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from connectors.chain import checkpoint as cpmod
 from connectors.chain.config import ChainConfig
 from connectors.chain.core import AdaptiveRange, BlockWindow, DeepReorg, WindowBlock
-from connectors.chain.decode import Scope, block_events, key_of, topic0
+from connectors.chain.decode import Scope, block_events, key_of, may_have_logs, topic0
 from connectors.chain.metrics import ChainMetrics
 from connectors.chain.rpc import Block, BlockMissing, ChainRpc, RangeTooLarge, RpcError
 from stream import topics
@@ -58,6 +58,7 @@ class ChainConnector:
     """Reads a chain into ``chain.events`` (and ``chain.holdings``) with reorg retractions."""
 
     follow_batch = 64  # blocks per flush while following
+    empty_confirmations = 3  # answers of "no log" a logsBloom contradicts before believing one
 
     def __init__(
         self,
@@ -80,6 +81,7 @@ class ChainConnector:
         self.chain_id = 0
         self.scope: Scope | None = None
         self._started = False
+        self._doubted: tuple[str, int] = ("", 0)  # block hash, empty answers the bloom doubts
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -247,6 +249,35 @@ class ChainConnector:
             return []
         return self.rpc.logs(start, end, self.config.contracts, self.topic0s)
 
+    def _block_logs(self, block: Block) -> list:
+        """The watched logs of ``block``; BlockMissing when the node says none but the
+        block's logsBloom says maybe (a load-balanced backend that lacks the block
+        answers ``[]``), until the node said so ``empty_confirmations`` times."""
+        if not self.config.contracts:
+            return []
+        logs = self.rpc.block_logs(block, self.config.contracts, self.topic0s)
+        if (
+            logs
+            or block.logs_bloom is None
+            or not may_have_logs(block.logs_bloom, self.config.contracts, self.topic0s)
+        ):
+            return logs
+        doubted, tries = self._doubted
+        tries = tries + 1 if doubted == block.hash else 1
+        self._doubted = (block.hash, tries)
+        if tries < self.empty_confirmations:
+            raise BlockMissing(
+                f"block {block.number}: no log returned, but its logsBloom may hold one "
+                f"(attempt {tries} of {self.empty_confirmations})"
+            )
+        log.warning(
+            "block %d: no log returned %d times though its logsBloom may hold one: "
+            "taken as none (a bloom false positive)",
+            block.number,
+            tries,
+        )
+        return logs
+
     def _follow(self, window: BlockWindow, start: int, target: int) -> Batch:
         batch = Batch(window=window)
         number = start
@@ -259,11 +290,7 @@ class ChainConnector:
                     newest = window.newest
                     number = newest.number + 1 if newest else number
                     continue
-                logs = (
-                    self.rpc.block_logs(block, self.config.contracts, self.topic0s)
-                    if self.config.contracts
-                    else []
-                )
+                logs = self._block_logs(block)
                 events = self._block_batch(block, logs)
                 holdings = self._holdings(block)
             except BlockMissing as exc:

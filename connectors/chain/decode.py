@@ -26,6 +26,28 @@ def topic0(signature: str) -> str:
     return "0x" + keccak(text=signature.replace(" ", "")).hex()
 
 
+def bloom_bits(item: bytes) -> int:
+    """The three bits ``item`` sets in a 2048-bit logsBloom (yellow paper, M3:2048)."""
+    digest = keccak(item)
+    bits = 0
+    for i in (0, 2, 4):
+        bits |= 1 << (int.from_bytes(digest[i : i + 2], "big") & 2047)
+    return bits
+
+
+def may_have_logs(bloom: int, addresses: Iterable[str], topic0s: Iterable[str]) -> bool:
+    """Whether a block with this logsBloom may hold a log of one of ``addresses`` with one of
+    ``topic0s`` (False: surely not; True: maybe, blooms have false positives)."""
+
+    def has(item: bytes) -> bool:
+        bits = bloom_bits(item)
+        return bloom & bits == bits
+
+    return any(has(bytes.fromhex(a.removeprefix("0x"))) for a in addresses) and any(
+        has(bytes.fromhex(t.removeprefix("0x"))) for t in topic0s
+    )
+
+
 def _word_address(word: str) -> str | None:
     """The address in a 32-byte topic, or None when the upper bytes are not zero."""
     body = word.removeprefix("0x")

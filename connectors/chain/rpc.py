@@ -41,6 +41,7 @@ class Block:
     parent_hash: str
     timestamp: int
     transactions: tuple[Tx, ...] = ()
+    logs_bloom: int | None = None  # the header's 2048-bit logsBloom, None when not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,51 @@ def _addr(value: Any) -> str | None:
     return str(value).lower() if value else None
 
 
+def _bloom(value: Any) -> int | None:
+    """The logsBloom as an integer (bytes or hex; leading zeros may have been dropped)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return int.from_bytes(value, "big")
+    return int(str(value), 16)
+
+
+# A node that cannot filter by blockHash (EIP-234) says so in these words; a node that
+# can, but does not know the block (yet: a lagging backend), in the others.
+_NO_BLOCKHASH_HINTS = (
+    "blockhash",  # eth-tester: "unexpected keyword argument 'blockHash'"
+    "not supported",
+    "unsupported",
+    "does not exist/is not available",
+    "method not found",
+    "invalid param",
+    "unknown field",
+)
+_UNKNOWN_BLOCK_HINTS = (
+    "unknown block",
+    "header not found",
+    "block not found",
+    "could not be found",
+    "cannot find block",
+)
+
+
+def blockhash_refusal(exc: BaseException) -> str | None:
+    """``unsupported`` (no blockHash filter), ``missing`` (block unknown) or None (other)."""
+    if isinstance(exc, TypeError):  # eth-tester in process
+        return "unsupported"
+    from web3.exceptions import MethodUnavailable
+
+    text = error_text(exc).lower()
+    if any(h in text for h in _UNKNOWN_BLOCK_HINTS):
+        return "missing"
+    if isinstance(exc, MethodUnavailable) or any(h in text for h in _NO_BLOCKHASH_HINTS):
+        return "unsupported"
+    return None
+
+
 class Web3Rpc:
     """:class:`ChainRpc` on a synchronous ``web3.Web3``."""
 
@@ -286,6 +332,7 @@ class Web3Rpc:
             parent_hash=hex0x(b["parentHash"]),
             timestamp=int(b["timestamp"]),
             transactions=txs,
+            logs_bloom=_bloom(b.get("logsBloom")),
         )
 
     def logs(
@@ -313,7 +360,6 @@ class Web3Rpc:
         self, block: Block, addresses: Sequence[str], topic0s: Sequence[str]
     ) -> list[Log]:
         from web3 import Web3
-        from web3.exceptions import MethodUnavailable
 
         if self.by_hash:
             params = {
@@ -324,12 +370,16 @@ class Web3Rpc:
             try:
                 return self._logs(self.w3.eth.get_logs(params))
             except Exception as exc:
-                # eth-tester raises TypeError (in process) or an RPC error naming blockHash;
-                # other nodes "invalid params" or "method unavailable". Rate limits and
-                # timeouts are not a refusal: they go to the retries.
-                if classify(exc) in ("rate_limit", "timeout") and not isinstance(
-                    exc, TypeError | MethodUnavailable
-                ):
+                # Only a node that cannot filter by blockHash turns the filter off (for
+                # good); one that does not know the block yet (a load-balanced backend
+                # behind the others) is asked again later. Rate limits, timeouts and
+                # other errors go to the retries and the step's error handling.
+                if classify(exc) in ("rate_limit", "timeout") and not isinstance(exc, TypeError):
+                    raise
+                refusal = blockhash_refusal(exc)
+                if refusal == "missing":
+                    raise BlockMissing(f"block {block.number} {block.hash}: {exc}") from exc
+                if refusal is None:
                     raise
                 log.info("no blockHash filter for eth_getLogs (%s); using numbers", exc)
                 self.by_hash = False

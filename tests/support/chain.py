@@ -140,6 +140,34 @@ async def drain(c: ChainConnector, limit: int = 1000) -> None:
     raise AssertionError("the connector did not catch up")
 
 
+async def run_until(c: ChainConnector, done: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Run the connector's loop (its error handling, its polls) until ``done()``; then stop it.
+
+    Raises what the loop raised, or AssertionError when ``done()`` is not true in time.
+    """
+    import asyncio
+    import time
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    deadline = time.monotonic() + timeout
+    try:
+        while not done():
+            if task.done():
+                task.result()  # raises the loop's error
+                raise AssertionError("the connector's loop ended")
+            assert time.monotonic() < deadline, "the condition did not hold in time"
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def caught_up(c: ChainConnector, evm: Evm) -> Callable[[], bool]:
+    """Whether ``c`` processed every block of ``evm`` (without confirmations)."""
+    return lambda: c.next_block > evm.head()
+
+
 _ingest = Ingest(Compiled(DEFAULT))
 _encode = msgspec.json.Encoder().encode
 

@@ -75,6 +75,30 @@ def test_a_retraction_is_the_same_payload_with_op_retract():
     assert_ingest_accepts([upsert, undo])
 
 
+def test_the_logs_bloom_tells_which_blocks_may_hold_a_watched_log():
+    from connectors.chain.decode import bloom_bits, may_have_logs
+
+    bloom = bloom_bits(bytes.fromhex(TOKEN[2:])) | bloom_bits(bytes.fromhex(TRANSFER_TOPIC[2:]))
+    assert may_have_logs(bloom, [A, TOKEN], [TRANSFER_TOPIC])
+    assert not may_have_logs(bloom, [A], [TRANSFER_TOPIC])
+    assert not may_have_logs(bloom, [TOKEN], [topic0("Approval(address,address,uint256)")])
+    assert not may_have_logs(0, [TOKEN], [TRANSFER_TOPIC])
+
+
+def test_blockhash_filter_errors_tell_unsupported_from_unknown_block():
+    from connectors.chain.rpc import blockhash_refusal
+
+    assert blockhash_refusal(TypeError("unexpected keyword argument 'blockHash'")) == "unsupported"
+    assert blockhash_refusal(ValueError({"code": -32602, "message": "invalid params"})) == (
+        "unsupported"
+    )
+    assert blockhash_refusal(ValueError({"code": -32000, "message": "unknown block"})) == "missing"
+    assert blockhash_refusal(ValueError({"code": -32000, "message": "header not found"})) == (
+        "missing"
+    )
+    assert blockhash_refusal(ValueError({"code": -32000, "message": "internal error"})) is None
+
+
 # --- the window ---------------------------------------------------------------------
 def window_of(n: int, size: int, branch: str = "a") -> BlockWindow:
     w = BlockWindow(size)

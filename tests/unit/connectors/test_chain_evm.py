@@ -21,10 +21,12 @@ from tests.support.chain import (
     JsonRpcServer,
     MemorySink,
     assert_ingest_accepts,
+    caught_up,
     config,
     connector,
     drain,
     http_connector,
+    run_until,
 )
 
 
@@ -446,3 +448,56 @@ async def test_providers_range_refusals_shrink_the_backfill_range(evm, tmp_path,
     assert c.ranges.ceiling < 20, "the range shrank"
     assert c.metrics.rpc_errors.labels("timeout")._value.get() == 0, "no retry of a refusal"
     assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path, window=2)
+
+
+class Eip234Node:
+    """A hook for :class:`JsonRpcServer` answering blockHash filters as real nodes do (eth-tester
+    has none), with a load-balanced backend one block behind for ``lag_block``: a blockHash
+    query answers "unknown block" and a by-number query ``[]``, ``lag_answers`` times."""
+
+    def __init__(self, evm: Evm, by_hash: bool = True, lag_answers: int = 1) -> None:
+        self.evm, self.by_hash, self.lag_answers = evm, by_hash, lag_answers
+        self.lag_block: int | None = None
+        self.served: list[str] = []
+        self.server = JsonRpcServer(evm, self.hook)
+
+    def hook(self, method, params):
+        if method != "eth_getLogs":
+            return None
+        query = dict(params[0])
+        if "blockHash" in query:
+            if not self.by_hash:
+                return ("error", {"code": -32602, "message": "invalid params: blockHash"})
+            _, block = self.server.evm_call("eth_getBlockByHash", [query["blockHash"], False])
+            number = int(block["number"], 16)
+            if number == self.lag_block and self.lag_answers > 0:
+                self.lag_answers -= 1
+                self.served.append("unknown block")
+                return ("error", {"code": -32000, "message": "unknown block"})
+            del query["blockHash"]
+            query["fromBlock"] = query["toBlock"] = hex(number)
+            return self.server.evm_call("eth_getLogs", [query])
+        if int(query["fromBlock"], 16) == self.lag_block and self.lag_answers > 0:
+            self.lag_answers -= 1
+            self.served.append("[]")
+            return ("result", [])
+        return None
+
+
+@pytest.mark.parametrize("by_hash", [True, False], ids=["blockhash", "by-number"])
+async def test_a_backend_behind_loses_no_log_and_keeps_the_blockhash_filter(evm, tmp_path, by_hash):
+    node = Eip234Node(evm, by_hash=by_hash, lag_answers=2)
+    sink = MemorySink()
+    try:
+        c = http_connector(node.server, config(evm, tmp_path), sink)
+        await drain(c)
+        lagging = evm.erc20(evm.accounts[0], evm.accounts[1], 111)
+        node.lag_block = lagging["blockNumber"]
+        evm.erc20(evm.accounts[0], evm.accounts[1], 222)
+        await run_until(c, caught_up(c, evm))  # the loop retries the block the node lacked
+    finally:
+        node.server.close()
+    assert node.served == (["unknown block"] * 2 if by_hash else ["[]"] * 2)
+    assert c.rpc.inner.by_hash is by_hash
+    assert [e.decoded.value for e in sink.chain_events()][-2:] == ["111", "222"]
+    assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path)
