@@ -255,7 +255,12 @@ class ChainConnector:
         answers ``[]``), until the node said so ``empty_confirmations`` times."""
         if not self.config.contracts:
             return []
-        logs = self.rpc.block_logs(block, self.config.contracts, self.topic0s)
+        try:
+            logs = self.rpc.block_logs(block, self.config.contracts, self.topic0s)
+        except RangeTooLarge as exc:
+            # One block cannot be split: a passing refusal (the step is tried again at
+            # the next poll), not the backfill's fatal one.
+            raise RpcError(f"eth_getLogs of block {block.number} refused: {exc}", "range") from exc
         if (
             logs
             or block.logs_bloom is None

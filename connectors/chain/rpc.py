@@ -113,13 +113,13 @@ _RANGE_HINTS = (
     "exceed maximum block range",
     "too many blocks",
     "logs matched by query exceeds",
-    "limit exceeded",
     "range limit",
     "exceeds limit",  # Infura: "range 15000 exceeds limit of 10000"
     "is limited to",  # QuickNode, 1rpc: "eth_getLogs is limited to a 10,000 range"
 )
 _RATE_HINTS = ("rate limit", "too many requests", "capacity", "throttl")
 _TIMEOUT_HINTS = ("timeout", "timed out", "temporarily", "busy")
+LIMIT_EXCEEDED = -32005  # EIP-1474; Infura also says "query returned more than …" with it
 _SUGGESTED = re.compile(r"\[\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*(0x[0-9a-fA-F]+|\d+)\s*\]")
 
 
@@ -127,6 +127,16 @@ def http_status(exc: BaseException) -> int | None:
     """The HTTP status of a failed request (requests' ``HTTPError``), when there was one."""
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return status if isinstance(status, int) else None
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The JSON-RPC error code of a node's error answer, when there is one."""
+    answer = getattr(exc, "rpc_response", None)  # web3's Web3RPCError
+    err = answer.get("error") if isinstance(answer, dict) else None
+    if err is None and exc.args and isinstance(exc.args[0], dict):
+        err = exc.args[0]
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def error_text(exc: BaseException) -> str:
@@ -167,6 +177,8 @@ def classify(exc: BaseException) -> str:
         return "rate_limit"
     if any(h in text for h in _RANGE_HINTS):
         return "range"
+    if error_code(exc) == LIMIT_EXCEEDED or "limit exceeded" in text:
+        return "rate_limit"  # EIP-1474 "limit exceeded": public BSC/Polygon endpoints' rate limit
     if any(h in text for h in _TIMEOUT_HINTS):
         return "timeout"
     return "other"
@@ -472,9 +484,11 @@ class RetryingRpc:
                 return fn(*args)
             except Exception as exc:
                 kind = classify(exc)
+                if kind == "range" and what != "eth_getLogs":
+                    kind = "other"  # only eth_getLogs has a range to shrink
                 self.on_error(kind)
                 if kind not in ("rate_limit", "timeout") or attempt >= self.policy.retries:
-                    if isinstance(exc, RpcError):
+                    if isinstance(exc, RpcError) and exc.kind == kind:
                         raise
                     if kind == "range":
                         text = error_text(exc)

@@ -185,6 +185,11 @@ def test_provider_range_errors_are_classified_with_their_hints():
     )
     assert classify(one_rpc) == "range"
     assert classify(ValueError("nonce 5000 too low")) == "other"
+    # EIP-1474 -32005 "limit exceeded" is a rate limit; Infura's -32005 with a range, a range
+    assert classify(ValueError({"code": -32005, "message": "limit exceeded"})) == "rate_limit"
+    assert classify(ValueError({"code": -32005, "message": "request limit reached"})) == (
+        "rate_limit"
+    )
 
 
 class HttpFailure(Exception):

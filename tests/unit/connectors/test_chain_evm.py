@@ -501,3 +501,58 @@ async def test_a_backend_behind_loses_no_log_and_keeps_the_blockhash_filter(evm,
     assert c.rpc.inner.by_hash is by_hash
     assert [e.decoded.value for e in sink.chain_events()][-2:] == ["111", "222"]
     assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path)
+
+
+LIMIT_EXCEEDED = ("error", {"code": -32005, "message": "limit exceeded"})
+
+
+def failing(method: str, times: int, answer=LIMIT_EXCEEDED):
+    """A hook answering ``method`` with ``answer`` ``times`` times (then the EVM answers)."""
+    left = [times]
+
+    def hook(called, params):
+        if called == method and left[0] > 0:
+            left[0] -= 1
+            return answer
+        return None
+
+    return hook
+
+
+@pytest.mark.parametrize(
+    ("method", "times", "window"),
+    [("eth_getBlockByNumber", 1, 128), ("eth_getLogs", 12, 2), ("eth_getLogs", 1, 128)],
+    ids=["follow-block", "backfill-burst", "follow-logs"],
+)
+async def test_eip1474_limit_exceeded_is_a_rate_limit_not_a_range(
+    evm, tmp_path, method, times, window
+):
+    """Public BSC/Polygon endpoints rate-limit with -32005 "limit exceeded" (HTTP 200)."""
+    for i in range(3):
+        evm.erc20(evm.accounts[0], evm.accounts[1], i + 1)
+    server = JsonRpcServer(evm, failing(method, times))
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, window=window, range_initial=1000, range_max=1000)
+    try:
+        c = http_connector(server, cfg, sink, retries=8)
+        await run_until(c, caught_up(c, evm))
+    finally:
+        server.close()
+    assert c.metrics.rpc_errors.labels("rate_limit")._value.get() == times
+    assert c.metrics.rpc_errors.labels("range")._value.get() == 0
+    assert c.ranges.size == 1000, "a rate limit does not shrink the range"
+    assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path, window=window)
+
+
+async def test_a_range_refusal_of_one_followed_block_is_retried(evm, tmp_path):
+    evm.erc20(evm.accounts[0], evm.accounts[1], 1)
+    refusal = ("error", {"code": -32000, "message": "block range is too large"})
+    server = JsonRpcServer(evm, failing("eth_getLogs", 1, refusal))
+    sink = MemorySink()
+    try:
+        c = http_connector(server, config(evm, tmp_path), sink)
+        await run_until(c, caught_up(c, evm))
+    finally:
+        server.close()
+    assert c.metrics.rpc_errors.labels("range")._value.get() == 1
+    assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path)
