@@ -24,7 +24,14 @@ from connectors.chain.config import ChainConfig
 from connectors.chain.core import AdaptiveRange, BlockWindow, DeepReorg, WindowBlock
 from connectors.chain.decode import Scope, block_events, key_of, may_have_logs, topic0
 from connectors.chain.metrics import ChainMetrics
-from connectors.chain.rpc import Block, BlockMissing, ChainRpc, RangeTooLarge, RpcError
+from connectors.chain.rpc import (
+    Block,
+    BlockMissing,
+    ChainRpc,
+    RangeTooLarge,
+    RpcError,
+    holding_failure,
+)
 from stream import topics
 from stream.contract.inputs import ChainEvent, HoldingSnapshot
 
@@ -58,6 +65,7 @@ class ChainConnector:
     """Reads a chain into ``chain.events`` (and ``chain.holdings``) with reorg retractions."""
 
     follow_batch = 64  # blocks per flush while following
+    state_depth = 128  # blocks below the head whose state a pruned node keeps (geth: 128)
     empty_confirmations = 3  # answers of "no log" a logsBloom contradicts before believing one
 
     def __init__(
@@ -81,6 +89,7 @@ class ChainConnector:
         self.chain_id = 0
         self.scope: Scope | None = None
         self._started = False
+        self._holding_failures_logged: set[str] = set()
         self._doubted: tuple[str, int] = ("", 0)  # block hash, empty answers the bloom doubts
 
     # --- lifecycle ------------------------------------------------------------------
@@ -297,7 +306,7 @@ class ChainConnector:
                     continue
                 logs = self._block_logs(block)
                 events = self._block_batch(block, logs)
-                holdings = self._holdings(block)
+                holdings = self._holdings(block, target + self.config.confirmations)
             except BlockMissing as exc:
                 if not batch.events and number == start:
                     raise
@@ -348,17 +357,26 @@ class ChainConnector:
         batch.more = True
         return batch
 
-    def _holdings(self, block: Block) -> list[HoldingSnapshot]:
+    def _holdings(self, block: Block, head: int) -> list[HoldingSnapshot]:
+        """The wallets' snapshots at ``block``, best effort: a balance that cannot be read
+        skips that snapshot (counted, logged once per reason), never the block's events."""
         every = self.config.holdings_every
         if not every or block.number % every or not self.config.wallets:
             return []
+        if block.number <= head - self.state_depth:
+            return []  # a pruned node no longer has its state; a later snapshot supersedes it
         observed = datetime.fromtimestamp(block.timestamp, UTC)
         out = []
         for wallet in self.config.wallets:
-            balances = [("native", self.rpc.balance(wallet, block.number))]
-            for token in self.config.holdings_tokens:
-                balances.append((token, self.rpc.token_balance(token, wallet, block.number)))
-            for token, balance in balances:
+            for token in ("native", *self.config.holdings_tokens):
+                try:
+                    if token == "native":
+                        balance = self.rpc.balance(wallet, block.number)
+                    else:
+                        balance = self.rpc.token_balance(token, wallet, block.number)
+                except Exception as exc:  # best effort: any failure skips this snapshot
+                    self._holding_failed(token, block.number, exc)
+                    continue
                 out.append(
                     HoldingSnapshot(
                         wallet=wallet,
@@ -370,3 +388,17 @@ class ChainConnector:
                     )
                 )
         return out
+
+    def _holding_failed(self, token: str, number: int, exc: Exception) -> None:
+        reason = holding_failure(exc)
+        self.metrics.holdings_failed.labels(reason).inc()
+        if reason not in self._holding_failures_logged:
+            self._holding_failures_logged.add(reason)
+            log.warning(
+                "holdings: skipping snapshots whose balance read fails (%s; first: %s at "
+                "block %d: %s); counted in c360_chain_holdings_failed_total, logged once",
+                reason,
+                token,
+                number,
+                exc,
+            )

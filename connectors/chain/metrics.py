@@ -1,14 +1,15 @@
 """The chain connector's Prometheus metrics, in their own registry (``c360_chain_`` prefix).
 
 Label values come from fixed sets: event kinds (``log``, ``tx``, ``retract``,
-``holding``) and RPC error kinds (``rate_limit``, ``timeout``, ``range``,
-``missing``, ``other``).
+``holding``), RPC error kinds (``rate_limit``, ``timeout``, ``range``,
+``missing``, ``other``) and holdings failure reasons (``HOLDING_FAILURES``).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from connectors.chain.rpc import HOLDING_FAILURES
 from connectors.metrics import connector_up
 
 
@@ -47,8 +48,16 @@ class ChainMetrics:
             "Current eth_getLogs block range of the backfill.",
             registry=r,
         )
+        self.holdings_failed = Counter(
+            "c360_chain_holdings_failed",
+            "Holdings snapshots skipped because their balance read failed, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.up = connector_up(r)
         for kind in ("log", "tx", "retract", "holding"):
             self.events.labels(kind)
         for kind in ("rate_limit", "timeout", "range", "missing", "other"):
             self.rpc_errors.labels(kind)
+        for reason in HOLDING_FAILURES:
+            self.holdings_failed.labels(reason)

@@ -184,6 +184,30 @@ def classify(exc: BaseException) -> str:
     return "other"
 
 
+HOLDING_FAILURES = ("reverted", "state_unavailable", "rate_limit", "timeout", "other")
+_STATE_HINTS = (
+    "missing trie node",
+    "state is not available",
+    "state not available",
+    "historical state",
+    "pruned",
+    "header not found",
+)
+
+
+def holding_failure(exc: BaseException) -> str:
+    """Why a balance read failed, one of :data:`HOLDING_FAILURES`: the token's balanceOf
+    ``reverted``, the node no longer has that block's state (``state_unavailable``: a
+    pruned, non-archive node), a ``rate_limit`` or ``timeout`` past the retries, ``other``."""
+    text = error_text(exc).lower()
+    if "revert" in text:
+        return "reverted"
+    if any(h in text for h in _STATE_HINTS):
+        return "state_unavailable"
+    kind = classify(exc)
+    return kind if kind in ("rate_limit", "timeout") else "other"
+
+
 def suggested_range(message: str) -> tuple[int, int] | None:
     """The range a provider suggests in its error (Infura, Alchemy: ``[0x…, 0x…]``)."""
     m = _SUGGESTED.search(message)

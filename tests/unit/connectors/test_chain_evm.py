@@ -556,3 +556,59 @@ async def test_a_range_refusal_of_one_followed_block_is_retried(evm, tmp_path):
         server.close()
     assert c.metrics.rpc_errors.labels("range")._value.get() == 1
     assert ids(sink.chain_events()) == await reference_ids(evm, tmp_path)
+
+
+REVERT = bytes([0x60, 0x00, 0x80, 0xFD])  # PUSH1 0, DUP1, REVERT: every call reverts
+
+
+async def test_a_reverting_holdings_token_skips_its_snapshots_not_the_blocks(evm, tmp_path, caplog):
+    acc = evm.accounts
+    broken = evm.deploy_runtime(REVERT).lower()
+    deployed = evm.head()  # before, the address has no code: balanceOf answers nothing (0)
+    for i in range(3):
+        evm.erc20(acc[0], acc[1], i + 1)
+    sink = MemorySink()
+    token = evm.token.address.lower()
+    cfg = config(
+        evm, tmp_path, wallets=(acc[1].lower(),), holdings_every=1, holdings_tokens=(token, broken)
+    )
+    c = connector(evm, cfg, sink)
+    with caplog.at_level("WARNING", logger="connectors.chain.connector"):
+        await drain(c)
+    assert c.next_block == evm.head() + 1
+    assert [e.decoded.value for e in sink.chain_events()][-3:] == ["1", "2", "3"]
+    snapped = {(s.token, s.block_number) for s in sink.holdings()}
+    blocks = range(evm.head() + 1)
+    before = {(broken, n) for n in range(deployed)}
+    assert snapped == {(t, n) for t in ("native", token) for n in blocks} | before
+    reverted = c.metrics.holdings_failed.labels("reverted")._value.get()
+    assert reverted == len(blocks) - deployed
+    assert len([r for r in caplog.records if "holdings" in r.getMessage()]) == 1
+
+
+async def test_holdings_are_read_only_where_a_pruned_node_keeps_state(evm, tmp_path):
+    """A non-archive node keeps the state of the last 128 blocks ("missing trie node" below)."""
+    evm.mine(300)
+    evm.erc20(evm.accounts[0], evm.accounts[1], 7)
+
+    def pruned(method, params):
+        if method in ("eth_getBalance", "eth_call") and int(params[-1], 16) <= evm.head() - 128:
+            return (
+                "error",
+                {"code": -32000, "message": "missing trie node ab (path ) state is not available"},
+            )
+        return None
+
+    server = JsonRpcServer(evm, pruned)
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, window=256, wallets=(evm.accounts[1].lower(),), holdings_every=10)
+    try:
+        c = http_connector(server, cfg, sink)
+        await run_until(c, caught_up(c, evm))
+    finally:
+        server.close()
+    assert [e.decoded.value for e in sink.chain_events()][-1] == "7"
+    head = evm.head()
+    recent = {n for n in range(head - 127, head + 1) if n % 10 == 0}
+    assert {s.block_number for s in sink.holdings()} == recent
+    assert c.metrics.holdings_failed.labels("state_unavailable")._value.get() == 0
