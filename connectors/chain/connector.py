@@ -199,6 +199,11 @@ class ChainConnector:
         if start > target:
             # Caught up. A reorg to a branch no longer than ours shows only here.
             return self._undo_if_orphaned(window)
+        if not len(window) and start > 0:
+            # A fresh start: anchor the window with the parent of the first block read
+            # (no events), so a reorg of that block finds its common ancestor.
+            parent = self.rpc.block(start - 1)
+            window.push(WindowBlock(parent.number, parent.hash, parent.parent_hash))
         backfill_to = target - window.size
         if start <= backfill_to:
             # A resume far behind (after a stop or an RPC outage longer than the window)

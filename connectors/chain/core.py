@@ -92,8 +92,11 @@ class BlockWindow:
             low = "nothing" if oldest is None else f"blocks {oldest.number}.."
             raise DeepReorg(
                 f"reorg deeper than the window of {self.size} blocks: no common ancestor "
-                f"at or above block {number + 1} (the window holds {low}); "
-                "re-sync from an older checkpoint"
+                f"at or above block {number + 1} (the window holds {low}), so the orphaned "
+                "blocks' events cannot be retracted. To go on: move the checkpoint file "
+                f"aside and restart with C360_CHAIN_START_BLOCK at most {number + 1} (blocks "
+                "read again keep their event ids; retract the orphaned ones downstream by "
+                "hand), and consider a larger C360_CHAIN_WINDOW or C360_CHAIN_CONFIRMATIONS"
             )
         return self._blocks[number].hash == canonical_hash
 

@@ -140,8 +140,11 @@ def test_rollback_retracts_newest_first():
 
 def test_an_ancestor_below_the_window_is_a_deep_reorg():
     w = window_of(10, 4)
-    with pytest.raises(DeepReorg, match="deeper than the window of 4 blocks"):
+    with pytest.raises(DeepReorg, match="deeper than the window of 4 blocks") as raised:
         w.is_ancestor(6, h(6))
+    # what an operator can do: no older checkpoint is kept
+    assert "older checkpoint" not in str(raised.value)
+    assert "C360_CHAIN_START_BLOCK at most 7" in str(raised.value)
 
 
 # --- adaptive ranges ----------------------------------------------------------------

@@ -612,3 +612,26 @@ async def test_holdings_are_read_only_where_a_pruned_node_keeps_state(evm, tmp_p
     recent = {n for n in range(head - 127, head + 1) if n % 10 == 0}
     assert {s.block_number for s in sink.holdings()} == recent
     assert c.metrics.holdings_failed.labels("state_unavailable")._value.get() == 0
+
+
+async def test_a_reorg_of_the_first_block_of_a_fresh_start_is_undone(evm, tmp_path):
+    acc = evm.accounts
+    evm.mine(5)
+    snap = evm.w3.testing.snapshot()
+    evm.erc20(acc[0], acc[1], 41)
+    start = evm.head()
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, start_block=start)
+    c = connector(evm, cfg, sink)
+    await drain(c)
+    assert [(e.op, e.decoded.value) for e in sink.chain_events()] == [("upsert", "41")]
+    evm.w3.testing.revert(snap)
+    evm.erc20(acc[0], acc[2], 42)  # a one-block reorg of the first block read
+    evm.mine(1)
+    await drain(c)
+    assert [(e.op, e.decoded.value) for e in sink.chain_events()] == [
+        ("upsert", "41"),
+        ("retract", "41"),
+        ("upsert", "42"),
+    ]
+    assert c.metrics.reorgs._value.get() == 1
