@@ -9,7 +9,11 @@ from typing import Any
 
 from connectors import envconfig
 from connectors.envconfig import setting
+from stream.contract.inputs import SHORT_TEXT_MAX
 
+SOURCE_PREFIX = "chain-connector/"  # an event's source: this and the name (or chain id)
+NAME_MAX = SHORT_TEXT_MAX - len(SOURCE_PREFIX)
+MAX_CHAIN_ID = 2**53  # the largest chain id events carry (a JSON-safe integer)
 TRANSFER = "Transfer(address,address,uint256)"
 _ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 _SIGNATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\([A-Za-z0-9_,\[\]() ]*\)$")
@@ -35,9 +39,13 @@ class ChainConfig:
         0,
         "Expected chain id; the connector refuses to run against another chain. 0: take the RPC's.",
         minimum=0,
+        maximum=MAX_CHAIN_ID,
     )
     name: str = setting(
-        "C360_CHAIN_NAME", "", "Short name of the chain (e.g. mainnet), put in each event's source."
+        "C360_CHAIN_NAME",
+        "",
+        f"Short name of the chain (e.g. mainnet), put in each event's source; at most "
+        f"{NAME_MAX} characters.",
     )
     contracts: tuple[str, ...] = setting(
         "C360_CHAIN_CONTRACTS",
@@ -160,6 +168,10 @@ class ChainConfig:
         bad = [s for s in self.event_signatures if not _SIGNATURE.match(s)]
         if bad or not self.event_signatures:
             raise envconfig.ConfigError(f"C360_CHAIN_EVENTS: not event signatures: {bad}")
+        if len(self.name) > NAME_MAX:
+            raise envconfig.ConfigError(
+                f"C360_CHAIN_NAME: {len(self.name)} characters, at most {NAME_MAX}"
+            )
         if self.range_max < self.range_initial:
             raise envconfig.ConfigError("C360_CHAIN_RANGE_MAX is below C360_CHAIN_RANGE_INITIAL")
         if self.window < 2:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from connectors.chain import checkpoint as cpmod
-from connectors.chain.config import ChainConfig
+from connectors.chain.config import MAX_CHAIN_ID, SOURCE_PREFIX, ChainConfig
 from connectors.chain.core import AdaptiveRange, BlockWindow, DeepReorg, WindowBlock
-from connectors.chain.decode import Scope, block_events, key_of, may_have_logs, topic0
+from connectors.chain.decode import Scope, block_events, fit, key_of, may_have_logs, topic0
 from connectors.chain.metrics import ChainMetrics
 from connectors.chain.rpc import (
     Block,
@@ -96,6 +96,10 @@ class ChainConnector:
     async def start(self) -> None:
         """Check the chain id, load the checkpoint, redeliver an interrupted batch."""
         chain_id = await asyncio.to_thread(self.rpc.chain_id)
+        if not 1 <= chain_id <= MAX_CHAIN_ID:
+            raise ChainIdMismatch(
+                f"the RPC serves chain {chain_id}: events carry chain ids 1..2**53 only"
+            )
         if self.config.chain_id and chain_id != self.config.chain_id:
             raise ChainIdMismatch(
                 f"the RPC serves chain {chain_id}, C360_CHAIN_CHAIN_ID says {self.config.chain_id}"
@@ -107,7 +111,7 @@ class ChainConnector:
             contracts=frozenset(self.config.contracts),
             wallets=frozenset(self.config.wallets),
             treasuries=frozenset(self.config.treasuries),
-            source=f"chain-connector/{name}",
+            source=f"{SOURCE_PREFIX}{name}",
         )
         cp = cpmod.load(self.path)
         if cp is not None:
@@ -254,9 +258,22 @@ class ChainConnector:
             if r.block_hash != block.hash:
                 raise BlockMissing(f"receipt {r.tx_hash} is of another version of {block.number}")
         try:
-            return block_events(self.scope, block, logs, receipts)
+            events = block_events(self.scope, block, logs, receipts)
         except ValueError as exc:
             raise BlockMissing(str(exc)) from None
+        return [e for e in map(self._fit, events) if e is not None]
+
+    def _fit(self, event: ChainEvent) -> ChainEvent | None:
+        """The event as the contract accepts it (an event in the window that breaks it would
+        make the checkpoint unreadable); an altered or refused one is counted and logged."""
+        fitted, reason, error = fit(event)
+        if reason is not None:
+            self.metrics.unfit_events.labels(reason).inc()
+            outcome = "emitted without its data" if fitted is not None else "NOT emitted"
+            log.warning(
+                "event %s breaks the event contract (%s): %s", event.event_id, error, outcome
+            )
+        return fitted
 
     def _logs(self, start: int, end: int) -> list:
         if not self.config.contracts:

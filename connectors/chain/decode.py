@@ -176,6 +176,37 @@ def block_events(
     return [e for _, e in events]
 
 
+_contract = msgspec.json.Decoder(ChainEvent)  # decoding with the contract's struct validates
+_encode = msgspec.json.Encoder().encode
+UNFIT_REASONS = ("data_too_large", "invalid")
+
+
+def contract_error(event: ChainEvent) -> str | None:
+    """Why ``event`` breaks the event contract (``schemas/chain-event.v1.json``), or None."""
+    try:
+        _contract.decode(_encode(event))
+    except msgspec.ValidationError as exc:
+        return str(exc)
+    return None
+
+
+def fit(event: ChainEvent) -> tuple[ChainEvent | None, str | None, str | None]:
+    """``event`` as it can be emitted, the reason it was altered and the contract's error.
+
+    An event that fits is emitted as is. A log whose data is over the contract's limit
+    is emitted without it (like an undecodable log, it is passed on with what it can
+    carry: ``data_too_large``). Any other breach cannot be mended: ``(None, "invalid", …)``.
+    """
+    error = contract_error(event)
+    if error is None:
+        return event, None, None
+    if error.endswith("`$.data`"):
+        trimmed = msgspec.structs.replace(event, data=None)
+        if contract_error(trimmed) is None:
+            return trimmed, "data_too_large", error
+    return None, "invalid", error
+
+
 def retraction(event: ChainEvent) -> ChainEvent:
     """The retraction of an upsert: the same payload and event_id, ``op: retract``."""
     return msgspec.structs.replace(event, op="retract")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from connectors.chain.decode import UNFIT_REASONS
 from connectors.chain.rpc import HOLDING_FAILURES
 from connectors.metrics import connector_up
 
@@ -54,6 +55,13 @@ class ChainMetrics:
             ["reason"],
             registry=r,
         )
+        self.unfit_events = Counter(
+            "c360_chain_unfit_events",
+            "Events that break the event contract, by reason (data_too_large: emitted "
+            "without their data; invalid: not emitted, logged).",
+            ["reason"],
+            registry=r,
+        )
         self.up = connector_up(r)
         for kind in ("log", "tx", "retract", "holding"):
             self.events.labels(kind)
@@ -61,3 +69,5 @@ class ChainMetrics:
             self.rpc_errors.labels(kind)
         for reason in HOLDING_FAILURES:
             self.holdings_failed.labels(reason)
+        for reason in UNFIT_REASONS:
+            self.unfit_events.labels(reason)

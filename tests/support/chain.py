@@ -52,6 +52,23 @@ class Evm:
         tx = {"from": self.accounts[0], "data": "0x" + (init + runtime).hex(), "gas": 3_000_000}
         return self.wait(self.w3.eth.send_transaction(tx))["contractAddress"]
 
+    def deploy_emitter(self, topics: int) -> str:
+        """A contract that emits one log per call: ``topics`` 32-byte words of calldata as
+        its topics (LOG0..LOG4), the rest as its data."""
+        code = bytes([0x36, 0x60, 0x00, 0x60, 0x00, 0x37])  # CALLDATACOPY(0, 0, CALLDATASIZE)
+        for i in reversed(range(topics)):
+            code += bytes([0x60, 32 * i, 0x51])  # MLOAD(32 i): the i-th topic
+        code += bytes([0x60, 32 * topics, 0x36, 0x03])  # size: CALLDATASIZE - 32 topics
+        code += bytes([0x60, 32 * topics])  # offset: 32 topics
+        code += bytes([0xA0 + topics, 0x00])  # LOGn, STOP
+        return self.deploy_runtime(code)
+
+    def emit(self, emitter: str, topics: list[str], data: bytes = b"") -> Any:
+        """Have ``emitter`` (:meth:`deploy_emitter`) emit a log with these topics and data."""
+        body = b"".join(bytes.fromhex(t.removeprefix("0x").rjust(64, "0")) for t in topics)
+        tx = {"from": self.accounts[0], "to": emitter, "data": "0x" + (body + data).hex()}
+        return self.wait(self.w3.eth.send_transaction({**tx, "gas": 5_000_000}))
+
     def wait(self, tx_hash: Any) -> Any:
         return self.w3.eth.wait_for_transaction_receipt(tx_hash)
 

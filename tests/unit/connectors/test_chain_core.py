@@ -370,6 +370,28 @@ def test_config_reads_addresses_and_signatures_from_the_environment():
         ChainConfig.from_env({"C360_CHAIN_WALLETS": "0x1234"})
 
 
+def test_config_bounds_what_events_carry():
+    with pytest.raises(ConfigError, match="C360_CHAIN_NAME: 241 characters, at most 240"):
+        ChainConfig.from_env({"C360_CHAIN_NAME": "x" * 241})
+    assert ChainConfig.from_env({"C360_CHAIN_NAME": "x" * 240}).name == "x" * 240
+    with pytest.raises(ConfigError, match="C360_CHAIN_CHAIN_ID"):
+        ChainConfig.from_env({"C360_CHAIN_CHAIN_ID": str(2**53 + 1)})
+
+
+def test_an_event_that_breaks_the_contract_is_mended_or_refused():
+    from connectors.chain.decode import fit, log_event
+
+    block = Block(1, h(1), h(0), 1_700_000_000)
+    ok = log_event(Scope(chain_id=1), block, log_at(1, 0, (TRANSFER_TOPIC,), "0x" + "ab" * 32))
+    assert fit(ok) == (ok, None, None)
+    big = log_event(Scope(chain_id=1), block, log_at(1, 0, (TRANSFER_TOPIC,), "0x" + "ab" * 10**5))
+    fitted, reason, error = fit(big)
+    assert (fitted.data, reason) == (None, "data_too_large") and "$.data" in error
+    assert fitted.event_id == big.event_id and fitted.topics == big.topics
+    broken = log_event(Scope(chain_id=1, source="s" * 300), block, log_at(1, 0, (TRANSFER_TOPIC,)))
+    assert fit(broken)[:2] == (None, "invalid")
+
+
 def test_the_command_refuses_an_incomplete_configuration(monkeypatch, capsys):
     import argparse
 

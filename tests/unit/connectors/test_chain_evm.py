@@ -635,3 +635,21 @@ async def test_a_reorg_of_the_first_block_of_a_fresh_start_is_undone(evm, tmp_pa
         ("upsert", "42"),
     ]
     assert c.metrics.reorgs._value.get() == 1
+
+
+async def test_a_log_over_the_contracts_data_limit_is_emitted_without_its_data(evm, tmp_path):
+    """A 100,001-byte log in the window made the checkpoint unreadable: no restart."""
+    emitter = evm.deploy_emitter(1)
+    evm.emit(emitter, [TRANSFER_TOPIC], b"\x01" * 100_001)
+    evm.emit(emitter, [TRANSFER_TOPIC], b"\x02" * 32)
+    sink = MemorySink()
+    cfg = config(evm, tmp_path, contracts=(emitter.lower(),))
+    c = connector(evm, cfg, sink)
+    await drain(c)
+    big, small = sink.chain_events()
+    assert big.data is None and small.data == "0x" + "02" * 32
+    assert c.metrics.unfit_events.labels("data_too_large")._value.get() == 1
+    assert_ingest_accepts(sink.chain_events())
+    again = connector(evm, cfg, MemorySink())
+    await again.start()  # the checkpoint is readable
+    assert again.next_block == c.next_block
