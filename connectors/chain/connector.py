@@ -202,7 +202,10 @@ class ChainConnector:
         target = head - self.config.confirmations
         if start > target:
             # Caught up. A reorg to a branch no longer than ours shows only here.
-            return self._undo_if_orphaned(window)
+            try:
+                return self._undo_if_orphaned(window)
+            except BlockMissing:
+                return None  # a backend behind the head we were given: ask again later
         if not len(window) and start > 0:
             # A fresh start: anchor the window with the parent of the first block read
             # (no events), so a reorg of that block finds its common ancestor.
@@ -217,30 +220,56 @@ class ChainConnector:
         return self._follow(window, start, target)
 
     def _undo_if_orphaned(self, window: BlockWindow) -> Batch | None:
-        """The reorg's batch when the node's block at the window's newest height differs."""
-        newest = window.newest
-        if newest is None or self._canonical_hash(newest.number) == newest.hash:
+        """The reorg's batch when the node's block at the window's newest height differs.
+
+        Heights the node lacks are no evidence: it may be a shorter branch, or a backend
+        behind the others. Below them, the node's highest block of the window decides:
+        another hash is a reorg; ours means a backend behind (BlockMissing: ask again
+        later). Raises BlockMissing too when the node has none of the window's blocks.
+        """
+        newest, oldest = window.newest, window.oldest
+        if newest is None or oldest is None:
             return None
+        number = newest.number
+        while True:
+            try:
+                canonical = self.rpc.block(number).hash
+                break
+            except BlockMissing:
+                if number <= oldest.number:
+                    raise
+                number -= 1
+        if window.hash_at(number) == canonical:
+            if number == newest.number:
+                return None
+            raise BlockMissing(
+                f"the node lacks blocks {number + 1}..{newest.number} but has block {number} "
+                "as we do: a backend behind the others; asked again later"
+            )
         batch = Batch(window=window)
-        self._reorg(batch)
+        self._reorg(batch, number)
         batch.more = True
         return batch
 
-    def _canonical_hash(self, number: int) -> str | None:
-        try:
-            return self.rpc.block(number).hash
-        except BlockMissing:
-            return None
+    def _reorg(self, batch: Batch, top: int | None = None) -> None:
+        """Walk back from ``top`` (default: the newest block) to the common ancestor;
+        retract everything above it, newest first.
 
-    def _reorg(self, batch: Batch) -> None:
-        """Walk back to the common ancestor; retract everything above it, newest first."""
+        Only a different hash at a height is a reorg: BlockMissing (a backend behind)
+        stops the walk before anything is rolled back, to be tried again later.
+        """
         window = batch.window
         newest = window.newest
         assert newest is not None
-        number = newest.number
-        while not window.is_ancestor(number, self._canonical_hash(number) or ""):
+        number = newest.number if top is None else top
+        while not window.is_ancestor(number, self.rpc.block(number).hash):
             number -= 1
         depth = newest.number - number
+        if depth == 0:  # the node has our newest block, yet served a child of another one
+            raise BlockMissing(
+                f"the node has block {number} as we do but served a block {number + 1} "
+                "whose parent is another one (backends out of step): asked again later"
+            )
         log.warning(
             "reorg: blocks %d..%d orphaned (common ancestor %d)", number + 1, newest.number, number
         )

@@ -311,6 +311,35 @@ async def test_any_lasting_getlogs_error_halves_the_range_and_one_block_is_fatal
     assert [e - s + 1 for s, e, _ in chain.log_calls] == [8, 4, 2, 1]
 
 
+async def test_a_child_of_another_parent_while_the_node_has_our_block_is_no_reorg(tmp_path, caplog):
+    """Backends out of step: block 11 names another parent, yet block 10 is ours."""
+
+    class OutOfStep(FakeChain):
+        stale = 1
+
+        def block(self, number):
+            if number == 11 and self.stale:
+                self.stale -= 1
+                return Block(11, h(11, "b"), h(10, "b"), 1_700_000_011)
+            return super().block(number)
+
+    chain = OutOfStep(n=10)
+    cfg = ChainConfig(contracts=(TOKEN,), window=8, checkpoint_file=str(tmp_path / "cp.json"))
+    sink = MemorySink()
+    c = ChainConnector(cfg, chain, sink)
+    while await c.step():
+        pass
+    chain.n = 11
+    with pytest.raises(RpcError, match="out of step"):  # the loop logs it, asks again later
+        await c.step()
+    while await c.step():
+        pass
+    assert c.next_block == 12
+    assert c.metrics.reorgs._value.get() == 0
+    assert all(e.op == "upsert" for e in sink.chain_events())
+    assert "orphaned" not in caplog.text
+
+
 # --- retries ------------------------------------------------------------------------
 class Flaky:
     def __init__(self, errors: list[Exception]) -> None:

@@ -653,3 +653,34 @@ async def test_a_log_over_the_contracts_data_limit_is_emitted_without_its_data(e
     again = connector(evm, cfg, MemorySink())
     await again.start()  # the checkpoint is readable
     assert again.next_block == c.next_block
+
+
+async def test_a_backend_one_block_behind_is_no_reorg(evm, tmp_path):
+    """A load-balanced RPC answers twice from a backend one block behind: eth_blockNumber
+    N-1 and no block N. Nothing is retracted, no reorg counted."""
+    lag = {"head": None, "misses": 0}
+
+    def behind(method, params):
+        if lag["head"] is None or lag["misses"] >= 2:
+            return None
+        if method == "eth_blockNumber":
+            return ("result", hex(lag["head"] - 1))
+        if method == "eth_getBlockByNumber" and int(params[0], 16) == lag["head"]:
+            lag["misses"] += 1
+            return ("result", None)
+        return None
+
+    evm.erc20(evm.accounts[0], evm.accounts[1], 5)
+    server = JsonRpcServer(evm, behind)
+    sink = MemorySink()
+    try:
+        c = http_connector(server, config(evm, tmp_path), sink)
+        await drain(c)
+        delivered = len(sink.delivered)
+        lag["head"] = evm.head()
+        await run_until(c, lambda: lag["misses"] >= 2 and server.calls[-1] == "eth_blockNumber")
+    finally:
+        server.close()
+    assert len(sink.delivered) == delivered, "nothing retracted nor emitted again"
+    assert c.metrics.reorgs._value.get() == 0
+    assert c.next_block == evm.head() + 1
