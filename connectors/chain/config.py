@@ -16,7 +16,8 @@ NAME_MAX = SHORT_TEXT_MAX - len(SOURCE_PREFIX)
 MAX_CHAIN_ID = 2**53  # the largest chain id events carry (a JSON-safe integer)
 TRANSFER = "Transfer(address,address,uint256)"
 _ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
-_SIGNATURE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\([A-Za-z0-9_,\[\]() ]*\)$")
+_SIGNATURE = re.compile(r"^([A-Za-z_$][A-Za-z0-9_$]*)\((.*)\)$")
+_ABI_BASES = frozenset({"address", "bool", "string", "bytes", "uint", "int", "fixed", "ufixed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +56,9 @@ class ChainConfig:
     events: str = setting(
         "C360_CHAIN_EVENTS",
         TRANSFER,
-        "Event signatures to read from the contracts, separated by `;` (Transfer is "
-        "decoded as ERC-20 or ERC-721; other events are passed raw, with their topics "
-        "and data).",
+        "Event signatures to read from the contracts, separated by `;`: canonical types "
+        "only, no names nor `indexed` (Transfer is decoded as ERC-20 or ERC-721; other "
+        "events are passed raw, with their topics and data).",
     )
     wallets: tuple[str, ...] = setting(
         "C360_CHAIN_WALLETS",
@@ -158,16 +159,30 @@ class ChainConfig:
         return tuple(p.replace(" ", "") for p in self.events.split(";") if p.strip())
 
     def __post_init__(self) -> None:
+        from eth_utils import is_checksum_address
+
         for name in ("contracts", "wallets", "treasuries", "holdings_tokens"):
             values = getattr(self, name)
+            env = f"C360_CHAIN_{name.upper()}"
             bad = [a for a in values if not _ADDRESS.match(a)]
             if bad:
-                env = f"C360_CHAIN_{name.upper()}"
                 raise envconfig.ConfigError(f"{env}: not an EVM address: {', '.join(bad)}")
+            # mixed case is an EIP-55 checksum: a typo in it is a wrong address
+            mixed = [a for a in values if a[2:] not in (a[2:].lower(), a[2:].upper())]
+            bad = [a for a in mixed if not is_checksum_address(a)]
+            if bad:
+                raise envconfig.ConfigError(
+                    f"{env}: bad EIP-55 checksum (a typo?): {', '.join(bad)}; "
+                    "give the checksummed address, or all lower-case"
+                )
             object.__setattr__(self, name, tuple(dict.fromkeys(a.lower() for a in values)))
-        bad = [s for s in self.event_signatures if not _SIGNATURE.match(s)]
-        if bad or not self.event_signatures:
-            raise envconfig.ConfigError(f"C360_CHAIN_EVENTS: not event signatures: {bad}")
+        if not self.event_signatures:
+            raise envconfig.ConfigError("C360_CHAIN_EVENTS: no event signature")
+        for part in self.events.split(";"):
+            if part.strip():
+                problem = signature_problem(part.strip())
+                if problem is not None:
+                    raise envconfig.ConfigError(f"C360_CHAIN_EVENTS: {part.strip()!r}: {problem}")
         if len(self.name) > NAME_MAX:
             raise envconfig.ConfigError(
                 f"C360_CHAIN_NAME: {len(self.name)} characters, at most {NAME_MAX}"
@@ -176,3 +191,36 @@ class ChainConfig:
             raise envconfig.ConfigError("C360_CHAIN_RANGE_MAX is below C360_CHAIN_RANGE_INITIAL")
         if self.window < 2:
             raise envconfig.ConfigError("C360_CHAIN_WINDOW must be at least 2")
+
+
+def signature_problem(signature: str) -> str | None:
+    """Why ``signature`` is not a canonical event signature (its topic0 would match no
+    log, silently), or None: ``Name(type,…)`` with canonical ABI types, no parameter
+    names, no ``indexed``."""
+    from eth_abi.grammar import TupleType, parse
+
+    m = _SIGNATURE.match(signature)
+    if m is None:
+        return "not Name(type,type,…)"
+    params = m.group(2)
+    if re.search(r"[A-Za-z0-9_\])]\s+[A-Za-z_]", params):
+        return (
+            "parameter names or `indexed` are not part of a signature: write the types "
+            "only, e.g. Transfer(address,address,uint256)"
+        )
+    params = re.sub(r"\s+", "", params)
+    if not params:
+        return None
+    try:
+        parsed = parse(f"({params})")
+        parsed.validate()
+    except Exception as exc:  # eth_abi: ParseError, ABITypeError, ValueError
+        return f"{exc} (types must be canonical: uint256, not uint)"
+
+    def unknown(t: Any) -> list[str]:
+        if isinstance(t, TupleType):
+            return [u for c in t.components for u in unknown(c)]
+        return [] if t.base in _ABI_BASES else [t.base]
+
+    bad = unknown(parsed)
+    return f"unknown ABI type {', '.join(bad)}" if bad else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -397,6 +398,38 @@ def test_config_reads_addresses_and_signatures_from_the_environment():
         ChainConfig.from_env({"C360_CHAIN_WINDOW": "64"})
     with pytest.raises(ConfigError, match="not an EVM address"):
         ChainConfig.from_env({"C360_CHAIN_WALLETS": "0x1234"})
+
+
+@pytest.mark.parametrize(
+    ("events", "error"),
+    [
+        ("Transfer(address indexed from, address indexed to, uint256 value)", "names or `indexed`"),
+        ("Transfer(address,address,uint)", "canonical: uint256, not uint"),
+        ("Transfer(adress,address,uint256)", "unknown ABI type adress"),
+        ("Transfer address,address", "not Name(type,type,…)"),
+        ("Swap(address,(uint256,bytes33))", "maximum 32 bytes"),
+    ],
+)
+def test_config_refuses_signatures_whose_topic_would_match_nothing(events, error):
+    with pytest.raises(ConfigError, match=re.escape(error)) as raised:
+        ChainConfig.from_env({"C360_CHAIN_EVENTS": events})
+    assert "\n" not in str(raised.value)
+
+
+def test_config_accepts_canonical_signatures_with_spaces_between_types():
+    events = "Transfer(address, address, uint256); Paused(); Swap(address,(uint256,bytes32)[])"
+    cfg = ChainConfig.from_env({"C360_CHAIN_EVENTS": events})
+    assert cfg.event_signatures[0] == "Transfer(address,address,uint256)"
+    assert topic0(cfg.event_signatures[0]) == TRANSFER_TOPIC
+
+
+def test_config_verifies_the_checksum_of_mixed_case_addresses():
+    usdc = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+    assert ChainConfig.from_env({"C360_CHAIN_CONTRACTS": usdc}).contracts == (usdc.lower(),)
+    assert ChainConfig.from_env({"C360_CHAIN_CONTRACTS": usdc.upper().replace("0X", "0x")})
+    typo = "0xa0B86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+    with pytest.raises(ConfigError, match="C360_CHAIN_CONTRACTS: bad EIP-55 checksum"):
+        ChainConfig.from_env({"C360_CHAIN_CONTRACTS": typo})
 
 
 def test_config_bounds_what_events_carry():
