@@ -70,7 +70,7 @@ class ChainConfig:
         "C360_CHAIN_TREASURIES",
         (),
         "Treasury/fee addresses, comma-separated: a native or ERC-20 transfer into one "
-        "is protocol revenue paid by its sender.",
+        "is protocol revenue paid by its sender (unless the sender is a treasury too).",
     )
     start_block: int = setting(
         "C360_CHAIN_START_BLOCK",

@@ -102,6 +102,7 @@ def log_event(scope: Scope, block: Block, log: Log) -> ChainEvent:
         and decoded.standard == "erc20"
         and decoded.recipient in scope.treasuries
         and decoded.sender != ZERO
+        and decoded.sender not in scope.treasuries  # moving funds between treasuries
     ):
         revenue = Revenue(payer=decoded.sender, token=log.address, amount=decoded.value or "0")
     return ChainEvent(
@@ -130,7 +131,13 @@ def log_event(scope: Scope, block: Block, log: Log) -> ChainEvent:
 def tx_event(scope: Scope, block: Block, tx: Tx, receipt: Receipt) -> ChainEvent:
     """The upsert of one wallet transaction: native value and fee (gasUsed * effectiveGasPrice)."""
     revenue = None
-    if tx.to is not None and tx.to in scope.treasuries and tx.value > 0 and receipt.status == 1:
+    if (
+        tx.to is not None
+        and tx.to in scope.treasuries
+        and tx.sender not in scope.treasuries  # moving funds between treasuries
+        and tx.value > 0
+        and receipt.status == 1
+    ):
         revenue = Revenue(payer=tx.sender, token="native", amount=str(tx.value))
     return ChainEvent(
         event_id=f"{scope.chain_id}:{block.hash}:tx{tx.index}",

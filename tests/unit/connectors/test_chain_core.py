@@ -100,6 +100,22 @@ def test_blockhash_filter_errors_tell_unsupported_from_unknown_block():
     assert blockhash_refusal(ValueError({"code": -32000, "message": "internal error"})) is None
 
 
+def test_a_transfer_between_treasuries_is_no_revenue():
+    from connectors.chain.decode import log_event, tx_event
+    from connectors.chain.rpc import Receipt
+
+    scope = Scope(chain_id=1, treasuries=frozenset({A, B}))
+    block = Block(1, h(1), h(0), 1_700_000_000)
+    value = "0x" + f"{400:064x}"
+    internal = log_event(scope, block, log_at(1, 0, (TRANSFER_TOPIC, word(A), word(B)), value))
+    paid = log_event(scope, block, log_at(1, 1, (TRANSFER_TOPIC, word(TOKEN), word(B)), value))
+    assert internal.revenue is None
+    assert paid.revenue is not None and paid.revenue.payer == TOKEN
+    ok = Receipt(h(9), h(1), 21_000, 1, 1)
+    assert tx_event(scope, block, Tx(h(9), 0, A, B, 10**17), ok).revenue is None
+    assert tx_event(scope, block, Tx(h(9), 0, TOKEN, B, 10**17), ok).revenue.payer == TOKEN
+
+
 # --- the window ---------------------------------------------------------------------
 def window_of(n: int, size: int, branch: str = "a") -> BlockWindow:
     w = BlockWindow(size)
