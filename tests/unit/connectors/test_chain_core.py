@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from itertools import pairwise
 
 import pytest
 
@@ -296,6 +297,27 @@ async def test_backfill_shrinks_on_range_errors_grows_on_success_and_misses_noth
     assert c.metrics.rpc_errors.labels("range")._value.get() == len(failed)
     assert c.next_block == 1001
     assert_ingest_accepts(sink.chain_events())
+
+
+async def test_a_backfill_scanning_transactions_commits_every_few_hundred_blocks(tmp_path):
+    """Every block is fetched when wallets are set: the checkpoint (processed_block, which
+    C360ChainStalled watches) must not wait for a 10,000-block range."""
+    chain = FakeChain(n=1000, limit=10_000)
+    cfg = ChainConfig(
+        contracts=(TOKEN,), wallets=(A,), window=8, range_initial=1000, range_max=10_000,
+        checkpoint_file=str(tmp_path / "cp.json"),
+    )  # fmt: skip
+    sink = MemorySink()
+    c = ChainConnector(cfg, chain, sink)
+    processed = [c.next_block - 1]
+    more = True
+    while more:
+        more = await c.step()
+        processed.append(c.next_block - 1)
+    steps = [b - a for a, b in pairwise(processed)]
+    assert max(steps) <= 200  # ChainConnector.scan_batch
+    assert processed[-1] == 1000
+    assert [e.block_number for e in sink.chain_events()] == [n for n in range(1001) if n % 7 == 0]
 
 
 async def test_a_range_error_at_one_block_is_fatal(tmp_path):
