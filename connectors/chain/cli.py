@@ -42,7 +42,7 @@ async def serve(config: ChainConfig, settings: Settings, stop: asyncio.Event | N
         on_error=lambda kind: metrics.rpc_errors.labels(kind).inc(),
     )
     await admin.ensure_topics(settings, (topics.CHAIN_EVENTS, topics.HOLDINGS))
-    producer = BatchProducer(settings, client_id="c360-chain")
+    producer = BatchProducer(settings, client_id="c360-chain", up=metrics.up.labels("chain"))
     runner = None
     if config.metrics_port:
         runner = await serve_metrics(metrics.registry, config.metrics_host, config.metrics_port)

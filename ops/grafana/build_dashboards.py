@@ -549,6 +549,23 @@ CONNECTORS = dashboard(
             description="Blocks per eth_getLogs call while backfilling; it shrinks on "
             "the provider's range errors.",
         ),
+        panel(
+            "Skipped holdings and unfit events /h",
+            [
+                (
+                    "sum by (instance, reason) (increase(c360_chain_holdings_failed_total[1h]))",
+                    "holdings {{instance}} {{reason}}",
+                ),
+                (
+                    "sum by (instance, reason) (increase(c360_chain_unfit_events_total[1h]))",
+                    "unfit {{instance}} {{reason}}",
+                ),
+            ],
+            unit="none",
+            description="Holdings snapshots skipped (a balanceOf that reverts, state a "
+            "pruned node no longer has, ...) and events that broke the contract (emitted "
+            "without their data, or not at all): the connector's log names each.",
+        ),
     ],
 )
 
