@@ -35,6 +35,12 @@ from stream.settings import Settings
 BAR = 32
 
 
+def short_address(address: str) -> str:
+    """``0x1234…abcd``: the head and the tail, as wallets show an address (the synthetic
+    population's addresses share their first 12 characters)."""
+    return address if len(address) <= 12 else f"{address[:6]}…{address[-4:]}"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from stream.cli import positive
 
@@ -143,7 +149,7 @@ def show_profile(title: str, p: dict | None) -> None:
     rows = [
         ("person", p["person_id"]),
         ("identifiers", ", ".join(f"{len(v)} {k}" for k, v in sorted(ids.items()))),
-        ("wallets", " ".join(w.split(":", 1)[1][:12] + "…" for w in ids.get("wallet", []))),
+        ("wallets", " ".join(short_address(w.split(":", 1)[1]) for w in ids.get("wallet", []))),
         ("lifecycle / VIP", f"{p.get('lifecycle')} / {p.get('vip_tier') or '-'}"),
         (
             "first touch",
