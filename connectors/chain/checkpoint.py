@@ -64,6 +64,8 @@ def load(path: Path) -> Checkpoint | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a directory in its place, no permission, ...
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {exc.strerror}") from None
     try:
         cp = _decoder.decode(raw)
     except msgspec.DecodeError as exc:

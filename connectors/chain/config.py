@@ -187,6 +187,22 @@ class ChainConfig:
             raise envconfig.ConfigError(
                 f"C360_CHAIN_NAME: {len(self.name)} characters, at most {NAME_MAX}"
             )
+        if self.rpc_url and not re.match(r"https?://", self.rpc_url, re.IGNORECASE):
+            scheme = self.rpc_url.partition("://")[0] if "://" in self.rpc_url else "none"
+            raise envconfig.ConfigError(  # the URL itself may hold an API key: not shown
+                f"C360_CHAIN_RPC_URL: an http:// or https:// endpoint is needed (scheme: "
+                f"{scheme}; websocket endpoints are not supported)"
+            )
+        if self.holdings_every and not self.wallets:
+            raise envconfig.ConfigError(
+                "C360_CHAIN_HOLDINGS_EVERY: holdings are snapshotted for C360_CHAIN_WALLETS, "
+                "which is empty"
+            )
+        if self.holdings_tokens and not self.holdings_every:
+            raise envconfig.ConfigError(
+                "C360_CHAIN_HOLDINGS_TOKENS: set C360_CHAIN_HOLDINGS_EVERY too (0: no "
+                "snapshots are taken)"
+            )
         if self.range_max < self.range_initial:
             raise envconfig.ConfigError("C360_CHAIN_RANGE_MAX is below C360_CHAIN_RANGE_INITIAL")
         if self.window < 2:

@@ -439,6 +439,36 @@ def test_config_reads_addresses_and_signatures_from_the_environment():
 
 
 @pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"C360_CHAIN_RPC_URL": "wss://key@node.example/ws"}, "scheme: wss; websocket"),
+        ({"C360_CHAIN_RPC_URL": "node.example:8545"}, "scheme: none"),
+        ({"C360_CHAIN_HOLDINGS_EVERY": "10"}, "C360_CHAIN_WALLETS, which is empty"),
+        ({"C360_CHAIN_HOLDINGS_TOKENS": TOKEN}, "set C360_CHAIN_HOLDINGS_EVERY too"),
+    ],
+)
+def test_config_refuses_what_would_read_nothing_or_fail_later(env, error):
+    with pytest.raises(ConfigError, match=re.escape(error)) as raised:
+        ChainConfig.from_env(env)
+    assert "key@" not in str(raised.value)  # an RPC URL may embed an API key
+    good = {
+        "C360_CHAIN_RPC_URL": "HTTPS://node.example",
+        "C360_CHAIN_WALLETS": A,
+        "C360_CHAIN_HOLDINGS_EVERY": "10",
+        "C360_CHAIN_HOLDINGS_TOKENS": TOKEN,
+    }
+    ok = ChainConfig.from_env(good)
+    assert ok.holdings_tokens == (TOKEN,)
+
+
+def test_a_checkpoint_path_that_is_a_directory_is_one_clear_error(tmp_path):
+    from connectors.chain.checkpoint import CheckpointError, load
+
+    with pytest.raises(CheckpointError, match="cannot read the checkpoint: Is a directory"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize(
     ("events", "error"),
     [
         ("Transfer(address indexed from, address indexed to, uint256 value)", "names or `indexed`"),
