@@ -92,42 +92,15 @@ ones are counted (``tko``) and no longer shown: a requester opening tickets with
 end (a bot behind a help desk form) grew its person's row without bound."""
 
 
+CAPS = ("associations", "tokens", "holdings", "tickets")
+"""The capped maps of a profile, as counted in ``Aggregator.capped``."""
+
+
 def _first(counts: dict, most: int) -> dict:
     """``counts`` with at most ``most`` keys, the smallest."""
     if len(counts) <= most:
         return counts
     return {key: counts[key] for key in sorted(counts)[:most]}
-
-
-def _capped(counts: dict) -> dict:
-    """``counts`` with at most :data:`MAX_ASSOCIATIONS` keys, the smallest."""
-    return _first(counts, MAX_ASSOCIATIONS)
-
-
-def _holdings_capped(hold: dict) -> dict:
-    """``hold`` with at most :data:`MAX_TOKENS` tokens over all wallets, the smallest."""
-    if sum(map(len, hold.values())) <= MAX_TOKENS:
-        return hold  # the hot path: no set built
-    tokens = {token for balances in hold.values() for token in balances}
-    if len(tokens) <= MAX_TOKENS:
-        return hold
-    keep = set(sorted(tokens)[:MAX_TOKENS])
-    out = {}
-    for wallet, balances in hold.items():
-        kept = {token: entry for token, entry in balances.items() if token in keep}
-        if kept:
-            out[wallet] = kept
-    return out
-
-
-def _tickets_capped(agg: dict) -> None:
-    """Keep the :data:`MAX_TICKETS` latest tickets of ``agg``, counting the others."""
-    tickets = agg["tk"]
-    if len(tickets) <= MAX_TICKETS:
-        return
-    order = sorted(tickets, key=lambda t: (tickets[t][0], t), reverse=True)
-    agg["tk"] = {ticket: tickets[ticket] for ticket in order[:MAX_TICKETS]}
-    agg["tko"] = agg.get("tko", 0) + len(order) - MAX_TICKETS
 
 
 def _touch_key(touch: dict) -> tuple:
@@ -314,6 +287,41 @@ class Aggregator:
         self.prices: Mapping[str, Any] = prices if prices is not None else {}
         self.labels: Mapping[str, Any] = labels if labels is not None else {}
         self._empty_view: dict[str, Any] | None = None
+        #: times a map reached its cap and kept only its first entries, by cap (metrics)
+        self.capped = dict.fromkeys(CAPS, 0)
+
+    def _cap(self, counts: dict, most: int, cap: str) -> dict:
+        """``counts`` within ``most`` keys (the smallest), counting when it was over."""
+        if len(counts) <= most:
+            return counts
+        self.capped[cap] += 1
+        return _first(counts, most)
+
+    def _cap_holdings(self, hold: dict) -> dict:
+        """``hold`` with at most :data:`MAX_TOKENS` tokens over all wallets, the smallest."""
+        if sum(map(len, hold.values())) <= MAX_TOKENS:
+            return hold  # the hot path: no set built
+        tokens = {token for balances in hold.values() for token in balances}
+        if len(tokens) <= MAX_TOKENS:
+            return hold
+        self.capped["holdings"] += 1
+        keep = set(sorted(tokens)[:MAX_TOKENS])
+        out = {}
+        for wallet, balances in hold.items():
+            kept = {token: entry for token, entry in balances.items() if token in keep}
+            if kept:
+                out[wallet] = kept
+        return out
+
+    def _cap_tickets(self, agg: dict) -> None:
+        """Keep the :data:`MAX_TICKETS` latest tickets of ``agg``, counting the others."""
+        tickets = agg["tk"]
+        if len(tickets) <= MAX_TICKETS:
+            return
+        self.capped["tickets"] += 1
+        order = sorted(tickets, key=lambda t: (tickets[t][0], t), reverse=True)
+        agg["tk"] = {ticket: tickets[ticket] for ticket in order[:MAX_TICKETS]}
+        agg["tko"] = agg.get("tko", 0) + len(order) - MAX_TICKETS
 
     def context(self, state: State) -> Context:
         """The batch's context; also sets the horizon of retractable chain times."""
@@ -346,10 +354,10 @@ class Aggregator:
         if fact.assoc:
             for ident in fact.assoc:
                 _add(agg["as"], ident, sign)
-            agg["as"] = _capped(agg["as"])
+            agg["as"] = self._cap(agg["as"], MAX_ASSOCIATIONS, "associations")
         if kind == "holding":
             snapshot = {fact.ident: {data["token"]: [data["block"], data["balance"]]}}
-            agg["hold"] = _holdings_capped(_holdings_combine(agg["hold"], snapshot))
+            agg["hold"] = self._cap_holdings(_holdings_combine(agg["hold"], snapshot))
             return
         side = data.get("side")
         chain_fact = kind in CHAIN
@@ -383,20 +391,16 @@ class Aggregator:
                     agg["tx"] += sign
                     if data.get("fee"):
                         _add(agg["fee"], native, sign * data["fee"])
-                        if len(agg["fee"]) > MAX_TOKENS:
-                            agg["fee"] = _first(agg["fee"], MAX_TOKENS)
+                        agg["fee"] = self._cap(agg["fee"], MAX_TOKENS, "tokens")
                 if data.get("value"):
                     _add(agg["vol"], native, sign * data["value"])
-                    if len(agg["vol"]) > MAX_TOKENS:
-                        agg["vol"] = _first(agg["vol"], MAX_TOKENS)
+                    agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens")
             elif kind == "transfer":
                 _add(agg["vol"], data["token"], sign * data["value"])
-                if len(agg["vol"]) > MAX_TOKENS:
-                    agg["vol"] = _first(agg["vol"], MAX_TOKENS)
+                agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens")
             elif kind == "revenue":
                 _add(agg["rev"], data["token"], sign * data["amount"])
-                if len(agg["rev"]) > MAX_TOKENS:
-                    agg["rev"] = _first(agg["rev"], MAX_TOKENS)
+                agg["rev"] = self._cap(agg["rev"], MAX_TOKENS, "tokens")
         elif kind == "ticket":
             priority, subject = data.get("priority"), data.get("subject")
             entry = [
@@ -407,7 +411,7 @@ class Aggregator:
                 ts,
             ]
             agg["tk"] = _tickets_combine(agg["tk"], {data["ticket"]: entry})
-            _tickets_capped(agg)
+            self._cap_tickets(agg)
             if "csat" in data:
                 agg["csat"] = _opt(max, agg["csat"], [ts, data["csat"]])
         elif kind == "social":
@@ -421,7 +425,7 @@ class Aggregator:
         out = {
             "n": a["n"] + b["n"],
             "k": _merge_counts(a["k"], b["k"]),
-            "as": _capped(_merge_counts(a["as"], b["as"])),
+            "as": self._cap(_merge_counts(a["as"], b["as"]), MAX_ASSOCIATIONS, "associations"),
             "w0": _opt(min, a["w0"], b["w0"]),
             "w1": _opt(max, a["w1"], b["w1"]),
             "days": _merge_counts(a["days"], b["days"]),
@@ -434,16 +438,16 @@ class Aggregator:
             "tc": a["tc"] + b["tc"],
             "tx": a["tx"] + b["tx"],
             "ct": ChainTimes.combine(a["ct"], b["ct"], self.horizon),
-            "vol": _first(_merge_counts(a["vol"], b["vol"]), MAX_TOKENS),
-            "fee": _first(_merge_counts(a["fee"], b["fee"]), MAX_TOKENS),
-            "rev": _first(_merge_counts(a["rev"], b["rev"]), MAX_TOKENS),
-            "hold": _holdings_capped(_holdings_combine(a["hold"], b["hold"])),
+            "vol": self._cap(_merge_counts(a["vol"], b["vol"]), MAX_TOKENS, "tokens"),
+            "fee": self._cap(_merge_counts(a["fee"], b["fee"]), MAX_TOKENS, "tokens"),
+            "rev": self._cap(_merge_counts(a["rev"], b["rev"]), MAX_TOKENS, "tokens"),
+            "hold": self._cap_holdings(_holdings_combine(a["hold"], b["hold"])),
             "tk": _tickets_combine(a["tk"], b["tk"]),
             "tko": a.get("tko", 0) + b.get("tko", 0),
             "csat": _opt(lambda x, y: max(x, y), a["csat"], b["csat"]),
             "so": _socials_combine(a["so"], b["so"]),
         }
-        _tickets_capped(out)
+        self._cap_tickets(out)
         self._trim(out)
         return out
 

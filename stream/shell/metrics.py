@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from stream.core.aggregate import CAPS
+
 TOP_CHANNELS = 10
 """Channels with their own ``channel`` label value; the rest add up as ``other``."""
 
@@ -143,6 +145,15 @@ class Metrics:
         self.profile_changes = Counter(
             "c360_profile_changes", "Profile change events published.", registry=r
         )
+        self.profile_caps = Counter(
+            "c360_profile_caps",
+            "Times a profile's map reached its cap and kept only its first entries, by cap "
+            "(associations, tokens, holdings, tickets): a producer sending without bound.",
+            ["cap"],
+            registry=r,
+        )
+        for cap in CAPS:  # a known set: every series exists from the start
+            self.profile_caps.labels(cap)
         # --- API ---
         self.api_requests = Counter(
             "c360_api_requests",

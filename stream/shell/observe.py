@@ -83,9 +83,12 @@ def profile_hook(stage: ProfileStage) -> Callable[[], None]:
     """Profile changes published and the event-time latency of the group's oldest event."""
     counters = {"changes": METRICS.profile_changes}
     seen: dict[str, int] = {}
+    caps = {cap: METRICS.profile_caps.labels(cap) for cap in stage.agg.capped}
+    capped: dict[str, int] = {}
 
     def observe() -> None:
         _move(counters, stage.stats, seen)
+        _move(caps, stage.agg.capped, capped)
         oldest = stage.oldest_event
         if oldest is not None:
             stage.oldest_event = None

@@ -76,7 +76,9 @@ def test_the_route_hook_counts_each_outcome_and_the_facts_outside_the_window():
 
 
 def test_the_profile_hook_observes_the_oldest_event_once():
-    stage = SimpleNamespace(stats={"changes": 4}, oldest_event=None)
+    stage = SimpleNamespace(
+        stats={"changes": 4}, oldest_event=None, agg=SimpleNamespace(capped={"tokens": 0})
+    )
     observe = profile_hook(stage)
     count = value("c360_event_latency_seconds_count")
     changes = value("c360_profile_changes_total")
@@ -89,6 +91,25 @@ def test_the_profile_hook_observes_the_oldest_event_once():
     )
     assert value("c360_profile_changes_total") - changes == 4
     assert stage.oldest_event is None
+
+
+def test_the_profile_hook_counts_the_caps_the_aggregator_reached():
+    from stream.core import aggregate
+    from stream.core.aggregate import Aggregator
+    from stream.core.facts import Fact
+
+    agg = Aggregator()
+    stage = SimpleNamespace(stats={"changes": 0}, oldest_event=None, agg=agg)
+    observe = profile_hook(stage)
+    before = {cap: value("c360_profile_caps_total", cap=cap) for cap in aggregate.CAPS}
+    row = agg.empty()
+    for i in range(aggregate.MAX_TOKENS + 3):  # three transfers over the cap
+        data = {"chain": 1, "block": 1, "side": "in", "token": f"1:0x{i:040x}", "value": 1}
+        agg.apply(row, Fact(f"f{i}", "wallet:0x" + "01" * 20, "transfer", 1, "t", data=data))
+    observe()
+    observe()
+    moved = {cap: value("c360_profile_caps_total", cap=cap) - n for cap, n in before.items()}
+    assert moved == {"associations": 0, "tokens": 3, "holdings": 0, "tickets": 0}
 
 
 def test_recovery_remaining_ignores_empty_changelogs():
