@@ -11,6 +11,7 @@ idempotent producer), so a connector may advance its checkpoint after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -36,6 +37,12 @@ class RecordTooLarge(ValueError):
     worker would dead-letter it as ``too_large``, so it is never sent."""
 
 
+PROBE_INTERVAL = 15.0
+"""Seconds between the producer's checks that Kafka answers (:meth:`BatchProducer.probe`)."""
+PROBE_TIMEOUT = 10.0
+"""Seconds a check waits for Kafka's metadata before it counts as no answer."""
+
+
 class BatchProducer:
     """Buffers events per (topic, partition) and sends them as batched records."""
 
@@ -45,8 +52,11 @@ class BatchProducer:
         self.settings = settings
         self.client_id = client_id
         # the connector's c360_connector_up (labelled): 0 when a delivery fails, 1 when
-        # one succeeds, so that the gauge says whether the connector can produce
+        # one succeeds, so that the gauge says whether the connector can produce; an
+        # idle connector learns it from a periodic probe (see probe)
         self.up = up
+        self._failed = False  # the last delivery failed: only a delivery clears it
+        self._watch: asyncio.Task | None = None
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[tuple[str, int], list[bytes]] = {}
         self.sent_events = 0
@@ -62,9 +72,41 @@ class BatchProducer:
             max_request_size=4_000_000,
         )
         await self._producer.start()
+        self._watch = asyncio.create_task(self._probing(PROBE_INTERVAL))
+
+    async def _probing(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.probe()
+
+    async def probe(self, timeout: float = PROBE_TIMEOUT) -> bool:
+        """Whether Kafka answers a metadata request within ``timeout`` seconds.
+
+        Moves ``up``: to 0 when Kafka does not answer (an idle connector would otherwise
+        say 1 until its next delivery failed), back to 1 when it answers again, unless
+        the last delivery failed (a broker that answers metadata may still refuse
+        records: only a delivery that succeeds clears that)."""
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
+        except Exception as exc:
+            if self.up is not None and self.up._value.get() != 0:
+                log.warning("Kafka does not answer (%s): c360_connector_up is 0", exc)
+            if self.up is not None:
+                self.up.set(0)
+            return False
+        if self.up is not None and not self._failed:
+            self.up.set(1)
+        return True
 
     async def stop(self) -> None:
         """Flush what is buffered, then close."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         if self._producer is None:
             return
         try:
@@ -146,11 +188,14 @@ class BatchProducer:
             if futures:
                 await asyncio.gather(*futures)
         except Exception:
+            self._failed = True
             if self.up is not None:
                 self.up.set(0)
             raise
-        if futures and self.up is not None:
-            self.up.set(1)
+        if futures:
+            self._failed = False
+            if self.up is not None:
+                self.up.set(1)
         self.sent_events += events
         return events
 

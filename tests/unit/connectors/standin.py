@@ -27,6 +27,14 @@ class FakeKafka:
         self.fail: Exception | None = None
         self.hang = False
         self.pending: list[tuple[asyncio.Future, tuple[str, int, bytes]]] = []
+        self.client = self  # AIOKafkaProducer.client: what the producer's probe asks
+        self.unreachable = False
+
+    async def fetch_all_metadata(self) -> dict:
+        """What the probe asks: raises, as aiokafka does, when no broker answers."""
+        if self.unreachable:
+            raise ConnectionError("Unable to get cluster metadata over all known brokers")
+        return {}
 
     def acknowledge(self) -> None:
         """Acknowledge the pending records."""

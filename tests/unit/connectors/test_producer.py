@@ -65,3 +65,22 @@ async def test_the_up_gauge_follows_the_outcome_of_deliveries():
     with pytest.raises(RuntimeError):
         await p.flush()
     assert up._value.get() == 0
+
+
+async def test_a_probe_tells_an_idle_connector_that_kafka_is_gone_and_back():
+    up = connector_up(CollectorRegistry()).labels("web")
+    p = StandInProducer(Settings.from_env({}), up=up)
+    await p.start()
+    up.set(1)
+    p.kafka.unreachable = True
+    assert await p.probe() is False and up._value.get() == 0
+    p.kafka.unreachable = False
+    assert await p.probe() is True and up._value.get() == 1
+    # a broker that answers metadata but refused the last delivery is not up yet
+    p.kafka.fail = RuntimeError("NotEnoughReplicas")
+    with pytest.raises(RuntimeError):
+        await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 1})])
+    assert await p.probe() is True and up._value.get() == 0
+    p.kafka.fail = None
+    await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 2})])
+    assert up._value.get() == 1
