@@ -532,12 +532,19 @@ async def bench(mode: str) -> dict:
 
             truth = population.truth()
             sample = set(random.Random(1).sample(range(size["persons"]), size["scored"]))
+            truth["emitted"] = [p for p in truth["emitted"] if p in sample]  # scored: these
             idents = [i for i, owner in truth["owner"].items() if owner in sample]
             assigned = await assignments(settings, idents + truth["shared"])
             q = score(truth, assigned)
             results.update(precision=round(q["precision"], 5), recall=round(q["recall"], 5))
             results["quality"] = {
-                k: q[k] for k in ("identifiers_scored", "shared_identifiers", "shared_kept_apart")
+                k: q[k]
+                for k in (
+                    "identifiers_scored",
+                    "unplaced",
+                    "shared_identifiers",
+                    "shared_kept_apart",
+                )
             }
             log(
                 f"  precision {q['precision']:.4f} recall {q['recall']:.4f} "

@@ -269,6 +269,10 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
             f"persons: {q['persons_found']:,} found / {q['persons_true']:,} true   "
             f"shared identifiers kept apart: {q['shared_kept_apart']}/{q['shared_identifiers']}"
         )
+        print(
+            f"     {q['identifiers_scored']:,} identifiers scored (every one the stream carried), "
+            f"{q['unplaced']:,} of them in no person"
+        )
 
         example = population.persons[0].identifiers[0]
         print("\n  ── Where it answers (API key: header X-API-Key: " + settings.api_key + ")")

@@ -77,19 +77,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     population = Population(args.persons, seed=args.seed)
     try:
         if args.truth is not None:
-            args.truth.write_text(json.dumps(population.truth()))
+            args.truth.touch()  # a path that cannot be written fails before the work
         if args.produce:
-            return produce_population(population, args, settings)
-        if str(args.out) == "-":
-            n = write_jsonl(population, args.events, sys.stdout)
+            rc = produce_population(population, args, settings)
         else:
-            with open(args.out, "w") as out:
-                n = write_jsonl(population, args.events, out)
+            if str(args.out) == "-":
+                n = write_jsonl(population, args.events, sys.stdout)
+            else:
+                with open(args.out, "w") as out:
+                    n = write_jsonl(population, args.events, out)
+            print(f"wrote {n} events", file=sys.stderr)
+            rc = 0
+        if args.truth is not None:  # after the events: it names the persons they carried
+            args.truth.write_text(json.dumps(population.truth()))
     except OSError as exc:
         print(f"c360 generate: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
-    print(f"wrote {n} events", file=sys.stderr)
-    return 0
+    return rc
 
 
 def produce_population(population: Population, args: argparse.Namespace, settings: Settings) -> int:

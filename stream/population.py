@@ -103,6 +103,7 @@ class Population:
         self.kiosk = "kiosk-lobby-1"
         self._seq = itertools.count(1)
         self._block = 21_000_000
+        self.onboarded: list[int] = []  # persons whose every identifier a stream carried
         weights = [p.weight for p in self.persons]
         total = sum(weights)
         self._cumulative = list(itertools.accumulate(w / total for w in weights))
@@ -139,12 +140,16 @@ class Population:
         return person
 
     def truth(self) -> dict[str, Any]:
-        """Ground truth: identifier -> synthetic person, and the identifiers shared by many."""
+        """Ground truth: identifier -> synthetic person, the identifiers shared by many,
+        and the persons whose every identifier the events generated so far carried
+        (``emitted``: their onboarding was generated whole), whom scoring expects c360
+        to have placed."""
         owner = {ident: p.index for p in self.persons for ident in p.identifiers}
         return {
             "persons": len(self.persons),
             "owner": owner,
             "shared": [f"anon:{self.kiosk}", *(f"wallet:{w}" for w in self.exchanges)],
+            "emitted": sorted(self.onboarded),
         }
 
     def pick(self) -> Person:
@@ -246,6 +251,8 @@ class Population:
                 produced += 1
                 if produced >= count:
                     return
+            if newcomer is not None:
+                self.onboarded.append(newcomer.index)  # its onboarding was yielded whole
             last = produced - before
 
     def _activity(self, p: Person, ts: int, first_visit: bool) -> Iterator[tuple[str, str, dict]]:
@@ -297,8 +304,8 @@ class Population:
                 "context": {"c360": {"auth": "server"}},
             }
             yield "web.events", p.user, event
-        if p.socials:
-            yield self._social(p, at + 60_000)
+        for n, platform in enumerate(p.socials):  # every one, so that each is tied in
+            yield self._social(p, at + 60_000 + n * 1000, platform)
 
     def _siwe(self, p: Person, device: str, wallet: str, ts: int) -> tuple[str, str, dict]:
         event = {
@@ -518,8 +525,8 @@ class Population:
             },
         )
 
-    def _social(self, p: Person, ts: int) -> tuple[str, str, dict]:
-        platform = next(iter(p.socials))
+    def _social(self, p: Person, ts: int, platform: str | None = None) -> tuple[str, str, dict]:
+        platform = platform or next(iter(p.socials))
         subject = {"user_id": p.user} if p.user else {"wallet": p.wallets[0]}
         return (
             "socials",
@@ -551,17 +558,30 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
     A pair of identifiers is positive when the truth puts both in one person;
     identifiers the truth shares between persons (the kiosk, exchange wallets) are
     left out of the pairs and reported apart. ``assigned``: identifier -> c360 person.
+
+    Scored: every identifier of the persons the stream carried whole (the truth's
+    ``emitted``). One that c360 placed in no person counts as a person of its own (its
+    pairs are missed: recall) and is counted in ``unplaced``, so an identifier lost, or
+    a run that saw nothing, cannot score 1.0. A truth without ``emitted`` (written
+    before it existed) scores the identifiers c360 placed, and cannot see the lost.
     ``split`` and ``merged`` name the first few mistakes (a true person found as
     several, a found person holding several true ones: their identifiers by person),
     so that a run below 1.0 says where to look.
     """
     shared = set(truth["shared"])
-    owner = {i: p for i, p in truth["owner"].items() if i not in shared and i in assigned}
+    emitted = truth.get("emitted")
+    if emitted is None:
+        owner = {i: p for i, p in truth["owner"].items() if i not in shared and i in assigned}
+    else:
+        persons = set(emitted)
+        owner = {i: p for i, p in truth["owner"].items() if i not in shared and p in persons}
+    unplaced = [i for i in owner if i not in assigned]
+    found = {**{i: f"unplaced:{i}" for i in unplaced}, **assigned}
     by_truth: dict[int, list[str]] = {}
     by_c360: dict[str, list[str]] = {}
     for ident, person in owner.items():
         by_truth.setdefault(person, []).append(ident)
-        by_c360.setdefault(assigned[ident], []).append(ident)
+        by_c360.setdefault(found[ident], []).append(ident)
 
     def pairs(groups) -> int:
         return sum(len(g) * (len(g) - 1) // 2 for g in groups)
@@ -574,21 +594,21 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
         for ident in members:
             counts[owner[ident]] = counts.get(owner[ident], 0) + 1
         correct += pairs([[0] * n for n in counts.values()])
+    seen_shared = [ident for ident in shared if ident in assigned]
     shared_alone = sum(
-        1
-        for ident in shared
-        if ident in assigned and sum(1 for v in assigned.values() if v == assigned[ident]) == 1
+        1 for ident in seen_shared if sum(1 for v in assigned.values() if v == assigned[ident]) == 1
     )
-    split = [g for g in (_by(m, assigned) for m in by_truth.values()) if len(g) > 1]
+    split = [g for g in (_by(m, found) for m in by_truth.values()) if len(g) > 1]
     merged = [g for g in (_by(m, owner) for m in by_c360.values()) if len(g) > 1]
     return {
         "precision": 1.0 if found_pairs == 0 else correct / found_pairs,
         "recall": 1.0 if true_pairs == 0 else correct / true_pairs,
         "pairs_true": true_pairs,
         "pairs_found": found_pairs,
-        "shared_identifiers": len(shared),
+        "shared_identifiers": len(seen_shared),
         "shared_kept_apart": shared_alone,
         "identifiers_scored": len(owner),
+        "unplaced": len(unplaced),
         "persons_true": len(by_truth),
         "persons_found": len(by_c360),
         "log2_persons_ratio": round(math.log2(max(1, len(by_c360)) / max(1, len(by_truth))), 3),

@@ -108,3 +108,22 @@ def test_replay_refuses_a_file_that_is_not_utf8_and_reads_the_deployments_prefix
     monkeypatch.setenv("C360_TOPIC_PREFIX", "prod.")
     code, err = run(["replay", str(prefixed)], capsys)
     assert code == 0 and '"persons": 1' in err
+
+
+def test_generate_writes_the_truth_of_the_events_it_wrote(tmp_path, capsys):
+    out, truth = tmp_path / "events.jsonl", tmp_path / "truth.json"
+    argv = ["generate", "--persons", "30", "--events", "200", "--out", str(out)]
+    assert run([*argv, "--truth", str(truth)], capsys)[0] == 0
+    written = json.loads(truth.read_text())
+    # the persons whose every identifier the 200 events carried: scoring expects them
+    assert 0 < len(written["emitted"]) <= 30
+    lines = out.read_text().splitlines()
+    assert len(lines) == 200 + 3 + 3  # the events, after three prices and three labels
+    keys = {json.loads(line)["key"] for line in lines}
+    persons = set(written["emitted"])
+    devices = {
+        i.split(":", 1)[1]
+        for i, p in written["owner"].items()
+        if p in persons and i.startswith("anon:")
+    }
+    assert devices <= keys  # every device of those persons sent events keyed by it

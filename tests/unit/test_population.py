@@ -226,8 +226,28 @@ def test_shared_identifiers_are_left_out_of_the_pairs_and_reported_apart():
     assert q["shared_kept_apart"] == 1
 
 
-def test_unseen_identifiers_are_not_scored():
+def test_an_identifier_of_a_person_the_stream_carried_that_c360_did_not_place_costs_recall():
+    truth = {**TRUTH, "emitted": [1, 2, 3]}
+    assigned = {i: f"p{o}" for i, o in TRUTH["owner"].items() if i != "c3"}
+    q = score(truth, assigned)
+    assert (q["identifiers_scored"], q["unplaced"]) == (7, 1)
+    assert q["precision"] == 1.0 and q["recall"] == pytest.approx(3 / 5)
+    # a run that placed nothing, or one identifier per person, cannot score 1.0
+    assert score(truth, {})["recall"] == 0.0
+    one_each = {i: f"p{o}" for i, o in TRUTH["owner"].items() if i.endswith("1")}
+    assert score(truth, one_each)["recall"] == 0.0
+    # persons the stream did not carry (cut off by its length) are not expected
+    q = score({**TRUTH, "emitted": [1, 2]}, {i: f"p{o}" for i, o in TRUTH["owner"].items()})
+    assert (q["identifiers_scored"], q["unplaced"], q["recall"]) == (4, 0, 1.0)
+
+
+def test_a_truth_written_before_emitted_existed_scores_what_c360_placed():
     assigned = {i: f"p{o}" for i, o in TRUTH["owner"].items() if i != "c3"}
     q = score(TRUTH, assigned)
     assert q["identifiers_scored"] == 6
     assert q["recall"] == 1.0
+
+
+def test_shared_identifiers_c360_never_saw_are_not_reported_as_merged():
+    q = score({**TRUTH, "emitted": [1]}, {"a1": "p1", "a2": "p1"})
+    assert (q["shared_identifiers"], q["shared_kept_apart"]) == (0, 0)
