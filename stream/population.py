@@ -7,8 +7,10 @@ web sessions with page views and tracks, wallet connects and SIWE sign-ins (the
 link evidence, a few percent of events), server-side identifies, ERC-20
 transfers and transactions with fees (some paying protocol revenue), holdings
 snapshots, support tickets, form answers, social verifications, prices and
-wallet labels. Traps: exchange hot wallets that pay many users (and are
-labelled), and a shared kiosk device that many persons use.
+wallet labels. Traps: exchange hot wallets that pay many users, and that one
+person in 97 connects as if it were theirs (an exchange's in-app wallet: only the
+exchange label keeps those persons apart), and a shared kiosk device that many
+persons use.
 
 :meth:`Population.events` yields ``(topic suffix, key, payload)``, none dated after the
 population's ``end`` (mostly in time order: see its doc);
@@ -292,6 +294,17 @@ class Population:
             yield self._siwe(p, device, wallet, at + n * 1000)
         for n, other in enumerate(p.devices[1:], 1):
             yield self._siwe(p, other, p.wallets[0], at + n * DAY // 3)
+        if p.index % EXCHANGE_CONNECT_EVERY == 13:
+            # an exchange's in-app wallet connected as if it were the person's own: only
+            # the exchange label keeps the persons who do that apart
+            yield self._web(
+                p,
+                device,
+                at + 20_000,
+                "track",
+                event="Wallet Connected",
+                properties={"address": self.exchanges[p.index % len(self.exchanges)], "chainId": 1},
+            )
         if p.user:
             traits = {"email": p.email} if p.email else {}
             event = {
@@ -542,6 +555,9 @@ class Population:
             },
         )
 
+
+EXCHANGE_CONNECT_EVERY = 97
+"""One person in this many connects an exchange hot wallet at onboarding (a trap)."""
 
 LINK_EVENTS = frozenset({"SIWE Sign In", "Wallet Connected"})
 """The web tracks that carry wallet link evidence (the issue's "link events")."""

@@ -43,3 +43,23 @@ def test_the_kiosk_read_ahead_of_the_other_input_partitions_splits_nobody():
     q = score(population.truth(), assigned)
     assert (q["precision"], q["recall"]) == (1.0, 1.0), (q["split"], q["merged"])
     assert sim.link.stats["retried"] >= 1  # the order does make the limit refuse
+
+
+def test_the_exchange_trap_needs_the_label_guard():
+    """Persons connect an exchange's hot wallet as if it were theirs: with the exchange
+    label guard the population scores 1.0, without it persons are merged through it."""
+    from stream.core.rules import Rules
+
+    population = Population(600, seed=21)
+    inputs = [Input(s, msgspec.json.encode(p), key=k) for s, k, p in population.events(15_000)]
+    truth = population.truth()
+    scores = {}
+    for guard in (True, False):
+        rules = Rules() if guard else Rules(blocked_label_categories=[])
+        sim = Simulator(partitions=4, seed=2, rules=rules)
+        sim.run(inputs)
+        assigned = {ident: person for person, row in sim.persons().items() for ident in row["m"]}
+        scores[guard] = score(truth, assigned)["precision"]
+        if guard:
+            assert sim.link.refusals.get("blocked_label", 0) >= 600 // 97
+    assert scores[True] == 1.0 and scores[False] < 1.0, scores
