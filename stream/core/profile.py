@@ -5,7 +5,9 @@ Keyed by person. State:
 - ``p:{person}`` person row: ``v`` version (grows by one per change event),
   ``m`` members ``{ident: seq}`` (from the link stage's member lists and from
   events), ``ms`` the seq of the last member list, ``mi`` merged into (absorbed
-  persons keep a tombstone), ``ab`` persons it absorbed (a repeated absorb is a
+  persons keep a tombstone, with ``fi`` the identifier the person was founded by,
+  when known: the lookup API resolves an absorbed person id through it, since a
+  split may have moved it away from ``mi``), ``ab`` persons it absorbed (a repeated absorb is a
   no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
   profile aggregate, ``w`` the last published view (to diff against), ``c`` present
   while the person is **compact** (below);
@@ -56,6 +58,7 @@ from stream.core.messages import (
     Split,
     SplitIn,
     Tick,
+    person_of,
 )
 from stream.core.state import Emit, State, prefix_end
 
@@ -245,6 +248,9 @@ class ProfileStage:
             a.survivor,
             MergeIn(a.absorbed, a.survivor, a.seq, fragments, [a.absorbed, *row["ab"]]),
         )
+        founding = [i for i in row["m"] if person_of(i) == a.absorbed]
+        if founding:  # the lookup API follows it, not mi, where a split may have moved it
+            row["fi"] = founding[0]
         row["mi"] = a.survivor
         row["a"] = self.agg.empty()
         row["m"] = {}

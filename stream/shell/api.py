@@ -207,7 +207,13 @@ class Lookups:
     async def person_row(self, person: str) -> tuple[str, dict] | None:
         """The live person row, following merges (person id, row). None when ``person``
         has no row; 503 when it was absorbed into a person whose row the profile stage
-        has not written yet (a merge in flight: retry)."""
+        has not written yet (a merge in flight: retry).
+
+        An absorbed person is followed through the identifier it was founded by (its
+        tombstone's ``fi``), where that identifier is now: a split after the merge may
+        have moved it, with the person's own facts, away from the survivor (``mi``),
+        which then holds another human's profile. Without ``fi`` (a tombstone written
+        before it existed, or of a person that never held a fact), ``mi``."""
         seen = {person}
         for _ in range(MAX_MERGE_HOPS):
             row = await self._row(person)
@@ -219,7 +225,8 @@ class Lookups:
                 )
             if row.get("mi") is None:
                 return person, row
-            person = row["mi"]
+            route = await self.route_row(row["fi"]) if row.get("fi") else None
+            person = route["p"] if route and route["p"] not in seen else row["mi"]
             if person in seen:
                 raise ApiError(500, "merge_loop", f"the merges of {person} loop")
             seen.add(person)

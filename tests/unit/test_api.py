@@ -141,6 +141,26 @@ async def test_an_identifier_split_off_a_person_absorbed_since_answers():
             assert status == 200 and body["person_id"] == sim.person_of(ident), (ident, body)
 
 
+async def test_a_person_id_absorbed_then_split_away_answers_its_own_human():
+    # two humans glued by a kiosk, then the kiosk is a hub and the merges are undone:
+    # each one's old person id must answer that human's profile, not the survivor's
+    from stream.core.rules import Rules
+
+    wallets = [f"0x{0xABC00000 + i:040x}" for i in (1, 2, 3)]
+    sim = Simulator(partitions=3, seed=1, rules=Rules(max_joins={"anon": 2}))
+    sim.run(
+        [connect(1, "devA", wallets[0]), connect(2, "devB", wallets[1])]
+        + [connect(10 + n, "kiosk", w) for n, w in enumerate(wallets)]
+    )
+    assert sim.link.stats["splits"] >= 1
+    assert sim.person_of("anon:devA") != sim.person_of("anon:devB")
+    async with workers(sim) as (w0, w1):
+        for n, ident in enumerate(["anon:devA", "anon:devB", f"wallet:{wallets[1]}"]):
+            status, body = await get((w0, w1)[n % 2], "/v1/persons/" + person_of(ident))
+            assert status == 200, body
+            assert body["person_id"] == sim.person_of(ident) and ident in members(body), body
+
+
 async def test_a_long_chain_of_merges_is_followed():
     # each new device of the user has a smaller person id than the survivor so far, so
     # every link absorbs the survivor: the first person id is 36 merges from the live one
