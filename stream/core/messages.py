@@ -99,6 +99,7 @@ class MergeIn(InternalMessage, tag="m"):
     seq: int
     fragments: dict[str, Any]
     absorbed: list[str] = []
+    tier: str | None = None  # the VIP tier the source's profile showed (alerts: see vt)
 
 
 class Split(InternalMessage, tag="s"):
@@ -116,6 +117,7 @@ class SplitIn(InternalMessage, tag="i"):
     target: str
     seq: int
     fragments: dict[str, Any]
+    tier: str | None = None  # the VIP tier the source's profile showed (alerts: see vt)
 
 
 class Members(InternalMessage, tag="n"):

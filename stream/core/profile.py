@@ -7,7 +7,9 @@ Keyed by person. State:
   events), ``ms`` the seq of the last member list, ``mi`` merged into (absorbed
   persons keep a tombstone, with ``fi`` the identifier the person was founded by,
   when known: the lookup API resolves an absorbed person id through it, since a
-  split may have moved it away from ``mi``), ``ab`` persons it absorbed (a repeated absorb is a
+  split may have moved it away from ``mi``), ``vt`` the best VIP tier a merged or
+  split-off part showed, until the next publish (its alert is for a higher tier
+  only), ``ab`` persons it absorbed (a repeated absorb is a
   no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
   profile aggregate, ``w`` the last published view (to diff against), ``c`` present
   while the person is **compact** (below);
@@ -246,7 +248,14 @@ class ProfileStage:
         emit.internal(
             topics.PROFILE,
             a.survivor,
-            MergeIn(a.absorbed, a.survivor, a.seq, fragments, [a.absorbed, *row["ab"]]),
+            MergeIn(
+                a.absorbed,
+                a.survivor,
+                a.seq,
+                fragments,
+                [a.absorbed, *row["ab"]],
+                self._shown_tier(row),
+            ),
         )
         founding = [i for i in row["m"] if person_of(i) == a.absorbed]
         if founding:  # the lookup API follows it, not mi, where a split may have moved it
@@ -260,6 +269,21 @@ class ProfileStage:
             t = self._touch(touched, a.absorbed, "merge")
             t.persons.append(a.survivor)
 
+    def _shown_tier(self, row: dict) -> str | None:
+        """The best VIP tier the person's profile showed, or that a merge or split
+        brought it and it has not published since (``vt``)."""
+        tiers = (row["w"].get("vip_tier"), row.get("vt"))
+        return min(tiers, key=self.agg.tier_rank)
+
+    def _floor(self, row: dict, tier: str | None) -> None:
+        """Remember (``vt``) the best tier a merged or split-off part showed, until the
+        person's next publish: its VIP alert is for a tier above that one only. The
+        survivor of a merge is often a person with no facts yet (its id was smaller),
+        and reaching the absorbed VIP's tier again is no news for the VIP desk."""
+        best = min((tier, row.get("vt")), key=self.agg.tier_rank)
+        if best is not None:
+            row["vt"] = best
+
     def merge_in(self, state: State, m: MergeIn, touched: dict, emit: Emit) -> None:
         row = self._row(state, m.target)
         merged_into = row.get("mi")
@@ -268,10 +292,10 @@ class ProfileStage:
         rest = self._receive(state, m.target, row, m.fragments, m.seq, emit)
         if merged_into is not None:
             # absorbed meanwhile: what was not split away since goes on to the survivor
-            emit.internal(
-                topics.PROFILE, merged_into, MergeIn(m.source, merged_into, m.seq, rest, m.absorbed)
-            )
+            onward = MergeIn(m.source, merged_into, m.seq, rest, m.absorbed, m.tier)
+            emit.internal(topics.PROFILE, merged_into, onward)
             return
+        self._floor(row, m.tier)
         row["ab"] = sorted(set(row["ab"]) | set(m.absorbed))
         state.put("p:" + m.target, row)
         # an absorbed person with no facts (the usual new wallet of a sign-in) changes
@@ -321,8 +345,9 @@ class ProfileStage:
                 state.delete(key)
             row["mv"][ident] = [target, s.seq]
             row["m"].pop(ident, None)
+        tier = self._shown_tier(row)
         for target, fragments in outgoing.items():
-            emit.internal(topics.PROFILE, target, SplitIn(s.person, target, s.seq, fragments))
+            emit.internal(topics.PROFILE, target, SplitIn(s.person, target, s.seq, fragments, tier))
         # the person's aggregate is the combine of what remains
         aggregate = self.agg.empty()
         for _, fragment in self._fragments(state, s.person):
@@ -340,9 +365,12 @@ class ProfileStage:
         if merged_into is not None:
             if rest:
                 emit.internal(
-                    topics.PROFILE, merged_into, SplitIn(s.source, merged_into, s.seq, rest)
+                    topics.PROFILE,
+                    merged_into,
+                    SplitIn(s.source, merged_into, s.seq, rest, s.tier),
                 )
             return
+        self._floor(row, s.tier)
         state.put("p:" + s.target, row)
         t = self._touch(touched, s.target, "split")
         t.persons.append(s.source)
@@ -437,6 +465,7 @@ class ProfileStage:
         )
         ctx.summary = None
         dirty = self._channel(person, row, emit) or dirty
+        floor = row.pop("vt", None)  # a merged or split-off part's tier: consumed here
         if changes:
             row["v"] += 1
             row["w"] = view
@@ -459,7 +488,7 @@ class ProfileStage:
                     merged_into=row.get("mi"),
                 ),
             )
-            self._segments(person, row["v"], old, view, at, emit)
+            self._segments(person, row["v"], old, view, at, emit, floor)
             self._count(state, old, view)
         if changes or dirty:
             state.put("p:" + person, row)
@@ -494,9 +523,18 @@ class ProfileStage:
                 by[after] = by.get(after, 0) + 1
 
     def _segments(
-        self, person: str, version: int, old: dict, new: dict, at: int, emit: Emit
+        self,
+        person: str,
+        version: int,
+        old: dict,
+        new: dict,
+        at: int,
+        emit: Emit,
+        floor: str | None = None,
     ) -> None:
-        """Segment enter/exit for lifecycle stage and VIP tier; an alert when a tier is reached."""
+        """Segment enter/exit for lifecycle stage and VIP tier; an alert when a tier is
+        reached above both the tier shown before and ``floor`` (what a merged or
+        split-off part showed)."""
         for field, prefix in (("lifecycle", "lifecycle"), ("vip_tier", "vip")):
             before, after = old.get(field), new.get(field)
             if before == after:
@@ -514,7 +552,8 @@ class ProfileStage:
                     SegmentChange(person, f"{prefix}:{after}", "enter", at, version),
                 )
         before, after = old.get("vip_tier"), new.get("vip_tier")
-        if after is not None and self.agg.tier_rank(after) < self.agg.tier_rank(before):
+        known = min((before, floor), key=self.agg.tier_rank)
+        if after is not None and self.agg.tier_rank(after) < self.agg.tier_rank(known):
             worth = new.get("net_worth_usd", 0.0)
             emit.record(
                 topics.ALERTS,

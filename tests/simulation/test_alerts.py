@@ -1,0 +1,92 @@
+"""VIP alerts (c360.alerts): one per human reaching a tier, however identity moves it."""
+
+from __future__ import annotations
+
+import json
+
+from stream.core.messages import person_of
+from stream.core.rules import Rules
+from stream.sim import Input, Simulator
+
+NOW = 1_762_074_000_000  # 2025-11-02
+
+
+def wallet(i: int) -> str:
+    return f"0x{0xABC00000 + i:040x}"
+
+
+def connect(n: int, device: str, address: str) -> Input:
+    event = {"type": "track", "event": "Wallet Connected", "messageId": f"c{n}",
+             "anonymousId": device, "timestamp": "2025-11-02T09:00:00Z",
+             "properties": {"address": address, "chainId": 1}}  # fmt: skip
+    return Input("web.events", json.dumps(event).encode())
+
+
+def holding(address: str, eth: int, block: int = 100) -> Input:
+    snapshot = {
+        "wallet": address,
+        "chain_id": 1,
+        "token": "native",
+        "balance": str(eth * 10**18),
+        "block_number": block,
+        "observed_at": "2025-11-02T09:00:00Z",
+    }
+    return Input("chain.holdings", json.dumps(snapshot).encode(), key=address)
+
+
+PRICE = Input(
+    "prices",
+    json.dumps(
+        {
+            "chain_id": 1,
+            "token": "native",
+            "symbol": "ETH",
+            "decimals": 18,
+            "price_usd": 3400.0,
+            "timestamp": "2025-11-01T00:00:00Z",
+        }
+    ).encode(),
+    key="1:native",
+)
+
+
+def tiers_alerted(sim: Simulator) -> list[tuple[str, str]]:
+    return [(a.person_id, a.details["tier"]) for a in sim.outputs.alerts]
+
+
+def test_a_vip_absorbed_by_a_new_device_is_not_alerted_again():
+    # the human reaches gold ($680k) on devA; a new device with a smaller person id then
+    # connects the same wallet: the survivor starts from no tier, but the VIP desk
+    # already knows this human is gold
+    new = next(
+        d
+        for d in (f"dev{i}" for i in range(1000))
+        if person_of("anon:" + d) < person_of("anon:devA")
+    )
+    sim = Simulator(partitions=3, seed=1, inject_probability=0.0)
+    sim.run([PRICE, Input("tick", now=NOW), connect(1, "devA", wallet(1)), holding(wallet(1), 200)])
+    assert tiers_alerted(sim) == [(sim.person_of("anon:devA"), "gold")]
+    sim.run([connect(2, new, wallet(1))])
+    assert sim.person_of("anon:devA") == person_of("anon:" + new)  # absorbed by the new one
+    assert tiers_alerted(sim) == [(person_of("anon:devA"), "gold")]
+    # reaching a higher tier after the merge is news
+    sim.run([holding(wallet(1), 400, block=101)])
+    assert tiers_alerted(sim)[1:] == [(person_of("anon:" + new), "whale")]
+
+
+def test_two_vips_glued_and_split_again_are_alerted_once_each():
+    sim = Simulator(
+        partitions=3, seed=1, inject_probability=0.0, rules=Rules(max_joins={"anon": 2})
+    )
+    sim.run(
+        [PRICE, Input("tick", now=NOW)]
+        + [connect(1, "devA", wallet(1)), holding(wallet(1), 200)]
+        + [connect(2, "devB", wallet(2)), holding(wallet(2), 200)]
+        + [connect(10 + n, "kiosk", wallet(n)) for n in (1, 2)]  # glued: $1.36M, a whale
+        + [connect(13, "kiosk", wallet(3))]  # the kiosk is a hub: the merges are undone
+    )
+    assert sim.person_of("anon:devA") != sim.person_of("anon:devB")
+    alerted = tiers_alerted(sim)
+    gold = [p for p, tier in alerted if tier == "gold"]
+    assert len(gold) == 2, alerted  # once per human: not again for the split-off part
+    assert [tier for _, tier in alerted].count("whale") == 1, alerted
