@@ -36,7 +36,10 @@ class ProfileChange(Struct, omit_defaults=True, forbid_unknown_fields=False):
     """One change of one profile: at most one per person per processed input batch.
 
     ``version`` only grows per person. The last change of an absorbed person
-    carries ``merged_into``.
+    carries ``merged_into``. ``identity_seq`` orders identity across persons: the
+    link stage's sequence number of the person's last member list (of its absorb,
+    for an absorbed person); a consumer keyed by identifier keeps, per identifier,
+    the claim of the change with the highest ``identity_seq``.
     """
 
     person_id: PersonId
@@ -45,6 +48,7 @@ class ProfileChange(Struct, omit_defaults=True, forbid_unknown_fields=False):
     cause: Cause
     at: EpochMs
     merged_into: PersonId | None = None
+    identity_seq: Annotated[int, Meta(ge=0)] = 0
 
 
 class Evidence(Struct, omit_defaults=True, forbid_unknown_fields=False):

@@ -231,7 +231,7 @@ class ProfileStage:
         if row is None:
             # never reached by a fact (the new wallet of a sign-in): nothing to send on;
             # the tombstone forwards whatever reaches it later
-            state.put("p:" + a.absorbed, _new_row(None, mi=a.survivor))
+            state.put("p:" + a.absorbed, _new_row(None, mi=a.survivor, ms=a.seq))
             self.stats["merges"] += 1
             return
         if row.get("mi") is not None:
@@ -261,6 +261,7 @@ class ProfileStage:
         if founding:  # the lookup API follows it, not mi, where a split may have moved it
             row["fi"] = founding[0]
         row["mi"] = a.survivor
+        row["ms"] = max(row["ms"], a.seq)  # its last claim on its identifiers: identity_seq
         row["a"] = self.agg.empty()
         row["m"] = {}
         state.put("p:" + a.absorbed, row)
@@ -486,6 +487,7 @@ class ProfileStage:
                     ),
                     at=at,
                     merged_into=row.get("mi"),
+                    identity_seq=max(row["ms"], *row["m"].values()) if row["m"] else row["ms"],
                 ),
             )
             self._segments(person, row["v"], old, view, at, emit, floor)
