@@ -179,7 +179,7 @@ class ProfileStage:
         t = touched.get(person)
         if t is None:
             t = touched[person] = _Touched()
-        if kind is not None and t.kind == "events":
+        if kind is not None and t.kind in ("events", "label"):
             t.kind = kind
         t.groups.update(groups)
         return t
@@ -402,7 +402,10 @@ class ProfileStage:
         if elsewhere is not None:
             emit.internal(topics.PROFILE, elsewhere, Refresh(elsewhere, r.seq, r.ident))
         elif row["v"]:
-            self._touch(touched, r.person, "events", ("labels",))
+            # "label" unless something else of the batch names the change better
+            t = self._touch(touched, r.person, None, ("labels",))
+            if t.kind == "events":
+                t.kind = "label"
 
     # --- time ---
     def tick(self, state: State, t: Tick, touched: dict, ctx: Context, emit: Emit) -> None:
@@ -480,7 +483,7 @@ class ProfileStage:
                     version=row["v"],
                     changes=changes,
                     cause=Cause(
-                        kind=t.kind,  # type: ignore[arg-type]
+                        kind="events" if t.kind == "label" and t.events else t.kind,  # type: ignore[arg-type]
                         events=t.events,
                         event_ids=t.event_ids,
                         persons=sorted(set(t.persons)),

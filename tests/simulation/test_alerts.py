@@ -1,4 +1,5 @@
-"""VIP alerts (c360.alerts): one per human reaching a tier, however identity moves it."""
+"""VIP alerts (c360.alerts): one per human reaching a tier, however identity moves it;
+and the cause a change names."""
 
 from __future__ import annotations
 
@@ -90,3 +91,21 @@ def test_two_vips_glued_and_split_again_are_alerted_once_each():
     gold = [p for p, tier in alerted if tier == "gold"]
     assert len(gold) == 2, alerted  # once per human: not again for the split-off part
     assert [tier for _, tier in alerted].count("whale") == 1, alerted
+
+
+def label(address: str, category: str) -> Input:
+    value = {
+        "chain_id": 1,
+        "address": address,
+        "updated_at": "2025-11-02T10:00:00Z",
+        "labels": [{"label": "Fund", "category": category}],
+    }
+    return Input("labels", json.dumps(value).encode(), key=f"1:{address}")
+
+
+def test_a_change_made_by_a_wallet_label_says_so():
+    sim = Simulator(partitions=3, seed=1, inject_probability=0.0)
+    sim.run([PRICE, Input("tick", now=NOW), connect(1, "devA", wallet(1))])
+    sim.run([label(wallet(1), "fund")])
+    last = sim.outputs.profile_changes[-1]
+    assert set(last.changes) == {"labels"} and last.cause.kind == "label", last
