@@ -26,7 +26,7 @@ class FieldChange(Struct, forbid_unknown_fields=False):
 class Cause(Struct, omit_defaults=True, forbid_unknown_fields=False):
     """What made the profile change."""
 
-    kind: Literal["events", "merge", "split", "tick", "revaluation", "label"]
+    kind: Literal["events", "merge", "split", "tick", "revaluation"]
     events: int = 0
     event_ids: list[str] = []
     persons: list[PersonId] = []

@@ -179,7 +179,7 @@ class ProfileStage:
         t = touched.get(person)
         if t is None:
             t = touched[person] = _Touched()
-        if kind is not None and t.kind in ("events", "label"):
+        if kind is not None and t.kind == "events":
             t.kind = kind
         t.groups.update(groups)
         return t
@@ -290,7 +290,7 @@ class ProfileStage:
         merged_into = row.get("mi")
         if merged_into is None and m.source in row["ab"]:
             return  # this absorb was already combined: exactly once
-        rest = self._receive(state, m.target, row, m.fragments, m.seq, emit)
+        rest = self._receive(state, m.target, row, m.fragments, m.seq, emit, m.tier)
         if merged_into is not None:
             # absorbed meanwhile: what was not split away since goes on to the survivor
             onward = MergeIn(m.source, merged_into, m.seq, rest, m.absorbed, m.tier)
@@ -305,7 +305,14 @@ class ProfileStage:
         t.persons.append(m.source)
 
     def _receive(
-        self, state: State, person: str, row: dict, fragments: dict, seq: int, emit: Emit
+        self,
+        state: State,
+        person: str,
+        row: dict,
+        fragments: dict,
+        seq: int,
+        emit: Emit,
+        tier: str | None = None,
     ) -> dict[str, Any]:
         """Route incoming fragments one by one: to where an identifier was split away
         since ``seq``, else here (combined) — or, if this person was absorbed, they are
@@ -330,7 +337,9 @@ class ProfileStage:
                     row["m"][ident] = seq
         for target, moved_fragments in onward.items():
             seq_out = max(row["mv"][i][1] for i in moved_fragments)
-            emit.internal(topics.PROFILE, target, SplitIn(person, target, seq_out, moved_fragments))
+            emit.internal(
+                topics.PROFILE, target, SplitIn(person, target, seq_out, moved_fragments, tier)
+            )
         return rest
 
     # --- splits ---
@@ -346,6 +355,7 @@ class ProfileStage:
                 state.delete(key)
             row["mv"][ident] = [target, s.seq]
             row["m"].pop(ident, None)
+        row["ms"] = max(row["ms"], s.seq)  # identity_seq never goes back
         tier = self._shown_tier(row)
         for target, fragments in outgoing.items():
             emit.internal(topics.PROFILE, target, SplitIn(s.person, target, s.seq, fragments, tier))
@@ -361,7 +371,7 @@ class ProfileStage:
 
     def split_in(self, state: State, s: SplitIn, touched: dict, emit: Emit) -> None:
         row = self._row(state, s.target)
-        rest = self._receive(state, s.target, row, s.fragments, s.seq, emit)
+        rest = self._receive(state, s.target, row, s.fragments, s.seq, emit, s.tier)
         merged_into = row.get("mi")
         if merged_into is not None:
             if rest:
@@ -402,10 +412,8 @@ class ProfileStage:
         if elsewhere is not None:
             emit.internal(topics.PROFILE, elsewhere, Refresh(elsewhere, r.seq, r.ident))
         elif row["v"]:
-            # "label" unless something else of the batch names the change better
-            t = self._touch(touched, r.person, None, ("labels",))
-            if t.kind == "events":
-                t.kind = "label"
+            # cause "events" with no events: the v1 contract has no "label" kind
+            self._touch(touched, r.person, "events", ("labels",))
 
     # --- time ---
     def tick(self, state: State, t: Tick, touched: dict, ctx: Context, emit: Emit) -> None:
@@ -483,7 +491,7 @@ class ProfileStage:
                     version=row["v"],
                     changes=changes,
                     cause=Cause(
-                        kind="events" if t.kind == "label" and t.events else t.kind,  # type: ignore[arg-type]
+                        kind=t.kind,  # type: ignore[arg-type]
                         events=t.events,
                         event_ids=t.event_ids,
                         persons=sorted(set(t.persons)),
