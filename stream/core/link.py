@@ -441,7 +441,9 @@ class LinkStage:
         if len(parts) == 1:
             return members
         seq = self._next_seq(state)
-        parts.sort(key=lambda p: (-len(p), min(p)))
+        # the part holding the identifier the person was founded by keeps its id (a
+        # stored person id then still names that human), else the largest
+        parts.sort(key=lambda p: (not any(person_of(i) == person for i in p), -len(p), min(p)))
         keep, *others = parts
         comp = {"m": sorted(keep), "t": _types(keep)}
         state.put("c:" + person, comp)

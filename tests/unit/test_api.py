@@ -161,6 +161,29 @@ async def test_a_person_id_absorbed_then_split_away_answers_its_own_human():
             assert body["person_id"] == sim.person_of(ident) and ident in members(body), body
 
 
+async def test_a_survivor_split_into_a_smaller_part_keeps_its_id_for_its_own_human():
+    # human A (one device, one wallet) is the survivor of a kiosk glueing it to human B
+    # (two wallets, the larger part): undone, A's id must still name A, not B
+    from stream.core.rules import Rules
+
+    wallets = [f"0x{0xABC00000 + i:040x}" for i in range(4)]
+    others = [person_of(i) for i in ("anon:devB", "anon:kiosk", *(f"wallet:{w}" for w in wallets))]
+    dev_a = next(
+        d for d in (f"devA{i}" for i in range(10_000)) if person_of("anon:" + d) < min(others)
+    )
+    sim = Simulator(partitions=3, seed=1, rules=Rules(max_joins={"anon": 2}))
+    links = [(dev_a, 0), ("devB", 1), ("devB", 2), ("kiosk", 0), ("kiosk", 1), ("kiosk", 3)]
+    sim.run([connect(n, device, wallets[w]) for n, (device, w) in enumerate(links)])
+    assert sim.link.stats["splits"] >= 1
+    a = person_of("anon:" + dev_a)
+    assert sim.person_of("anon:" + dev_a) == a
+    assert "anon:devB" not in sim.persons()[a]["m"]
+    async with workers(sim) as (w0, _):
+        status, body = await get(w0, "/v1/persons/" + a)
+        assert status == 200 and "anon:" + dev_a in members(body)
+        assert "anon:devB" not in members(body), body
+
+
 async def test_a_long_chain_of_merges_is_followed():
     # each new device of the user has a smaller person id than the survivor so far, so
     # every link absorbs the survivor: the first person id is 36 merges from the live one
