@@ -100,6 +100,13 @@ class BatchProducer:
             self.up.set(1)
         return True
 
+    def mark_failed(self) -> None:
+        """A delivery did not complete in time: ``up`` is 0 until one succeeds (a probe
+        alone does not set it back: a broker may answer metadata and hold records)."""
+        self._failed = True
+        if self.up is not None:
+            self.up.set(0)
+
     async def stop(self) -> None:
         """Flush what is buffered, then close."""
         if self._watch is not None:
@@ -188,9 +195,7 @@ class BatchProducer:
             if futures:
                 await asyncio.gather(*futures)
         except Exception:
-            self._failed = True
-            if self.up is not None:
-                self.up.set(0)
+            self.mark_failed()
             raise
         if futures:
             self._failed = False

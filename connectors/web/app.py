@@ -245,7 +245,7 @@ class Collector:
             await asyncio.wait_for(asyncio.shield(delivery), self.config.delivery_timeout)
         except TimeoutError:
             delivery.add_done_callback(_settled)
-            self.metrics.up.labels("web").set(0)  # the producer sets it again once it knows
+            self.producer.mark_failed()  # up 0 until a delivery succeeds, whatever a probe says
             raise DeliveryTimeout(
                 f"Kafka did not acknowledge within {self.config.delivery_timeout:g} s"
             ) from None

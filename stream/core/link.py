@@ -115,6 +115,7 @@ class LinkStage:
         return [
             "blocked_value",
             "blocked_label",
+            "hub",  # a link to an identifier blocked as a hub
             *(f"limit:{kind}" for kind in sorted(self.limits)),
             *(f"hub:{kind}" for kind in sorted(self.max_joins)),
         ]

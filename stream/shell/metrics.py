@@ -127,7 +127,7 @@ class Metrics:
         self.merge_refusals = Counter(
             "c360_merge_refusals",
             "Merges the link stage refused, by rule (blocked_value, blocked_label, "
-            "limit:{type}, hub:{type}).",
+            "limit:{type}, hub:{type}, hub).",
             ["rule"],
             registry=r,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from types import SimpleNamespace
 
@@ -54,7 +55,23 @@ def test_the_refusal_counters_of_the_rules_exist_before_the_first_refusal():
         for s in metric.samples
         if s.name.endswith("_total")
     }
-    assert {"blocked_value", "blocked_label", "limit:wallet", "hub:anon"} <= names
+    assert {"blocked_value", "blocked_label", "hub", "limit:wallet", "hub:anon"} <= names
+    # every rule a refusal is counted under is one of them: a blocked hub refuses as "hub"
+    from stream.sim import Input, Simulator
+
+    sim = Simulator(partitions=2, seed=1, rules=Rules(max_joins={"anon": 2}))
+    pages = [
+        {
+            "type": "page",
+            "messageId": f"k{n}",
+            "anonymousId": "kiosk",
+            "userId": f"u{n}",
+            "timestamp": "2026-10-01T09:00:00Z",
+        }
+        for n in range(6)
+    ]
+    sim.run([Input("web.events", json.dumps(p).encode()) for p in pages])
+    assert set(sim.link.refusals) - set(sim.link.refusal_rules()) == set(), sim.link.refusals
 
 
 def test_the_route_hook_counts_each_outcome_and_the_facts_outside_the_window():

@@ -84,3 +84,16 @@ async def test_a_probe_tells_an_idle_connector_that_kafka_is_gone_and_back():
     p.kafka.fail = None
     await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 2})])
     assert up._value.get() == 1
+
+
+async def test_a_delivery_that_hangs_keeps_up_at_0_whatever_a_probe_says():
+    # a broker that answers metadata but holds records (NOT_ENOUGH_REPLICAS, acks=all):
+    # the collector gives up waiting and marks it; only a delivery that lands clears it
+    up = connector_up(CollectorRegistry()).labels("web")
+    p = StandInProducer(Settings.from_env({}), up=up)
+    await p.start()
+    up.set(1)
+    p.mark_failed()
+    assert await p.probe() is True and up._value.get() == 0
+    await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 1})])
+    assert up._value.get() == 1
