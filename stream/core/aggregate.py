@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 from stream.core.facts import Fact
@@ -81,26 +83,68 @@ MAX_TOKENS = 1024
 holdings over all its wallets: the first in sorted order (the same set in any order,
 as for associations). The chain connector reads only the contracts it is given, but
 any producer may write the chain topics, and a wallet sprayed with spam tokens grew
-its person's row by ~180 bytes a token, past what Kafka accepts after ~15,000."""
+its person's row by ~180 bytes a token, past what Kafka accepts after ~15,000. Native
+coins come first (see :func:`_token_order`)."""
+
+MAX_TICKETS = 1000
+"""Tickets a profile keeps: the latest by their last event (then ticket id). Past it,
+``tickets_total`` is estimated from a HyperLogLog sketch of every ticket id seen
+(``tkh``, 1,024 registers: ~3 % error), which merges like a set, so the count is the
+same in any order and split and a ticket updated after it was dropped is not counted
+twice. A requester opening tickets without end (a bot behind a help desk form) grew
+its person's row without bound."""
+
+HLL_BITS = 10
+"""log2 of the registers of the tickets' sketch (see :data:`MAX_TICKETS`)."""
 
 MAX_RECENT_BLOCKS = 1024
 """Blocks of the retract window a profile keeps times of (see :class:`ChainTimes`)."""
 
-MAX_TICKETS = 1000
-"""Tickets a profile keeps: the latest by their last event (then ticket id). Older
-ones are counted (``tko``) and no longer shown: a requester opening tickets without
-end (a bot behind a help desk form) grew its person's row without bound."""
-
-
-CAPS = ("associations", "tokens", "holdings", "tickets")
+CAPS = ("associations", "tokens", "holdings", "tickets", "socials", "chains")
 """The capped maps of a profile, as counted in ``Aggregator.capped``."""
 
 
-def _first(counts: dict, most: int) -> dict:
-    """``counts`` with at most ``most`` keys, the smallest."""
+def _token_order(token: str) -> tuple[bool, str]:
+    """Native coins first, then tokens in sorted order: spam tokens of a chain
+    (``1:0x…`` sorts before ``1:native``) must not push out its coin."""
+    return not token.endswith(":native"), token
+
+
+def _hll_add(registers: bytearray, item: str) -> None:
+    h = int.from_bytes(blake2b(item.encode(), digest_size=8).digest(), "big")
+    rest = h & ((1 << (64 - HLL_BITS)) - 1)
+    rank = 64 - HLL_BITS - rest.bit_length() + 1
+    index = h >> (64 - HLL_BITS)
+    if rank > registers[index]:
+        registers[index] = rank
+
+
+def _hll(agg: dict) -> bytearray:
+    """The tickets' sketch of ``agg``: its own, else one of the ticket ids it holds
+    (an aggregate without one has dropped no ticket: its map holds every id)."""
+    if agg.get("tkh"):
+        return bytearray.fromhex(agg["tkh"])
+    registers = bytearray(1 << HLL_BITS)
+    for ticket in agg["tk"]:
+        _hll_add(registers, ticket)
+    return registers
+
+
+def _hll_count(hex_registers: str) -> int:
+    registers = bytes.fromhex(hex_registers)
+    m = len(registers)
+    estimate = 0.7213 / (1 + 1.079 / m) * m * m / sum(2.0**-r for r in registers)
+    zeros = registers.count(0)
+    if estimate <= 2.5 * m and zeros:
+        estimate = m * math.log(m / zeros)  # linear counting for small sets
+    return round(estimate)
+
+
+def _first(counts: dict, most: int, key: Any = None) -> dict:
+    """``counts`` with at most ``most`` keys, the smallest (in ``key``'s order)."""
     if len(counts) <= most:
         return counts
-    return {key: counts[key] for key in sorted(counts)[:most]}
+    return {k: counts[k] for k in sorted(counts, key=key)[:most]}
 
 
 def _touch_key(touch: dict) -> tuple:
@@ -290,12 +334,13 @@ class Aggregator:
         #: times a map reached its cap and kept only its first entries, by cap (metrics)
         self.capped = dict.fromkeys(CAPS, 0)
 
-    def _cap(self, counts: dict, most: int, cap: str) -> dict:
-        """``counts`` within ``most`` keys (the smallest), counting when it was over."""
+    def _cap(self, counts: dict, most: int, cap: str, key: Any = None) -> dict:
+        """``counts`` within ``most`` keys (the smallest in ``key``'s order), counting
+        when it was over."""
         if len(counts) <= most:
             return counts
         self.capped[cap] += 1
-        return _first(counts, most)
+        return _first(counts, most, key)
 
     def _cap_holdings(self, hold: dict) -> dict:
         """``hold`` with at most :data:`MAX_TOKENS` tokens over all wallets, the smallest."""
@@ -305,7 +350,7 @@ class Aggregator:
         if len(tokens) <= MAX_TOKENS:
             return hold
         self.capped["holdings"] += 1
-        keep = set(sorted(tokens)[:MAX_TOKENS])
+        keep = set(sorted(tokens, key=_token_order)[:MAX_TOKENS])
         out = {}
         for wallet, balances in hold.items():
             kept = {token: entry for token, entry in balances.items() if token in keep}
@@ -314,14 +359,15 @@ class Aggregator:
         return out
 
     def _cap_tickets(self, agg: dict) -> None:
-        """Keep the :data:`MAX_TICKETS` latest tickets of ``agg``, counting the others."""
+        """Keep the :data:`MAX_TICKETS` latest tickets of ``agg``; the sketch (``tkh``)
+        then counts every ticket id seen (see :data:`MAX_TICKETS`)."""
         tickets = agg["tk"]
         if len(tickets) <= MAX_TICKETS:
             return
         self.capped["tickets"] += 1
+        agg["tkh"] = _hll(agg).hex()  # every id held: none dropped yet, or in the sketch
         order = sorted(tickets, key=lambda t: (tickets[t][0], t), reverse=True)
         agg["tk"] = {ticket: tickets[ticket] for ticket in order[:MAX_TICKETS]}
-        agg["tko"] = agg.get("tko", 0) + len(order) - MAX_TICKETS
 
     def context(self, state: State) -> Context:
         """The batch's context; also sets the horizon of retractable chain times."""
@@ -342,7 +388,7 @@ class Aggregator:
             "ft": None, "lt": None, "tc": 0,
             "tx": 0, "ct": ChainTimes.empty(),
             "vol": {}, "fee": {}, "rev": {}, "hold": {},
-            "tk": {}, "tko": 0, "csat": None, "so": {},
+            "tk": {}, "csat": None, "so": {},
         }  # fmt: skip
 
     def apply(self, agg: dict[str, Any], fact: Fact) -> None:
@@ -372,6 +418,7 @@ class Aggregator:
                 agg["w1"] = ts if agg["w1"] is None else max(agg["w1"], ts)
             if "chain" in data and kind != "revenue":
                 _add(agg["ch"], str(data["chain"]), sign)
+                agg["ch"] = self._cap(agg["ch"], MAX_ASSOCIATIONS, "chains")
         if kind in WEB:
             agg["ses"] = sessions_add(agg["ses"], ts)
             if kind in PAGE:
@@ -391,16 +438,16 @@ class Aggregator:
                     agg["tx"] += sign
                     if data.get("fee"):
                         _add(agg["fee"], native, sign * data["fee"])
-                        agg["fee"] = self._cap(agg["fee"], MAX_TOKENS, "tokens")
+                        agg["fee"] = self._cap(agg["fee"], MAX_TOKENS, "tokens", _token_order)
                 if data.get("value"):
                     _add(agg["vol"], native, sign * data["value"])
-                    agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens")
+                    agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens", _token_order)
             elif kind == "transfer":
                 _add(agg["vol"], data["token"], sign * data["value"])
-                agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens")
+                agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens", _token_order)
             elif kind == "revenue":
                 _add(agg["rev"], data["token"], sign * data["amount"])
-                agg["rev"] = self._cap(agg["rev"], MAX_TOKENS, "tokens")
+                agg["rev"] = self._cap(agg["rev"], MAX_TOKENS, "tokens", _token_order)
         elif kind == "ticket":
             priority, subject = data.get("priority"), data.get("subject")
             entry = [
@@ -411,13 +458,19 @@ class Aggregator:
                 ts,
             ]
             agg["tk"] = _tickets_combine(agg["tk"], {data["ticket"]: entry})
+            if agg.get("tkh"):  # past the cap: the sketch counts every id seen
+                registers = bytearray.fromhex(agg["tkh"])
+                _hll_add(registers, data["ticket"])
+                agg["tkh"] = registers.hex()
             self._cap_tickets(agg)
             if "csat" in data:
                 agg["csat"] = _opt(max, agg["csat"], [ts, data["csat"]])
         elif kind == "social":
             account = data["account"]
             entry = [ts, data["verified"], data.get("handle"), data["platform"], data["revoked"]]
-            agg["so"] = _socials_combine(agg["so"], {account: entry})
+            agg["so"] = self._cap(
+                _socials_combine(agg["so"], {account: entry}), MAX_ASSOCIATIONS, "socials"
+            )
         self._trim(agg)
 
     def combine(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -432,21 +485,23 @@ class Aggregator:
             "ses": sessions_combine(a["ses"], b["ses"]),
             "sold": a["sold"] + b["sold"],
             "pv": a["pv"] + b["pv"],
-            "ch": _merge_counts(a["ch"], b["ch"]),
+            "ch": self._cap(_merge_counts(a["ch"], b["ch"]), MAX_ASSOCIATIONS, "chains"),
             "ft": _opt(lambda x, y: min(x, y, key=_touch_key), a["ft"], b["ft"]),
             "lt": _opt(lambda x, y: max(x, y, key=_touch_key), a["lt"], b["lt"]),
             "tc": a["tc"] + b["tc"],
             "tx": a["tx"] + b["tx"],
             "ct": ChainTimes.combine(a["ct"], b["ct"], self.horizon),
-            "vol": self._cap(_merge_counts(a["vol"], b["vol"]), MAX_TOKENS, "tokens"),
-            "fee": self._cap(_merge_counts(a["fee"], b["fee"]), MAX_TOKENS, "tokens"),
-            "rev": self._cap(_merge_counts(a["rev"], b["rev"]), MAX_TOKENS, "tokens"),
+            "vol": self._cap(_merge_counts(a["vol"], b["vol"]), MAX_TOKENS, "tokens", _token_order),
+            "fee": self._cap(_merge_counts(a["fee"], b["fee"]), MAX_TOKENS, "tokens", _token_order),
+            "rev": self._cap(_merge_counts(a["rev"], b["rev"]), MAX_TOKENS, "tokens", _token_order),
             "hold": self._cap_holdings(_holdings_combine(a["hold"], b["hold"])),
             "tk": _tickets_combine(a["tk"], b["tk"]),
-            "tko": a.get("tko", 0) + b.get("tko", 0),
             "csat": _opt(lambda x, y: max(x, y), a["csat"], b["csat"]),
-            "so": _socials_combine(a["so"], b["so"]),
+            "so": self._cap(_socials_combine(a["so"], b["so"]), MAX_ASSOCIATIONS, "socials"),
         }
+        if a.get("tkh") or b.get("tkh"):  # a sketch of every id either side has seen
+            registers = bytearray(map(max, _hll(a), _hll(b)))
+            out["tkh"] = registers.hex()
         self._cap_tickets(out)
         self._trim(out)
         return out
@@ -554,7 +609,9 @@ class Aggregator:
         tickets = agg["tk"]
         last = max(tickets.items(), key=lambda kv: (kv[1][0], kv[0])) if tickets else None
         return {
-            "tickets_total": len(tickets) + agg.get("tko", 0),
+            "tickets_total": max(len(tickets), _hll_count(agg["tkh"]))
+            if agg.get("tkh")
+            else len(tickets),
             "tickets_open": sum(1 for t in tickets.values() if t[1] in OPEN_TICKETS),
             "last_ticket": None
             if last is None

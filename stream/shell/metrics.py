@@ -147,8 +147,8 @@ class Metrics:
         )
         self.profile_caps = Counter(
             "c360_profile_caps",
-            "Times a profile's map reached its cap and kept only its first entries, by cap "
-            "(associations, tokens, holdings, tickets): a producer sending without bound.",
+            "Times a cap bit on a profile's map (per aggregate: a fact may count twice, for "
+            "its fragment and its person), by cap: a producer sending without bound.",
             ["cap"],
             registry=r,
         )

@@ -260,7 +260,7 @@ def test_tokens_and_tickets_are_capped_to_the_same_set_in_any_order_or_split(ite
         tickets = [f for f in items if f.kind == "ticket"]
         latest = sorted(tickets, key=lambda f: (f.ts, f.data["ticket"]), reverse=True)[:3]
         assert sorted(whole["tk"]) == sorted(f.data["ticket"] for f in latest)
-        assert view(whole)["tickets_total"] == len(tickets)
+        assert abs(view(whole)["tickets_total"] - len(tickets)) <= max(2, len(tickets) // 20)
 
 
 def test_a_wallet_sprayed_with_tokens_and_a_ticket_bot_keep_a_bounded_row():
@@ -289,9 +289,82 @@ def test_a_wallet_sprayed_with_tokens_and_a_ticket_bot_keep_a_bounded_row():
     assert len(agg["ct"]["r"]) == MAX_RECENT_BLOCKS  # 20,000 blocks paid in, all recent
     shown = view(agg, members=wallets)
     assert (shown["first_transaction_at"], shown["last_transaction_at"]) == (T0, T0 + 19_999)
-    assert shown["tickets_total"] == 5_000
+    assert abs(shown["tickets_total"] - 5_000) <= 5_000 * 0.05  # the sketch: ~3 % error
     assert shown["tickets_open"] == MAX_TICKETS
     assert shown["last_ticket"]["ticket"] == "zendesk:4999"
     row = msgspec.json.encode({"a": agg, "w": shown})
     # a change event carries a field's old and new values: twice the row still fits
     assert 2 * len(row) < MAX_RECORD_BYTES / 2, len(row)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 12), st.sampled_from(["open", "closed"])), max_size=40),
+    st.data(),
+)
+def test_tickets_past_the_cap_count_the_same_in_any_order_with_updates(events, data):
+    """Updates of a ticket the cap dropped do not count it again, in any order or split
+    (the count comes from a sketch of every ticket id, merged like a set)."""
+    from unittest import mock
+
+    from stream.core import aggregate
+
+    items = [
+        Fact(
+            f"k{n}",
+            "email:bot@x.io",
+            "ticket",
+            T0 + n,
+            "t",
+            data={"ticket": f"zendesk:{t}", "event": "updated", "status": s},
+        )
+        for n, (t, s) in enumerate(events)
+    ]
+    with mock.patch.object(aggregate, "MAX_TICKETS", 3):
+        whole = fold(items)
+        cut = data.draw(st.integers(0, len(items)))
+        shuffled = fold(data.draw(st.permutations(items)))
+        split = AGG.combine(fold(items[:cut]), fold(items[cut:]))
+        totals = {view(x)["tickets_total"] for x in (whole, shuffled, split)}
+    distinct = len({t for t, _ in events})
+    assert len(totals) == 1 and abs(totals.pop() - distinct) <= 1, (totals, distinct)
+
+
+def test_a_ticket_bot_closed_in_bulk_counts_each_ticket_once():
+    agg = AGG.empty()
+    for n, status in enumerate(["open"] * 1_500 + ["closed"] * 1_500):
+        event = {"ticket": f"zendesk:{n % 1_500}", "event": "updated", "status": status}
+        AGG.apply(agg, Fact(f"k{n}", "email:bot@x.io", "ticket", T0 + n, "t", data=event))
+    shown = view(agg)
+    assert abs(shown["tickets_total"] - 1_500) <= 1_500 * 0.05, shown["tickets_total"]
+    assert shown["tickets_open"] == 0  # the 1,000 kept are the latest: all closed
+
+
+def test_native_coins_are_kept_before_tokens_past_the_cap():
+    from unittest import mock
+
+    from stream.core import aggregate
+
+    agg = AGG.empty()
+    with mock.patch.object(aggregate, "MAX_TOKENS", 3):
+        for n, token in enumerate(["1:0x" + f"{i:040x}" for i in range(5)] + ["1:native"]):
+            data = {"chain": 1, "block": 1_000 + n, "side": "in", "token": token, "value": 7}
+            AGG.apply(agg, Fact(f"t{n}", "wallet:0x" + "01" * 20, "transfer", T0, "t", data=data))
+    assert sorted(agg["vol"]) == ["1:0x" + f"{i:040x}" for i in range(2)] + ["1:native"]
+
+
+def test_socials_and_chains_are_capped():
+    from stream.core.aggregate import MAX_ASSOCIATIONS
+
+    agg = AGG.empty()
+    for n in range(200):
+        social = {
+            "platform": "discord",
+            "account": f"discord:{10**17 + n}",
+            "verified": True,
+            "revoked": False,
+            "method": "oauth",
+        }
+        AGG.apply(agg, Fact(f"s{n}", "user:u", "social", T0 + n, "t", data=social))
+        AGG.apply(agg, Fact(f"w{n}", "anon:a", "wallet", T0 + n, "t", data={"chain": n + 1}))
+    assert len(agg["so"]) == len(agg["ch"]) == MAX_ASSOCIATIONS
