@@ -22,15 +22,18 @@ def _key(key: bytes | None) -> tuple[int, str]:
 
 
 def _mismatch(key: bytes | None, chain: int, address: str) -> str | None:
-    """Why a record's key is not its value's ``chain:address``, if it is not.
+    """Why a record's key is not its value's ``chain:address``, byte for byte, if it
+    is not.
 
-    The topics are compacted by key and a deletion names only the key: a value filed
-    under another key would be kept by compaction beside its own key's records, and no
-    deletion of its key could ever remove it from the table."""
-    if _key(key) == (chain, address):
+    The topics are compacted by the key's bytes and a deletion names only the key: a
+    value filed under another spelling of its key (a checksummed address, ``01:``, a
+    space) would be kept by compaction beside the canonical key's records, and a
+    deletion under the canonical key could never remove it for good."""
+    expected = f"{chain}:{address}"
+    if key == expected.encode():
         return None
     found = (key or b"").decode(errors="replace")
-    return f"the record key {found!r} is not the value's {chain}:{address}"
+    return f"the record key {found!r} is not {expected!r} (the value's, lower-case)"
 
 
 def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:

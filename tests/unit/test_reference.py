@@ -38,13 +38,20 @@ def label(address: str = WALLET, chain: int = 1) -> bytes:
 
 def test_a_price_is_filed_under_its_token_and_an_empty_value_deletes_its_key():
     assert price_entry(f"1:{USDC}".encode(), price()) == (f"1:{USDC}", [1.0, 6, "USDC"])
-    # the key's address in any case names the same token
-    assert price_entry(f"1:{USDC.upper().replace('0X', '0x')}".encode(), price())[0] == f"1:{USDC}"
+    # the value's address in any case names the same token
+    assert price_entry(f"1:{USDC}".encode(), price(USDC.upper().replace("0X", "0x")))[0] == (
+        f"1:{USDC}"
+    )
     assert price_entry(b"1:native", price("native")) == ("1:native", [1.0, 6, "USDC"])
     assert price_entry(f"1:{USDC}".encode(), b"") == (f"1:{USDC}", None)
 
 
-@pytest.mark.parametrize("key", [f"1:{WALLET}", f"10:{USDC}", "1:native", f"{USDC}", ""], ids=str)
+SPELLINGS = [f"01:{USDC}", f" 1:{USDC}", f"1:{USDC} ", f"1:{USDC.upper().replace('0X', '0x')}"]
+
+
+@pytest.mark.parametrize(
+    "key", [f"1:{WALLET}", f"10:{USDC}", "1:native", f"{USDC}", "", *SPELLINGS], ids=str
+)
 def test_a_price_under_another_key_is_refused(key):
     # compaction keeps records by key and a deletion names the key: a value filed
     # under another key could never be deleted from the table
