@@ -62,8 +62,8 @@ def test_a_label_and_its_change_reach_the_profile(settings, start_worker):
     send(topics.HOLDINGS, [(WALLET.encode(), holding(21_000_000))])
     assert wait_for(labels, lambda got: got == {}) == {}
 
-    send(topics.LABELS, [(f"1:{WALLET}".encode(), label("fund"))])
+    send(topics.LABELS, [(f"1:{WALLET.lower()}".encode(), label("fund"))])  # the exact key
     assert wait_for(labels, lambda got: got == {IDENT: ["fund"]}) == {IDENT: ["fund"]}
 
-    send(topics.LABELS, [(f"1:{WALLET}".encode(), label("dao"))])
+    send(topics.LABELS, [(f"1:{WALLET.lower()}".encode(), label("dao"))])
     assert wait_for(labels, lambda got: got == {IDENT: ["dao"]}) == {IDENT: ["dao"]}
