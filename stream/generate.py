@@ -76,8 +76,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     population = Population(args.persons, seed=args.seed)
     try:
-        if args.truth is not None:
+        if args.truth is not None and not args.truth.exists():
             args.truth.touch()  # a path that cannot be written fails before the work
+            args.truth.unlink()
         if args.produce:
             rc = produce_population(population, args, settings)
         else:
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     n = write_jsonl(population, args.events, out)
             print(f"wrote {n} events", file=sys.stderr)
             rc = 0
-        if args.truth is not None:  # after the events: it names the persons they carried
+        if args.truth is not None and rc == 0:  # after the events: it names who they carried
             args.truth.write_text(json.dumps(population.truth()))
     except OSError as exc:
         print(f"c360 generate: {exc.filename}: {exc.strerror}", file=sys.stderr)

@@ -156,7 +156,7 @@ class ChainConfig:
     @property
     def event_signatures(self) -> tuple[str, ...]:
         """The configured event signatures, without spaces."""
-        return tuple(p.replace(" ", "") for p in self.events.split(";") if p.strip())
+        return tuple(re.sub(r"\s+", "", p) for p in self.events.split(";") if p.strip())
 
     def __post_init__(self) -> None:
         from eth_utils import is_checksum_address
