@@ -76,11 +76,12 @@ class _Touched:
     """What one batch did to one person (for its change event), and which groups of
     its published fields may have changed."""
 
-    __slots__ = ("event_ids", "events", "groups", "kind", "persons")
+    __slots__ = ("event_ids", "events", "groups", "kind", "newest", "persons")
 
     def __init__(self) -> None:
         self.kind = "events"
         self.events = 0
+        self.newest = 0  # the newest event time the batch applied to the person
         self.event_ids: list[str] = []
         self.persons: list[str] = []
         self.groups: set[str] = set()
@@ -222,6 +223,7 @@ class ProfileStage:
             self.oldest_event = fact.ts
         t = self._touch(touched, e.person, None, groups)
         t.events += 1
+        t.newest = max(t.newest, fact.ts)
         if len(t.event_ids) < MAX_CAUSE_IDS:
             t.event_ids.append(fact.id)
 
@@ -481,7 +483,10 @@ class ProfileStage:
         if changes:
             row["v"] += 1
             row["w"] = view
-            at = ctx.now(state) or row.get("now") or 0
+            # the partition's clock; before any tick, the person's newest activity, else
+            # the newest event of the batch (a person known only by holdings has no
+            # activity time): 0 only for a change without any time to go by
+            at = ctx.now(state) or row.get("now") or t.newest
             self.stats["changes"] += 1
             emit.record(
                 topics.PROFILE_CHANGES,

@@ -213,7 +213,8 @@ class Lookups:
         tombstone's ``fi``), where that identifier is now: a split after the merge may
         have moved it, with the person's own facts, away from the survivor (``mi``),
         which then holds another human's profile. Without ``fi`` (a tombstone written
-        before it existed, or of a person that never held a fact), ``mi``."""
+        before it existed, of a person that never held a fact, or of a person a split
+        created: its id derives from no identifier), ``mi``."""
         seen = {person}
         for _ in range(MAX_MERGE_HOPS):
             row = await self._row(person)

@@ -117,3 +117,14 @@ def test_a_change_made_by_a_wallet_label_says_so():
     last = sim.outputs.profile_changes[-1]
     assert set(last.changes) == {"labels"}, last
     assert (last.cause.kind, last.cause.events) == ("events", 0)  # v1 has no "label" kind
+
+
+def test_a_change_before_any_tick_is_dated_by_its_events():
+    # a replay without ticks: a person known only by a holdings snapshot has no
+    # activity time, and its change was dated 0 (1970)
+    sim = Simulator(partitions=2, seed=1, inject_probability=0.0)
+    sim.run([PRICE, holding(wallet(5), 1)])
+    (change,) = [
+        c for c in sim.outputs.profile_changes if c.person_id == person_of(f"wallet:{wallet(5)}")
+    ]
+    assert change.at > 0
