@@ -1,5 +1,7 @@
-"""VIP alerts (c360.alerts): one per human reaching a tier, however identity moves it;
-and the cause a change names."""
+"""What the output topics say beyond the profile's fields: VIP alerts (one per human
+reaching a tier, however identity moves it), the cause a change names, and its time.
+The fold of profile.changes against the stored profiles: test_profiles.py; a consumer
+keyed by identifier: test_change_consumers.py."""
 
 from __future__ import annotations
 
