@@ -68,6 +68,8 @@ ROUTE_LABELS: dict[str, str] = {
 }
 MAX_LISTED_ERRORS = 100
 """Most event errors a 400 answer lists; it counts the others (``unlisted``)."""
+MAX_DEVICE_ID = 512
+"""The longest anonymousId a nonce may be bound to (``GET /v1/siwe/nonce?anonymousId=``)."""
 SIWE_STATUS = {"bad_message": 400, "bad_signature": 400, "siwe_busy": 503}  # others: 401
 UNAUTHORIZED = "a valid write key is required (HTTP Basic: the key as username, empty password)"
 
@@ -324,7 +326,10 @@ class Collector:
             return error(404, "siwe_disabled", "SIWE is not configured on this collector")
         if self.authenticate(request) is None:
             return self.unauthorized()
-        nonce, expires = self.nonces.issue()
+        device = request.query.get("anonymousId") or None
+        if device is not None and len(device) > MAX_DEVICE_ID:
+            return error(400, "bad_request", f"anonymousId: over {MAX_DEVICE_ID} characters")
+        nonce, expires = self.nonces.issue(device)
         return web.json_response(
             {
                 "nonce": nonce,
@@ -396,7 +401,7 @@ class Collector:
             e = prepared.errors[0]
             return error(400, e.reason, e.message)
         try:
-            self.verifier.check(msg, req.message, req.signature)
+            self.verifier.check(msg, req.message, req.signature, req.anonymous_id)
         except SiweError as exc:
             return self._siwe_refused(exc)
         self.metrics.siwe.labels("verified").inc()

@@ -232,30 +232,38 @@ class NonceStore:
         self._used: dict[str, int] = {}  # nonce -> expires at (unix ms)
         self._expiries: list[tuple[int, str]] = []  # heap of (expires at, nonce) for pruning
 
-    def _mac(self, body: str) -> str:
-        return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()[:_MAC_HEX]
+    def _mac(self, body: str, device: str | None) -> str:
+        signed = f"{body}\n{device or ''}".encode()
+        return hmac.new(self._secret, signed, hashlib.sha256).hexdigest()[:_MAC_HEX]
 
-    def issue(self) -> tuple[str, float]:
-        """A fresh nonce and its expiry (unix seconds)."""
+    def issue(self, device: str | None = None) -> tuple[str, float]:
+        """A fresh nonce and its expiry (unix seconds). With ``device`` (the anonymousId
+        of the browser asking), the nonce is bound to it: only a verification naming
+        that anonymousId can use it, so a signed message that leaks before it is used
+        cannot sign in another device."""
         expires = round((self.clock() + self.ttl) * 1000)
         body = secrets.token_hex(_RANDOM_HEX // 2) + f"{expires:0{_EXPIRY_HEX}x}"
-        return body + self._mac(body), expires / 1000
+        return body + self._mac(body, device), expires / 1000
 
-    def _expiry(self, nonce: str) -> int:
-        """The expiry (unix ms) of a nonce this process issued; raises ``unknown_nonce``."""
+    def _expiry(self, nonce: str, device: str | None) -> int:
+        """The expiry (unix ms) of a nonce this process issued, unbound or bound to
+        ``device``; raises ``unknown_nonce``."""
         if not ISSUED_NONCE.fullmatch(nonce):
             raise SiweError("unknown_nonce", "this nonce was not issued by this collector")
         body, mac = nonce[:-_MAC_HEX], nonce[-_MAC_HEX:]
-        if not hmac.compare_digest(self._mac(body), mac):
+        unbound = hmac.compare_digest(self._mac(body, None), mac)
+        if not unbound and not (device and hmac.compare_digest(self._mac(body, device), mac)):
             raise SiweError(
                 "unknown_nonce",
-                "this nonce was not issued by this collector (or before it restarted)",
+                "this nonce was not issued by this collector (or before it restarted), "
+                "or was issued for another anonymousId",
             )
         return int(body[_RANDOM_HEX:], 16)
 
-    def consume(self, nonce: str) -> None:
-        """Use ``nonce`` up; raise :class:`SiweError` when it cannot be used."""
-        expires = self._expiry(nonce)
+    def consume(self, nonce: str, device: str | None = None) -> None:
+        """Use ``nonce`` up (``device``: the verification's anonymousId, which a bound
+        nonce must name); raise :class:`SiweError` when it cannot be used."""
+        expires = self._expiry(nonce, device)
         now_ms = self.clock() * 1000
         self._prune(now_ms)
         if nonce in self._used:
@@ -329,9 +337,12 @@ class SiweVerifier:
         self.check(msg, message, signature)
         return msg
 
-    def check(self, msg: SiweMessage, message: str, signature: str) -> None:
-        """Verify ``message``, already parsed as ``msg``; raises :class:`SiweError`."""
-        self.nonces.consume(msg.nonce)  # from here on, the nonce is spent whatever happens
+    def check(
+        self, msg: SiweMessage, message: str, signature: str, device: str | None = None
+    ) -> None:
+        """Verify ``message``, already parsed as ``msg``, sent for the anonymousId
+        ``device``; raises :class:`SiweError`."""
+        self.nonces.consume(msg.nonce, device)  # from here on, the nonce is spent whatever
         if msg.scheme is not None and msg.scheme.lower() != "https":
             raise SiweError(
                 "wrong_domain", f"the message's scheme is {msg.scheme!r}; only https is accepted"

@@ -208,6 +208,19 @@ def test_nonces_are_authenticated_by_the_process_that_issued_them():
     store.consume(nonce)
 
 
+def test_a_nonce_bound_to_a_device_is_used_by_that_device_only():
+    store = NonceStore(ttl=300, max_used=10, clock=Clock())
+    bound, _ = store.issue("anon-d1")
+    assert NONCE.match(bound)
+    for device in (None, "", "anon-d2", "anon-d1 "):
+        with pytest.raises(SiweError) as err:
+            store.consume(bound, device)
+        assert err.value.reason == "unknown_nonce"
+    store.consume(bound, "anon-d1")
+    unbound, _ = store.issue()
+    store.consume(unbound, "anything")
+
+
 def test_used_nonces_are_bounded_by_refusing_not_by_forgetting():
     clock = Clock()
     store = NonceStore(ttl=300, max_used=3, clock=clock)

@@ -87,8 +87,9 @@ def test_a_config_whose_largest_event_cannot_fit_a_record_is_refused():
 
 
 # --- Sign-In With Ethereum -------------------------------------------------------------
-async def nonce(client: TestClient, key: str = BROWSER) -> str:
-    r = await client.get("/v1/siwe/nonce", headers=auth(key))
+async def nonce(client: TestClient, key: str = BROWSER, device: str | None = None) -> str:
+    query = {"anonymousId": device} if device else {}
+    r = await client.get("/v1/siwe/nonce", headers=auth(key), params=query)
     assert r.status == 200, await r.text()
     return (await r.json())["nonce"]
 
@@ -110,6 +111,25 @@ async def test_a_flood_of_nonce_requests_does_not_void_a_pending_sign_in():
         r = await client.post("/v1/siwe/verify", json=body, headers=auth(BROWSER))
         assert r.status == 200, await r.text()
         assert [e["event"] for e in kafka.events()] == ["SIWE Sign In"]
+
+
+async def test_a_nonce_bound_to_a_device_signs_in_that_device_only():
+    # a signed message that leaks before it is used cannot sign in another device
+    async with collector() as (client, kafka):
+        text = message(WALLET.address, await nonce(client, device="d1"))
+        body = {"message": text, "signature": sign(WALLET, text)}
+        for other in ("d2", None):
+            attempt = {**body, "anonymousId": other} if other else {**body, "userId": "u"}
+            r = await client.post("/v1/siwe/verify", json=attempt, headers=auth(SERVER))
+            assert r.status == 401 and (await r.json())["reason"] == "unknown_nonce"
+        r = await client.post(
+            "/v1/siwe/verify", json={**body, "anonymousId": "d1"}, headers=auth(BROWSER)
+        )
+        assert r.status == 200, await r.text()
+        assert [e["anonymousId"] for e in kafka.events()] == ["d1"]
+        # an unbound nonce still signs in whoever sends it (the opt-in is the client's)
+        status, _ = await sign_in(client, anonymousId="d9")
+        assert status == 200
 
 
 def ingested(event: dict[str, Any]):
