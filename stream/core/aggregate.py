@@ -140,13 +140,6 @@ def _hll_count(hex_registers: str) -> int:
     return round(estimate)
 
 
-def _first(counts: dict, most: int, key: Any = None) -> dict:
-    """``counts`` with at most ``most`` keys, the smallest (in ``key``'s order)."""
-    if len(counts) <= most:
-        return counts
-    return {k: counts[k] for k in sorted(counts, key=key)[:most]}
-
-
 def _touch_key(touch: dict) -> tuple:
     """Order of touches: event time, then event id, then content (a total order)."""
     return touch["ts"], touch.get("id", ""), sorted((k, str(v)) for k, v in touch.items())
@@ -340,7 +333,11 @@ class Aggregator:
         if len(counts) <= most:
             return counts
         self.capped[cap] += 1
-        return _first(counts, most, key)
+        return {k: counts[k] for k in sorted(counts, key=key)[:most]}
+
+    def _cap_tokens(self, amounts: dict) -> dict:
+        """``amounts`` by token within :data:`MAX_TOKENS` (native coins first)."""
+        return self._cap(amounts, MAX_TOKENS, "tokens", _token_order)
 
     def _cap_holdings(self, hold: dict) -> dict:
         """``hold`` with at most :data:`MAX_TOKENS` tokens over all wallets, the smallest."""
@@ -438,16 +435,16 @@ class Aggregator:
                     agg["tx"] += sign
                     if data.get("fee"):
                         _add(agg["fee"], native, sign * data["fee"])
-                        agg["fee"] = self._cap(agg["fee"], MAX_TOKENS, "tokens", _token_order)
+                        agg["fee"] = self._cap_tokens(agg["fee"])
                 if data.get("value"):
                     _add(agg["vol"], native, sign * data["value"])
-                    agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens", _token_order)
+                    agg["vol"] = self._cap_tokens(agg["vol"])
             elif kind == "transfer":
                 _add(agg["vol"], data["token"], sign * data["value"])
-                agg["vol"] = self._cap(agg["vol"], MAX_TOKENS, "tokens", _token_order)
+                agg["vol"] = self._cap_tokens(agg["vol"])
             elif kind == "revenue":
                 _add(agg["rev"], data["token"], sign * data["amount"])
-                agg["rev"] = self._cap(agg["rev"], MAX_TOKENS, "tokens", _token_order)
+                agg["rev"] = self._cap_tokens(agg["rev"])
         elif kind == "ticket":
             priority, subject = data.get("priority"), data.get("subject")
             entry = [
@@ -491,9 +488,9 @@ class Aggregator:
             "tc": a["tc"] + b["tc"],
             "tx": a["tx"] + b["tx"],
             "ct": ChainTimes.combine(a["ct"], b["ct"], self.horizon),
-            "vol": self._cap(_merge_counts(a["vol"], b["vol"]), MAX_TOKENS, "tokens", _token_order),
-            "fee": self._cap(_merge_counts(a["fee"], b["fee"]), MAX_TOKENS, "tokens", _token_order),
-            "rev": self._cap(_merge_counts(a["rev"], b["rev"]), MAX_TOKENS, "tokens", _token_order),
+            "vol": self._cap_tokens(_merge_counts(a["vol"], b["vol"])),
+            "fee": self._cap_tokens(_merge_counts(a["fee"], b["fee"])),
+            "rev": self._cap_tokens(_merge_counts(a["rev"], b["rev"])),
             "hold": self._cap_holdings(_holdings_combine(a["hold"], b["hold"])),
             "tk": _tickets_combine(a["tk"], b["tk"]),
             "csat": _opt(lambda x, y: max(x, y), a["csat"], b["csat"]),

@@ -74,6 +74,7 @@ from stream.core.messages import (
     Members,
     Refresh,
     Split,
+    founder,
     person_of,
     split_person,
 )
@@ -444,7 +445,7 @@ class LinkStage:
         seq = self._next_seq(state)
         # the part holding the identifier the person was founded by keeps its id (a
         # stored person id then still names that human), else the largest
-        parts.sort(key=lambda p: (not any(person_of(i) == person for i in p), -len(p), min(p)))
+        parts.sort(key=lambda p: (founder(person, p) is None, -len(p), min(p)))
         keep, *others = parts
         comp = {"m": sorted(keep), "t": _types(keep)}
         state.put("c:" + person, comp)

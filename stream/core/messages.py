@@ -39,6 +39,12 @@ def person_of(identifier: str) -> str:
     return "p" + blake2b(identifier.encode(), digest_size=10).hexdigest()
 
 
+def founder(person: str, identifiers: Iterable[str]) -> str | None:
+    """The identifier among ``identifiers`` that ``person`` was first seen through
+    (``person_of`` of it is ``person``), if there: none for a person a split created."""
+    return next((i for i in identifiers if person_of(i) == person), None)
+
+
 def split_person(identifier: str, seq: int) -> str:
     """The id of a person split off at link sequence ``seq``; never used before."""
     return "p" + blake2b(f"{identifier}\x00split\x00{seq}".encode(), digest_size=10).hexdigest()

@@ -60,7 +60,7 @@ from stream.core.messages import (
     Split,
     SplitIn,
     Tick,
-    person_of,
+    founder,
 )
 from stream.core.state import Emit, State, prefix_end
 
@@ -259,9 +259,9 @@ class ProfileStage:
                 self._shown_tier(row),
             ),
         )
-        founding = [i for i in row["m"] if person_of(i) == a.absorbed]
-        if founding:  # the lookup API follows it, not mi, where a split may have moved it
-            row["fi"] = founding[0]
+        founding = founder(a.absorbed, row["m"])
+        if founding is not None:  # the lookup API follows it, not mi (a split may move it)
+            row["fi"] = founding
         row["mi"] = a.survivor
         row["ms"] = max(row["ms"], a.seq)  # its last claim on its identifiers: identity_seq
         row["a"] = self.agg.empty()

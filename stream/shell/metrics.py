@@ -69,15 +69,16 @@ class Metrics:
             ["stage"],
             registry=r,
         )
-        self.redeliveries = Counter(
-            "c360_redeliveries",
-            "Partitions sought back to records their agent had not applied, by reason: "
-            "hole, refused (handed over before faust settled), realign, unstick.",
-            ["reason"],
-            registry=r,
+        self.redeliveries = _every_series(
+            Counter(
+                "c360_redeliveries",
+                "Partitions sought back to records their agent had not applied, by reason: "
+                "hole, refused (handed over before faust settled), realign, unstick.",
+                ["reason"],
+                registry=r,
+            ),
+            REDELIVERY_REASONS,
         )
-        for reason in REDELIVERY_REASONS:  # a known set: every series exists from the start
-            self.redeliveries.labels(reason)
         self.stage_seconds = Histogram(
             "c360_stage_record_seconds",
             "Time to apply one group of input records (all its partitions), commit included, by "
@@ -145,15 +146,16 @@ class Metrics:
         self.profile_changes = Counter(
             "c360_profile_changes", "Profile change events published.", registry=r
         )
-        self.profile_caps = Counter(
-            "c360_profile_caps",
-            "Times a cap bit on a profile's map (per aggregate: a fact may count twice, for "
-            "its fragment and its person), by cap: a producer sending without bound.",
-            ["cap"],
-            registry=r,
+        self.profile_caps = _every_series(
+            Counter(
+                "c360_profile_caps",
+                "Times a cap bit on a profile's map (per aggregate: a fact may count twice, "
+                "for its fragment and its person), by cap: a producer sending without bound.",
+                ["cap"],
+                registry=r,
+            ),
+            CAPS,
         )
-        for cap in CAPS:  # a known set: every series exists from the start
-            self.profile_caps.labels(cap)
         # --- API ---
         self.api_requests = Counter(
             "c360_api_requests",
@@ -184,6 +186,15 @@ class Metrics:
     def catalogue(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(exposed name, type, labels) of every metric of the registry."""
         return catalogue(self.registry)
+
+
+def _every_series(counter: Counter, values: Iterable[str]) -> Counter:
+    """``counter`` with a series for each of a known set of label values from the start:
+    Prometheus takes a new series' first sample as its baseline, so a series born with
+    its first counts hides them from ``increase()``."""
+    for value in values:
+        counter.labels(value)
+    return counter
 
 
 def catalogue(registry: CollectorRegistry) -> list[tuple[str, str, tuple[str, ...]]]:

@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -46,11 +47,17 @@ async def test_an_event_too_large_for_a_record_alone_is_refused_and_nothing_is_s
     assert len(p.kafka.records) == 1  # not even the small one of the same call was sent
 
 
-async def test_the_up_gauge_follows_the_outcome_of_deliveries():
+async def up_and_running() -> tuple[StandInProducer, Any]:
+    """A started stand-in producer and its up gauge, at 1 as a connector sets it."""
     up = connector_up(CollectorRegistry()).labels("web")
     p = StandInProducer(Settings.from_env({}), up=up)
     await p.start()
-    up.set(1)  # as a connector does once started
+    up.set(1)
+    return p, up
+
+
+async def test_the_up_gauge_follows_the_outcome_of_deliveries():
+    p, up = await up_and_running()
     p.kafka.fail = RuntimeError("KafkaTimeoutError")
     with pytest.raises(RuntimeError):
         await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 1})])
@@ -68,10 +75,7 @@ async def test_the_up_gauge_follows_the_outcome_of_deliveries():
 
 
 async def test_a_probe_tells_an_idle_connector_that_kafka_is_gone_and_back():
-    up = connector_up(CollectorRegistry()).labels("web")
-    p = StandInProducer(Settings.from_env({}), up=up)
-    await p.start()
-    up.set(1)
+    p, up = await up_and_running()
     p.kafka.unreachable = True
     assert await p.probe() is False and up._value.get() == 0
     p.kafka.unreachable = False
@@ -89,10 +93,7 @@ async def test_a_probe_tells_an_idle_connector_that_kafka_is_gone_and_back():
 async def test_a_delivery_that_hangs_keeps_up_at_0_whatever_a_probe_says():
     # a broker that answers metadata but holds records (NOT_ENOUGH_REPLICAS, acks=all):
     # the collector gives up waiting and marks it; only a delivery that lands clears it
-    up = connector_up(CollectorRegistry()).labels("web")
-    p = StandInProducer(Settings.from_env({}), up=up)
-    await p.start()
-    up.set(1)
+    p, up = await up_and_running()
     p.mark_failed()
     assert await p.probe() is True and up._value.get() == 0
     await p.deliver(topics.WEB_EVENTS, [("d1", {"i": 1})])
