@@ -26,7 +26,7 @@ from stream.core.aggregate import Aggregator
 from stream.core.channel import ChannelStage
 from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
-from stream.core.messages import DECODERS, Label, Tick, encode_record
+from stream.core.messages import DECODERS, Label, Price, Tick, encode_record
 from stream.core.partitioner import partition_for
 from stream.core.profile import ProfileStage
 from stream.core.route import RouteStage
@@ -104,7 +104,7 @@ class Simulator:
         self.link = LinkStage(self.compiled)
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
         self.labels: dict[str, dict[str, list[str]]] = {}  # the global labels table
-        self.aggregator = Aggregator(rules, self.prices, self.labels)
+        self.aggregator = Aggregator(rules, self.prices)
         self.profile = ProfileStage(self.aggregator, check_views=check_views)
         self.channel = ChannelStage()
         if record_log:
@@ -198,6 +198,8 @@ class Simulator:
             self.prices.pop(token, None)
         else:
             self.prices[token] = value
+        for p in range(self.partitions):
+            self._enqueue("prices", ("profile", p), [Price(token, value)])
 
     def _dispatch(self, source: str, emit: _Emit) -> None:
         for (suffix, partition), messages in emit.groups.items():
@@ -228,6 +230,10 @@ class Simulator:
         source, stage, partition = self.random.choice(ready)
         record = self.channels[(source, stage, partition)].popleft()
         self.delivered += 1
+        self._dispatch(f"{stage}:{partition}", self.apply(stage, partition, record))
+
+    def apply(self, stage: str, partition: int, record: bytes) -> _Emit:
+        """One internal record through its stage partition (committed); what it emitted."""
         messages = [m for _, _, items in DECODERS[stage].decode(record) for m in items]
         emit = _Emit(self.partitions)
         state = self.state(stage, partition)
@@ -241,7 +247,7 @@ class Simulator:
         else:
             self.profile.process(state, messages, emit)
         state.commit()
-        self._dispatch(f"{stage}:{partition}", emit)
+        return emit
 
     # --- results ---
     def persons(self) -> dict[str, dict[str, Any]]:

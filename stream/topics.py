@@ -115,7 +115,10 @@ PROFILE = TopicSpec(
     "profile",
     Role.INTERNAL,
     key="person id",
-    value="batch of events, merges, splits and ticks for the profile stage",
+    value=(
+        "batch of events, merges, splits, member lists, labels, prices and ticks"
+        " for the profile stage"
+    ),
 )
 CHANNEL = TopicSpec(
     "channel", Role.INTERNAL, key="channel", value="batch of revenue ±deltas by channel"
@@ -170,7 +173,7 @@ ALL: tuple[TopicSpec, ...] = (
 
 INPUTS: tuple[TopicSpec, ...] = tuple(t for t in ALL if t.role is Role.INPUT)
 INGESTED: tuple[TopicSpec, ...] = tuple(t for t in INPUTS if t not in (PRICES, LABELS))
-"""The event inputs the ingest agent reads (prices and labels feed global tables)."""
+"""The event inputs the ingest agent reads (prices and labels have agents of their own)."""
 
 
 def by_suffix(suffix: str) -> TopicSpec:

@@ -9,7 +9,9 @@ event time, never arrival time.
 
 The internal aggregate (a dict with short keys, stored per person and per
 identifier fragment) is turned into the published profile by :meth:`Aggregator.view`,
-which also needs the time (``now``), the prices and the wallet labels.
+which also needs the time (``now``), the prices and the wallet labels: the profile
+stage's own copies of them (``pl:{token}``, ``lb:{wallet}``), which only its input
+changes (:class:`Stored`), so that a batch redone after a crash computes the same.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
@@ -33,8 +35,8 @@ HOUR = 3_600_000
 # The published profile, in groups of fields that change together; a fact changes
 # only some groups (Aggregator.groups_of), so only those are recomputed.
 ALL_GROUPS = ("ids", "labels", "socials", "activity", "touch", "value", "support", "events")
-# Wallet labels live in a global table that changes on its own: read at every publish.
-ALWAYS = frozenset({"labels"})
+# Wallet labels are shown for the person's wallets: whatever changes those recomputes them.
+WITH_IDS = frozenset({"ids", "labels"})
 HOLDING_GROUPS = frozenset({"value", "events"})
 CHAIN_GROUPS = frozenset({"value", "activity", "events"})
 TICKET_GROUPS = frozenset({"support", "activity", "events"})
@@ -255,23 +257,66 @@ def sessions_combine(a: list, b: list) -> list:
 
 
 # --- the aggregator ---------------------------------------------------------------------------
+class Stored(Mapping):
+    """The keys under ``prefix`` of a partition's state, as a read-only mapping without
+    the prefix: the profile stage's copy of the prices (``pl:``) or of the wallet labels
+    (``lb:``) that its input brought. Valuing and labelling from the global tables,
+    which change on their own, made a change sent again after a crash differ from the
+    first under the same version."""
+
+    __slots__ = ("prefix", "state")
+
+    def __init__(self, state: State, prefix: str) -> None:
+        self.state, self.prefix = state, prefix
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.state.get(self.prefix + key)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.state.get(self.prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.state.get(self.prefix + key) is not None
+
+    def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
+        start = len(self.prefix)
+        for key, value in self.state.scan(self.prefix, prefix_end(self.prefix)):
+            yield key[start:], value
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+
+PRICES = "pl:"
+"""The profile stage's prices ``pl:{token}`` = [price_usd, decimals, symbol] (Price)."""
+LABELS = "lb:"
+"""The profile stage's wallet labels ``lb:{wallet}`` = {chain: [categories]} (Members,
+Refresh)."""
+
+
 @dataclass
 class Context:
     """What one batch of the profile stage reads besides its own rows.
 
     Valuation uses the partition's price snapshot (``pv:{token}``): the price at
-    which the partition valued a token, taken from the live prices table the first
+    which the partition valued a token, taken from its prices (``pl:``) the first
     time the token is valued and refreshed by ticks, which then revalue the holders.
-    So a profile's USD figures move with prices only on ticks: replayable, and the
-    same whichever field group was recomputed last. A token valued while it has no
-    price is marked (``pz:{token}``); a snapshot taken between ticks of a token so
-    marked is marked new (``pn:{token}``), and the next tick revalues its holders
-    although the snapshot equals the live price: those published before it show the
-    token unpriced. (Revaluing every holder of every token snapshotted between ticks
-    instead cost a burst of thousands of publishes at the first tick of a deployment.)
+    So a profile's USD figures move with a price change only on ticks (one revaluation
+    per tick, however often a feed moves a price), and are the same whichever field
+    group was recomputed last. A token valued while it has no price is marked
+    (``pz:{token}``): its first price revalues its holders when it comes
+    (:meth:`Aggregator.price_came`), not at the next tick, so no profile shows it
+    unpriced once the partition has a price for it.
     """
 
-    #: token -> [price_usd, decimals, symbol] (the live, global table)
+    #: token -> [price_usd, decimals, symbol] (the partition's, from its input: Stored)
     prices: Mapping[str, Any] = field(default_factory=dict)
     #: wallet -> {chain: [categories]}
     labels: Mapping[str, Any] = field(default_factory=dict)
@@ -298,8 +343,6 @@ class Context:
             snapshot = self.prices.get(token)
             if snapshot is not None:
                 self.state.put(key, snapshot)
-                if self.state.get("pz:" + token) is not None:
-                    self.state.put("pn:" + token, 1)  # some hold it unpriced: next tick
             elif token not in self.unpriced:
                 self.unpriced.add(token)
                 if self.state.get("pz:" + token) is None:
@@ -314,15 +357,16 @@ class Aggregator:
         self,
         rules: Rules | None = None,
         prices: Mapping[str, Any] | None = None,
-        labels: Mapping[str, Any] | None = None,
     ) -> None:
         self.rules = rules or Rules()
         self.retract_window = self.rules.retract_window_hours * HOUR
         self.horizon = 0  # partition clock - retract window; set per batch (see context)
         self.lifecycle: Lifecycle = self.rules.lifecycle
         self.tiers: list[VipTier] = list(self.rules.vip)
+        #: the live prices (the global table): only for figures outside the profile
+        #: stage (the channel revenue the API and the metrics show); the stage values
+        #: at its own copy (Stored)
         self.prices: Mapping[str, Any] = prices if prices is not None else {}
-        self.labels: Mapping[str, Any] = labels if labels is not None else {}
         self._empty_view: dict[str, Any] | None = None
         #: times a map reached its cap and kept only its first entries, by cap (metrics)
         self.capped = dict.fromkeys(CAPS, 0)
@@ -370,7 +414,7 @@ class Aggregator:
         """The batch's context; also sets the horizon of retractable chain times."""
         chain_clock = state.get("cc") or 0
         self.horizon = chain_clock - self.retract_window if chain_clock else 0
-        return Context(self.prices, self.labels, state=state)
+        return Context(Stored(state, PRICES), Stored(state, LABELS), state=state)
 
     def observe(self, state: State, fact: Fact) -> None:
         """Advance the partition's chain clock (the newest chain event time applied)."""
@@ -757,27 +801,40 @@ class Aggregator:
             person = key.rsplit(":", 1)[1]
             ctx.fired.add(person)
             due.setdefault(person, set()).add("tick")
-        moved = [
-            token
-            for token, price in ctx.prices.items()
-            if state.get("pv:" + token) != price or state.get("pn:" + token) is not None
-        ]
-        # a price deleted from the table: its holders are unpriced again
+        moved = [token for token, price in ctx.prices.items() if state.get("pv:" + token) != price]
+        # a deleted price: its holders are unpriced again
         moved += [k[3:] for k, _ in state.scan("pv:", prefix_end("pv:")) if k[3:] not in ctx.prices]
         for token in moved:
-            price = ctx.prices.get(token)
-            if price is None:
-                state.delete("pv:" + token)
-            else:
-                state.put("pv:" + token, price)
-            for mark in ("pn:", "pz:"):
-                if state.get(mark + token) is not None:
-                    state.delete(mark + token)
-            ctx.unpriced.discard(token)
-            prefix = f"k:{token}:"
-            for k, _ in state.scan(prefix, prefix_end(prefix)):
-                due.setdefault(k[len(prefix) :], set()).add("revaluation")
+            for person in self._revalue(state, token, ctx.prices.get(token), ctx):
+                due.setdefault(person, set()).add("revaluation")
         return due, cursor
+
+    def price_came(self, state: State, token: str, value: list | None, ctx: Context) -> list[str]:
+        """A token's price reached the partition (the Price message): it becomes the
+        partition's (``pl:``). Returns the persons to revalue now: the holders of a token
+        valued here without a price (``pz:``); a price that changed waits for the next
+        tick (see :class:`Context`)."""
+        key = PRICES + token
+        if value is None:
+            state.delete(key)
+            return []
+        state.put(key, value)
+        if state.get("pz:" + token) is None:
+            return []
+        return self._revalue(state, token, value, ctx)
+
+    @staticmethod
+    def _revalue(state: State, token: str, price: list | None, ctx: Context) -> list[str]:
+        """Value ``token`` at ``price`` (None: unpriced) from now on; its holders."""
+        if price is None:
+            state.delete("pv:" + token)
+        else:
+            state.put("pv:" + token, price)
+        if state.get("pz:" + token) is not None:
+            state.delete("pz:" + token)
+        ctx.unpriced.discard(token)
+        prefix = f"k:{token}:"
+        return [k[len(prefix) :] for k, _ in state.scan(prefix, prefix_end(prefix))]
 
     def before_view(self, state: State, row: dict[str, Any], ctx: Context) -> None:
         """Bring the row's clock up to the partition's, and summarize its activity once

@@ -11,7 +11,8 @@ State (one writer, so the guards are exact):
   refused to, the last ``BLOCKED_KEPT``, forgotten by the route stage's cache when
   the label is removed;
 - ``c:{person}`` component: ``m`` members, ``t`` members by identifier type;
-- ``l:{wallet}`` labels ``{chain: [categories]}``;
+- ``l:{wallet}`` labels ``{chain: [categories]}`` (the profile stage learns them from
+  this stage only: a label change's ``Refresh`` and every member list carry them);
 - ``seq``: the last sequence number. Every recorded decision (merge, refusal,
   split) takes the next one; assignments carry it so that later beats earlier.
 
@@ -141,6 +142,18 @@ class LinkStage:
             members = [ident] if ident is not None else []
             comp = {"m": members, "t": _types(members)}
         return comp
+
+    @staticmethod
+    def _members(state: State, person: str, seq: int, members: list[str]) -> Members:
+        """The member list of ``person`` for the profile stage, with the labels of its
+        labelled wallets (the profile reads labels only from its input: see Refresh)."""
+        labels = {}
+        for ident in members:
+            if ident.startswith("wallet:"):
+                entry = state.get("l:" + ident)
+                if entry:
+                    labels[ident] = entry
+        return Members(person, seq, sorted(members), labels)
 
     def _next_seq(self, state: State) -> int:
         seq = (state.get("seq") or 0) + 1
@@ -289,7 +302,7 @@ class LinkStage:
         if self.log is not None:
             self.log.append(("merge", a, b, absorbed, survivor, seq))
         emit.internal(topics.PROFILE, absorbed, Absorb(absorbed, survivor, seq))
-        emit.internal(topics.PROFILE, survivor, Members(survivor, seq, sorted(keep["m"])))
+        emit.internal(topics.PROFILE, survivor, self._members(state, survivor, seq, keep["m"]))
         strength = self.rules.strengths[evidence]
         rule = f"merge:{strength}:retried" if retry else f"merge:{strength}"
         emit.record(
@@ -322,7 +335,7 @@ class LinkStage:
     # --- blocking and splits ---
     def label(self, state: State, label: Label, emit: Emit) -> None:
         key = "l:" + label.wallet
-        labels = state.get(key) or {}
+        labels = dict(state.get(key) or {})  # a new dict: messages sent before hold the old
         chain = str(label.chain)
         if label.categories:
             labels[chain] = sorted(set(label.categories))
@@ -338,7 +351,7 @@ class LinkStage:
         node = state.get("n:" + label.wallet)
         person = node["p"] if node is not None else person_of(label.wallet)
         seq = state.get("seq") or 0
-        emit.internal(topics.PROFILE, person, Refresh(person, seq, label.wallet))
+        emit.internal(topics.PROFILE, person, Refresh(person, seq, label.wallet, labels))
         if category is not None:
             if node is not None and node.get("b") != "hub":
                 self.block(state, label.wallet, "blocked_label", f"label:{category}", emit)
@@ -460,12 +473,12 @@ class LinkStage:
                 nodes[ident]["p"] = new
                 state.put("n:" + ident, nodes[ident])
                 emit.internal(topics.ROUTE, ident, Assign(ident, new, seq))
-            emit.internal(topics.PROFILE, new, Members(new, seq, sorted(part)))
+            emit.internal(topics.PROFILE, new, self._members(state, new, seq, part))
         self.stats["splits"] += 1
         if self.log is not None:
             self.log.append(("split", person, tuple(sorted(moves.items())), seq))
         emit.internal(topics.PROFILE, person, Split(person, seq, moves))
-        emit.internal(topics.PROFILE, person, Members(person, seq, sorted(keep)))
+        emit.internal(topics.PROFILE, person, self._members(state, person, seq, keep))
         emit.record(
             topics.IDENTITY_CONFLICTS,
             cause,

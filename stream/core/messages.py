@@ -13,7 +13,7 @@ Messages are tagged structs (array-like: compact and fast to decode), plain data
 the cycle collector does not track (``gc=False``, as :class:`~stream.core.facts.Fact`:
 never put a message inside itself). The route
 topic carries facts and assignments, the link topic facts and labels, the profile
-topic events, merges, splits, member lists and ticks, the channel topic revenue
+topic events, merges, splits, member lists, labels, prices and ticks, the channel topic revenue
 deltas.
 """
 
@@ -127,19 +127,34 @@ class SplitIn(InternalMessage, tag="i"):
 
 
 class Members(InternalMessage, tag="n"):
-    """The identifiers of ``person`` according to the link stage, as of ``seq``."""
+    """The identifiers of ``person`` according to the link stage, as of ``seq``, and
+    the labels ``{chain: [categories]}`` of those of them that are labelled wallets
+    (None: not said, a sender from before labels came this way)."""
 
     person: str
     seq: int
     members: list[str]
+    labels: dict[str, dict[str, list[str]]] | None = None
 
 
 class Refresh(InternalMessage, tag="r"):
-    """Something the profile reads about ``ident`` changed elsewhere (its wallet labels)."""
+    """The labels of wallet ``ident`` changed: ``labels`` ``{chain: [categories]}`` as
+    the link stage now holds them (empty: none; None: not said, a sender from before
+    labels came this way)."""
 
     person: str
     seq: int
     ident: str
+    labels: dict[str, list[str]] | None = None
+
+
+class Price(InternalMessage, tag="v"):
+    """A token's price changed (``[price_usd, decimals, symbol]``; None: deleted), sent to
+    every profile partition: the stage values tokens only at the prices its own input
+    brought, so a batch redone after a crash computes what it computed the first time."""
+
+    token: str
+    value: list[Any] | None = None
 
 
 class Tick(InternalMessage, tag="t"):
@@ -168,7 +183,7 @@ class ChannelDelta(InternalMessage, tag="c"):
 
 RouteMessage = Fact | Assign | Tick
 LinkMessage = Fact | Label
-ProfileMessage = Event | Absorb | MergeIn | Split | SplitIn | Members | Refresh | Tick
+ProfileMessage = Event | Absorb | MergeIn | Split | SplitIn | Members | Refresh | Price | Tick
 
 Segment = tuple[str, int, list[Any]]
 

@@ -13,6 +13,10 @@ Keyed by person. State:
   no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
   profile aggregate, ``w`` the last published view (to diff against), ``c`` present
   while the person is **compact** (below);
+- ``pl:{token}`` the prices and ``lb:{wallet}`` the wallet labels the partition
+  values and labels with, as its input brought them (``Price`` to every partition;
+  ``Refresh`` and ``Members`` from the link stage), never read from the global
+  tables: a batch redone after a crash computes what it computed the first time;
 - ``f:{person}:{ident}`` the aggregate of one identifier's facts (a fragment). The
   person's aggregate is the combine of its fragments: merges move fragments,
   splits move them back out, so a person can be split exactly.
@@ -49,13 +53,14 @@ import msgspec
 
 from stream import topics
 from stream.contract.outputs import Alert, Cause, FieldChange, ProfileChange, SegmentChange
-from stream.core.aggregate import ALL_GROUPS, ALWAYS, Aggregator, Context
+from stream.core.aggregate import ALL_GROUPS, LABELS, WITH_IDS, Aggregator, Context
 from stream.core.messages import (
     Absorb,
     ChannelDelta,
     Event,
     Members,
     MergeIn,
+    Price,
     Refresh,
     Split,
     SplitIn,
@@ -134,6 +139,8 @@ class ProfileStage:
                 self.members(state, message, touched, emit)
             elif kind is Refresh:
                 self.refresh(state, message, touched, emit)
+            elif kind is Price:
+                self.price(state, message, touched, ctx)
             elif kind is Tick:
                 self.tick(state, message, touched, ctx, emit)
             yield
@@ -405,17 +412,40 @@ class ProfileStage:
             moved = row["mv"].get(ident)
             if moved is not None and moved[1] < m.seq:
                 del row["mv"][ident]  # it came back
+            if m.labels is not None and ident.startswith("wallet:"):
+                self._label(state, ident, m.labels.get(ident))
         state.put("p:" + m.person, row)
-        self._touch(touched, m.person, "merge", ("ids",))  # labels: ALWAYS
+        self._touch(touched, m.person, "merge", WITH_IDS)
 
     def refresh(self, state: State, r: Refresh, touched: dict, emit: Emit) -> None:
         row = self._row(state, r.person)
         elsewhere = self._route(row, r.ident, r.seq)
         if elsewhere is not None:
-            emit.internal(topics.PROFILE, elsewhere, Refresh(elsewhere, r.seq, r.ident))
-        elif row["v"]:
+            emit.internal(topics.PROFILE, elsewhere, Refresh(elsewhere, r.seq, r.ident, r.labels))
+            return
+        if r.labels is not None:
+            # kept here even before the person's first fact (the label may come first)
+            self._label(state, r.ident, r.labels)
+        if row["v"]:
             # cause "events" with no events: the v1 contract has no "label" kind
             self._touch(touched, r.person, "events", ("labels",))
+
+    @staticmethod
+    def _label(state: State, wallet: str, labels: dict | None) -> None:
+        """Keep the partition's copy of ``wallet``'s labels (``lb:``; none: deleted)."""
+        key = LABELS + wallet
+        if labels:
+            if state.get(key) != labels:
+                state.put(key, labels)
+        elif state.get(key) is not None:
+            state.delete(key)
+
+    def price(self, state: State, p: Price, touched: dict, ctx: Context) -> None:
+        """Keep the partition's copy of a token's price (``pl:``); revalue at once the
+        holders of a token they hold unpriced (a changed price waits for a tick)."""
+        for person in self.agg.price_came(state, p.token, p.value, ctx):
+            self.stats["revalued"] += 1
+            self._touch(touched, person, "revaluation", ("value",))
 
     # --- time ---
     def tick(self, state: State, t: Tick, touched: dict, ctx: Context, emit: Emit) -> None:
@@ -452,7 +482,7 @@ class ProfileStage:
         else:
             # the groups nothing touched since the last change show what they showed
             # then; a person's first change starts from the empty view
-            groups = t.groups | ALWAYS
+            groups = t.groups | WITH_IDS if "ids" in t.groups else t.groups
             if "activity" in groups or person in ctx.fired:
                 self.agg.before_view(state, row, ctx)
             fresh = self.agg.view_groups(groups, row, ctx)

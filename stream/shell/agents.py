@@ -1,9 +1,9 @@
 """The Faust agents: a few lines each around the pure core.
 
 ingest (input topics) -> route (by identifier) -> link (one partition) ->
-profile (by person) -> channel (by acquisition channel). Prices and labels are
-validated into global tables that every worker holds; labels also feed the link
-stage. A leader timer sends ticks.
+profile (by person) -> channel (by acquisition channel). Prices go to every profile
+partition (and a global table that every worker holds, for the API's channel
+revenue), labels to the link stage. A leader timer sends ticks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from stream.core.aggregate import Aggregator
 from stream.core.channel import ChannelStage
 from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
-from stream.core.messages import DECODERS
+from stream.core.messages import DECODERS, Price
 from stream.core.profile import ProfileStage
 from stream.core.reference import price_entry, wallet_label
 from stream.core.route import RouteStage
@@ -61,14 +61,14 @@ def register(c360: C360) -> None:
         await unstick_ingest()
 
     unstick_ingest = register_ingest(c360)
-    prices, labels = register_reference(c360)
+    prices = register_reference(c360)
     route = RouteStage(c360.rules)
     c360.stages["route"] = stage(
         c360, "route", topics.ROUTE, route.process, observe.route_hook(route)
     )
     link = LinkStage(c360.rules)
     c360.stages["link"] = stage(c360, "link", topics.LINK, link.process, observe.link_hook(link))
-    aggregator = Aggregator(c360.rules.rules, GlobalView(prices), GlobalView(labels))
+    aggregator = Aggregator(c360.rules.rules, GlobalView(prices))
     c360.aggregator = aggregator
     profile = ProfileStage(aggregator)
     c360.stages["profile"] = stage(
@@ -247,9 +247,10 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
 
 
 class GlobalView(Mapping):
-    """A faust GlobalTable as the read-only mapping the aggregator reads, with what it
-    read cached until the table's store changes (prices and labels change rarely and
-    are read on every publish; a faust Table read costs a store lookup and decode)."""
+    """A faust GlobalTable as a read-only mapping (the live prices the channel revenue
+    is valued at), with what it read cached until the table's store changes (prices
+    change rarely and every channel row reads them; a faust Table read costs a store
+    lookup and decode)."""
 
     CACHE_MAX = 100_000
 
@@ -285,10 +286,14 @@ class GlobalView(Mapping):
         return self.table.items()
 
 
-def register_reference(c360: C360) -> tuple[Any, Any]:
-    """Prices and wallet labels: validated into global tables (one partition each,
-    held by every worker: DESIGN.md), bad records dead-lettered. Labels also reach the
-    link stage, which blocks labelled exchange/contract/bridge/router wallets."""
+def register_reference(c360: C360) -> Any:
+    """Prices and wallet labels, validated (bad records dead-lettered) and sent on to the
+    stages that use them, as messages in their input: a price to every profile
+    partition (each values at the prices its own input brought, so a batch redone after
+    a crash computes the same), a label to the link stage (which blocks labelled
+    exchange/contract/bridge/router wallets and tells the profile stage). Prices are
+    also kept in a global table (one partition, held by every worker: DESIGN.md) for
+    the channel revenue the API and the metrics value at current prices."""
     app, settings = c360.app, c360.settings
     options = {"partitions": 1, "recovery_buffer_size": 1, "options": c360.rocksdb_options}
     prices = app.GlobalTable(
@@ -297,16 +302,16 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
         store="c360v:prices",  # counts changes: GlobalView caches reads between them
         **options,
     )
-    labels = app.GlobalTable(
-        "labels", help="wallet -> {chain: [categories]}", store="c360v:labels", **options
-    )
-    c360.tables["prices"], c360.tables["labels"] = prices, labels
+    c360.tables["prices"] = prices
+    profile_partitions = topics.PROFILE.partition_count(settings)
 
     @app.agent(c360.topic(topics.PRICES), name="prices", concurrency=1)
     async def prices_agent(stream):
+        sender = None
         async for event in stream.events():
             msg = event.message
             try:
+                sender = sender or sender_of(c360)
                 entry = price_entry(msg.key, msg.value)
                 if isinstance(entry, Rejection):
                     await dead_letter(c360, topics.PRICES, msg, entry)
@@ -317,6 +322,13 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
                     prices.pop(token, None)
                 else:
                     prices[token] = value
+                # every profile partition values at the prices its own input brought
+                outbox = Outbox(settings)
+                outbox.begin(f"prices:{msg.partition}", msg.offset)
+                for partition in range(profile_partitions):
+                    outbox.internal_at(topics.PROFILE, partition, Price(token, value))
+                for sent in await outbox.send(sender):
+                    await sent.last_offset()
             except Exception as exc:
                 fatal(f"prices at {msg.topic}:{msg.partition}@{msg.offset}", exc)
 
@@ -332,15 +344,6 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
                     await dead_letter(c360, topics.LABELS, msg, label)
                     continue
                 METRICS.events_in.labels(topics.LABELS.suffix, "labels").inc()
-                current = dict(labels.get(label.wallet) or {})
-                if label.categories:
-                    current[str(label.chain)] = label.categories
-                else:
-                    current.pop(str(label.chain), None)
-                if current:
-                    labels[label.wallet] = current
-                else:
-                    labels.pop(label.wallet, None)
                 outbox = Outbox(settings)
                 outbox.begin(f"labels:{msg.partition}", msg.offset)
                 outbox.internal(topics.LINK, label.wallet, label)
@@ -349,7 +352,7 @@ def register_reference(c360: C360) -> tuple[Any, Any]:
             except Exception as exc:
                 fatal(f"labels at {msg.topic}:{msg.partition}@{msg.offset}", exc)
 
-    return prices, labels
+    return prices
 
 
 async def dead_letter(c360: C360, spec: topics.TopicSpec, msg: Any, rejection: Rejection) -> None:

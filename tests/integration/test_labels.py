@@ -1,8 +1,9 @@
 """Wallet labels reach the profile on the real broker, and a changed label replaces the old.
 
-The profile stage reads the labels global table through a cache that lives until the
-table's store changes (stream.shell.agents.GlobalView): this proves a label written
-after the cache read "no label", and a label changed after that, are both seen.
+A label goes from the labels agent to the link stage, and from there to the profile
+stage in its input (a Refresh carrying the wallet's labels): this proves a label
+written after the person was published without one, and a label changed after that,
+are both seen.
 """
 
 from __future__ import annotations

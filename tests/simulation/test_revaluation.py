@@ -1,5 +1,6 @@
-"""USD figures follow the prices table at the next tick, whatever happened in between:
-a token priced after some of its holders were published, and a price deleted."""
+"""USD figures follow the prices that reached the profile partition: a token's first
+price at once, a changed or deleted price at the next tick, whatever happened in
+between."""
 
 from __future__ import annotations
 
@@ -39,18 +40,31 @@ def worth(sim: Simulator, address: str) -> tuple[float, list[str]]:
     return view["net_worth_usd"], view["unpriced_tokens"]
 
 
-def test_a_holder_published_before_its_token_had_a_price_is_valued_at_the_next_tick():
-    # B's event values the token first, between ticks: A, published when the token had
-    # no price, must still be revalued by the tick (its snapshot equals the live price)
+def test_a_holder_published_before_its_token_had_a_price_is_valued_when_the_price_comes():
+    # A was published while the token had no price: the price's arrival at the
+    # partition revalues it at once (no tick needed), and the next tick has nothing to do
     sim = Simulator(partitions=1, seed=0, check_views=True)
     a, b = wallet(1), wallet(2)
     sim.run([holding(a, 7 * 10**18, 1 * HOUR)])
     assert worth(sim, a) == (0.0, [f"1:{TOKEN}"])
-    sim.run([price(2000.0), holding(b, 10**18, 2 * HOUR)])
-    assert worth(sim, b) == (2000.0, [])
-    sim.run([Input("tick", now=T0 + 3 * HOUR)])
+    sim.run([price(2000.0)])
     assert worth(sim, a) == (14000.0, [])
-    assert sim.profile.stats["revalued"] == 2  # the token's holders, once
+    assert sim.profile.stats["revalued"] == 1
+    sim.run([holding(b, 10**18, 2 * HOUR), Input("tick", now=T0 + 3 * HOUR)])
+    assert worth(sim, b) == (2000.0, [])
+    assert sim.profile.stats["revalued"] == 1  # the tick found every snapshot current
+
+
+def test_a_price_change_revalues_the_holders_at_the_next_tick_only():
+    # a feed may move a price every few seconds: holders are revalued once per tick
+    sim = Simulator(partitions=1, seed=0, check_views=True)
+    a = wallet(1)
+    sim.run([price(2000.0), holding(a, 10**18, 1 * HOUR)])
+    sim.run([price(2100.0), price(2200.0)])
+    assert worth(sim, a) == (2000.0, [])
+    sim.run([Input("tick", now=T0 + 2 * HOUR)])
+    assert worth(sim, a) == (2200.0, [])
+    assert sim.profile.stats["revalued"] == 1
 
 
 def test_a_token_priced_before_anyone_held_it_costs_no_revaluation_at_the_next_tick():

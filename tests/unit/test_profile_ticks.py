@@ -8,7 +8,7 @@ from stream import topics
 from stream.core import profile
 from stream.core.aggregate import Aggregator
 from stream.core.facts import Fact
-from stream.core.messages import Event, Tick
+from stream.core.messages import Event, Price, Tick
 from stream.core.profile import ProfileStage
 from stream.core.rules import DEFAULT
 from stream.core.state import Collected, MemoryState
@@ -21,9 +21,8 @@ USDC = "1:0x" + "aa" * 20
 def populated(persons: int) -> tuple[ProfileStage, MemoryState]:
     """Persons with one page view and one USDC transfer each, long ago: their lifecycle
     timers are due at T0 + 100 days, and they hold USDC (revalued when its price moves)."""
-    prices = {USDC: [1.0, 6, "USDC"]}
-    stage, state = ProfileStage(Aggregator(DEFAULT, prices=prices)), MemoryState()
-    events = []
+    stage, state = ProfileStage(Aggregator(DEFAULT)), MemoryState()
+    events: list = [Price(USDC, [1.0, 6, "USDC"])]
     for i in range(persons):
         wallet = f"wallet:0x{i:040x}"
         events.append(Event(f"p{i:03d}", 0, Fact(f"w{i}", wallet, "page", T0 + i, "web.events")))
@@ -33,7 +32,8 @@ def populated(persons: int) -> tuple[ProfileStage, MemoryState]:
         )
     stage.process(state, [Tick(T0, 0), *events], Collected())
     state.commit()
-    stage.agg.prices[USDC] = [2.0, 6, "USDC"]  # every holder is due for revaluation too
+    stage.process(state, [Price(USDC, [2.0, 6, "USDC"])], Collected())  # every holder is due
+    state.commit()  # for revaluation at the next tick too
     return stage, state
 
 
