@@ -35,8 +35,11 @@ HOUR = 3_600_000
 # The published profile, in groups of fields that change together; a fact changes
 # only some groups (Aggregator.groups_of), so only those are recomputed.
 ALL_GROUPS = ("ids", "labels", "socials", "activity", "touch", "value", "support", "events")
-# Wallet labels are shown for the person's wallets: whatever changes those recomputes them.
-WITH_IDS = frozenset({"ids", "labels"})
+# Wallet labels: the partition's copy (``lb:``), shared by every person of the partition
+# that lists the wallet, while a change of it names one person (the link stage's, and the
+# route stage may already have sent the wallet's facts to the next one): read at every
+# publish, from the partition's state (so a redo still computes the same).
+ALWAYS = frozenset({"labels"})
 HOLDING_GROUPS = frozenset({"value", "events"})
 CHAIN_GROUPS = frozenset({"value", "activity", "events"})
 TICKET_GROUPS = frozenset({"support", "activity", "events"})

@@ -53,7 +53,7 @@ import msgspec
 
 from stream import topics
 from stream.contract.outputs import Alert, Cause, FieldChange, ProfileChange, SegmentChange
-from stream.core.aggregate import ALL_GROUPS, LABELS, WITH_IDS, Aggregator, Context
+from stream.core.aggregate import ALL_GROUPS, ALWAYS, LABELS, Aggregator, Context
 from stream.core.messages import (
     Absorb,
     ChannelDelta,
@@ -415,7 +415,7 @@ class ProfileStage:
             if m.labels is not None and ident.startswith("wallet:"):
                 self._label(state, ident, m.labels.get(ident))
         state.put("p:" + m.person, row)
-        self._touch(touched, m.person, "merge", WITH_IDS)
+        self._touch(touched, m.person, "merge", ("ids",))  # labels: ALWAYS
 
     def refresh(self, state: State, r: Refresh, touched: dict, emit: Emit) -> None:
         row = self._row(state, r.person)
@@ -482,7 +482,7 @@ class ProfileStage:
         else:
             # the groups nothing touched since the last change show what they showed
             # then; a person's first change starts from the empty view
-            groups = t.groups | WITH_IDS if "ids" in t.groups else t.groups
+            groups = t.groups | ALWAYS
             if "activity" in groups or person in ctx.fired:
                 self.agg.before_view(state, row, ctx)
             fresh = self.agg.view_groups(groups, row, ctx)
