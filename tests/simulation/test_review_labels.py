@@ -28,7 +28,16 @@ from tests.simulation.scenarios import scenario, wallet
 TS = 1_790_000_000_000
 WALLET = "wallet:0x" + "51ce" * 10
 CATEGORIES = [
-    "exchange", "contract", "bridge", "router", "fund", "dao", "sanctioned", "scam", "bot", "other"
+    "exchange",
+    "contract",
+    "bridge",
+    "router",
+    "fund",
+    "dao",
+    "sanctioned",
+    "scam",
+    "bot",
+    "other",
 ]
 
 
@@ -56,9 +65,11 @@ def test_a_label_change_reaches_every_person_of_the_partition_that_shows_the_wal
 
 def _label(r: random.Random, w: int) -> Input:
     chain = r.choice([1, 1, 10])
-    labels = [] if r.random() < 0.3 else [
-        {"label": "x", "category": c} for c in r.sample(CATEGORIES, r.randint(1, 2))
-    ]
+    labels = (
+        []
+        if r.random() < 0.3
+        else [{"label": "x", "category": c} for c in r.sample(CATEGORIES, r.randint(1, 2))]
+    )
     body = {"chain_id": chain, "address": wallet(w), "labels": labels}
     return Input("labels", json.dumps(body).encode(), key=f"{chain}:{wallet(w)}")
 
