@@ -1,8 +1,8 @@
-"""Review of 36e49e8: docs/design.md's upgrade step (reset the consumer group to the
-earliest offsets of the prices and labels topics) must bring every current label to the
-profile partitions, through the link stage. The labels agent tags what it sends with
-its record's offset (source ``labels:{partition}``), and the link stage drops every
-segment at or below the highest offset it applied (``h:labels:{partition}``)."""
+"""The upgrade to labels carried by the link stage (docs/design.md): the labels agent
+tags what it sends with its record's offset (source ``labels:{partition}``), and the
+link stage drops every segment at or below the highest offset it applied
+(``h:labels:{partition}``). So resetting the labels topic's offsets brings the link
+stage nothing: the labels must be produced again, as new records."""
 
 from __future__ import annotations
 
@@ -27,15 +27,17 @@ def label_record(settings: Settings, offset: int) -> SimpleNamespace:
     return SimpleNamespace(value=value, topic="link", partition=0, offset=offset)
 
 
-def test_labels_read_again_from_the_earliest_offset_reach_the_link_stage():
+def test_labels_reach_the_link_stage_again_when_produced_again_not_when_reset():
     settings = Settings.from_env({})
-    runner = StageRunner(
-        "link", settings, SimpleNamespace(data=None), None, DECODERS["link"].decode, None
-    )
+    decode = DECODERS["link"].decode
+    runner = StageRunner("link", settings, SimpleNamespace(data=None), None, decode, None)
     state, outbox = MemoryState(), Outbox(settings)
     # before the upgrade: the link stage applied the labels topic's records 0..2
     for offset in range(3):
         assert runner._fresh(state, label_record(settings, offset), outbox)
-    # the upgrade: offsets reset to the earliest, the same records come again
+    # offsets reset to the earliest: the same records come again and are dropped
     again = [m for o in range(3) for m in runner._fresh(state, label_record(settings, o), outbox)]
-    assert len(again) == 3  # each must reach link.label, which sends the profile a Refresh
+    assert again == []
+    # produced again: new offsets, applied (link.label sends the profile a Refresh)
+    again = [m for o in (3, 4, 5) for m in runner._fresh(state, label_record(settings, o), outbox)]
+    assert len(again) == 3
