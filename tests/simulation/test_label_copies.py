@@ -1,13 +1,13 @@
-"""Review of 36e49e8: the partition's copy of a wallet's labels (``lb:``) is shared by
-every person of the partition that lists the wallet, but a change to it recomputes the
-``labels`` group of the one person its message names only.
+"""The partition's copy of a wallet's labels (``lb:``) is shared by every person of the
+partition that lists the wallet, while a label change names one person only (found by
+the second reading of the change that made labels come through the input).
 
 The route stage sends a wallet's facts straight to the profile partition of the person
 it last heard of (an ``Assign`` of a newer seq), ahead of the link stage's own messages
 to that partition: for a while two live persons of one partition list the wallet, the
-one the link stage's last ``Refresh`` names and the one the newer facts reached. A label
-change then recomputes the first; the second keeps showing the old labels, and its next
-change of other fields publishes a view that is not its whole view (check_views)."""
+one the link stage's last ``Refresh`` names and the one the newer facts reached. So
+labels are read from the copy at every publish: the second person shows the change at
+its next publish, and every view stays whole (check_views)."""
 
 from __future__ import annotations
 
