@@ -305,63 +305,73 @@ def register_reference(c360: C360) -> Any:
     c360.tables["prices"] = prices
     profile_partitions = topics.PROFILE.partition_count(settings)
 
-    @app.agent(c360.topic(topics.PRICES), name="prices", concurrency=1)
-    async def prices_agent(stream):
-        sender = None
-        async for event in stream.events():
-            msg = event.message
-            try:
-                sender = sender or sender_of(c360)
-                entry = price_entry(msg.key, msg.value)
-                if isinstance(entry, Rejection):
-                    await dead_letter(c360, topics.PRICES, msg, entry)
-                    continue
-                token, value = entry
-                METRICS.events_in.labels(topics.PRICES.suffix, "price").inc()
-                if value is None:
-                    prices.pop(token, None)
-                else:
-                    prices[token] = value
-                # every profile partition values at the prices its own input brought
-                outbox = Outbox(settings)
-                outbox.begin(f"prices:{msg.partition}", msg.offset)
-                for partition in range(profile_partitions):
-                    outbox.internal_at(topics.PROFILE, partition, Price(token, value))
-                for sent in await outbox.send(sender):
-                    await sent.last_offset()
-            except Exception as exc:
-                fatal(f"prices at {msg.topic}:{msg.partition}@{msg.offset}", exc)
+    def price(msg: Any, outbox: Outbox) -> Rejection | None:
+        entry = price_entry(msg.key, msg.value)
+        if isinstance(entry, Rejection):
+            return entry
+        token, value = entry
+        if value is None:
+            prices.pop(token, None)
+        else:
+            prices[token] = value
+        # every profile partition values at the prices its own input brought
+        for partition in range(profile_partitions):
+            outbox.internal_at(topics.PROFILE, partition, Price(token, value))
+        return None
 
-    @app.agent(c360.topic(topics.LABELS), name="labels", concurrency=1)
-    async def labels_agent(stream):
-        sender = None
-        async for event in stream.events():
-            msg = event.message
-            try:
-                sender = sender or sender_of(c360)
-                label = wallet_label(msg.key, msg.value)
-                if isinstance(label, Rejection):
-                    await dead_letter(c360, topics.LABELS, msg, label)
-                    continue
-                METRICS.events_in.labels(topics.LABELS.suffix, "labels").inc()
-                outbox = Outbox(settings)
-                outbox.begin(f"labels:{msg.partition}", msg.offset)
-                outbox.internal(topics.LINK, label.wallet, label)
-                for sent in await outbox.send(sender):
-                    await sent.last_offset()
-            except Exception as exc:
-                fatal(f"labels at {msg.topic}:{msg.partition}@{msg.offset}", exc)
+    def label(msg: Any, outbox: Outbox) -> Rejection | None:
+        label = wallet_label(msg.key, msg.value)
+        if isinstance(label, Rejection):
+            return label
+        outbox.internal(topics.LINK, label.wallet, label)
+        return None
 
+    reference_agent(c360, topics.PRICES, "price", price)
+    reference_agent(c360, topics.LABELS, "labels", label)
     return prices
 
 
-async def dead_letter(c360: C360, spec: topics.TopicSpec, msg: Any, rejection: Rejection) -> None:
-    """Write one dead letter for a record of ``spec`` and wait for the broker."""
-    METRICS.dead_letters.labels(spec.suffix, rejection.reason).inc()
-    outbox = Outbox(c360.settings)
-    outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
-    for sent in await outbox.send(sender_of(c360)):
-        await sent.last_offset()
+def reference_agent(
+    c360: C360,
+    spec: topics.TopicSpec,
+    kind: str,
+    handle: Callable[[Any, Outbox], Rejection | None],
+) -> None:
+    """The agent of a reference topic: ``handle`` puts what one record causes into the
+    group's outbox (or says why the record is refused: dead-lettered), and a group's
+    records go out together, one wait for the broker a group. Waiting for the broker
+    after each record, a labels dataset loaded at 320 records/s; in groups at 7,100
+    (bench/reference.py, 20,000 labels). Each record is its own segment (source
+    ``{suffix}:{partition}``, its offset), so a group sent again after a crash is
+    dropped by the receivers; a group is acknowledged only once sent (take_groups)."""
+    settings = c360.settings
+
+    @c360.app.agent(c360.topic(spec), name=spec.suffix, concurrency=1)
+    async def agent(stream):
+        sender = None
+        accepted = METRICS.events_in.labels(spec.suffix, kind)
+        async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES):
+            try:
+                sender = sender or sender_of(c360)
+                outbox = Outbox(settings)
+                for event in events:
+                    msg = event.message
+                    outbox.begin(f"{spec.suffix}:{msg.partition}", msg.offset)
+                    # faust writes a table only "during stream iteration": the event
+                    # gives its changelog record's partition (faust 0.15, pinned)
+                    stream._set_current_event(event)
+                    rejection = handle(msg, outbox)
+                    if rejection is None:
+                        accepted.inc()
+                    else:
+                        METRICS.dead_letters.labels(spec.suffix, rejection.reason).inc()
+                        outbox.dead_letter(msg.topic, msg.partition, msg.offset, rejection)
+                stream._set_current_event(None)
+                for sent in await outbox.send(sender):
+                    await sent.last_offset()
+            except Exception as exc:
+                msg = events[0].message
+                fatal(f"{spec.suffix} at {msg.topic}:{msg.partition}@{msg.offset}", exc)
 
 
 def register_ticker(c360: C360) -> None:

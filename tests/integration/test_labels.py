@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import msgspec
 import pytest
 
 from stream import topics
-from tests.support.kafka import produce
+from stream.contract.outputs import DeadLetter
+from tests.support.kafka import produce, read_until
 from tests.support.waiting import wait_for
 from tests.support.worker import http_get
 
@@ -68,3 +70,62 @@ def test_a_label_and_its_change_reach_the_profile(settings, start_worker):
 
     send(topics.LABELS, [(f"1:{WALLET.lower()}".encode(), label("dao"))])
     assert wait_for(labels, lambda got: got == {IDENT: ["dao"]}) == {IDENT: ["dao"]}
+
+
+def price(usd: float) -> bytes:
+    return json.dumps(
+        {
+            "chain_id": 1,
+            "token": "native",
+            "symbol": "ETH",
+            "decimals": 18,
+            "price_usd": usd,
+            "timestamp": "2026-11-02T12:00:00Z",
+        }
+    ).encode()
+
+
+def test_bad_reference_records_are_dead_lettered_and_the_good_ones_around_them_applied(
+    settings, start_worker
+):
+    """The reference agents take records in groups: a bad record among good ones goes to
+    the dead-letter topic with its reason, and the records after it still arrive (a
+    label at the profile, a price in its USD figures)."""
+    worker = start_worker(settings)
+    worker.wait_ready()
+    key = {"X-API-Key": settings.api_key}
+
+    def profile():
+        status, body = http_get(f"{settings.web_url}/v1/profiles/{IDENT}", key)
+        return json.loads(body) if status == 200 else None
+
+    def send(spec, records):
+        asyncio.run(produce(settings.kafka_bootstrap, spec.name(settings), records))
+
+    send(topics.HOLDINGS, [(WALLET.encode(), holding(21_000_000))])
+    assert wait_for(profile, lambda got: got is not None)
+    exact = f"1:{WALLET.lower()}".encode()
+    send(
+        topics.LABELS,
+        [(exact, b"{not json"), (WALLET.encode(), label("fund")), (exact, label("dao"))],
+    )
+    send(topics.PRICES, [(b"1:native", b"[]"), (b"1:native", price(2000.0))])
+    got = wait_for(
+        profile, lambda p: p and p["labels"] == {IDENT: ["dao"]} and p["net_worth_usd"] == 2000.0
+    )
+    assert got["labels"] == {IDENT: ["dao"]} and got["net_worth_usd"] == 2000.0
+
+    dead = asyncio.run(
+        read_until(
+            settings.kafka_bootstrap, topics.DEAD_LETTERS.name(settings), lambda rs: len(rs) >= 3
+        )
+    )
+    letters = sorted(
+        (msgspec.json.decode(r.value, type=DeadLetter) for r in dead),
+        key=lambda d: (d.source.topic, d.source.offset),
+    )
+    assert [(d.source.topic, d.source.offset, d.reason) for d in letters] == [
+        (topics.LABELS.name(settings), 0, "invalid_field"),
+        (topics.LABELS.name(settings), 1, "invalid_field"),
+        (topics.PRICES.name(settings), 0, "invalid_field"),
+    ]
