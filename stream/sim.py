@@ -103,7 +103,8 @@ class Simulator:
         self.route = RouteStage(self.compiled)
         self.link = LinkStage(self.compiled)
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
-        self.labels: dict[str, dict[str, list[str]]] = {}  # the global labels table
+        # the labels as the labels topic says them (what profiles should show in the end)
+        self.labels: dict[str, dict[str, list[str]]] = {}
         self.aggregator = Aggregator(rules, self.prices)
         self.profile = ProfileStage(self.aggregator, check_views=check_views)
         self.channel = ChannelStage()
