@@ -90,6 +90,20 @@ async def read_until(
         await consumer.stop()
 
 
+async def read_all(address: str, topic: str, timeout: float = 30.0) -> list:
+    """Every record a topic holds now (up to its end offsets when called)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+    finally:
+        await consumer.stop()
+    want = sum(ends.values())
+    return await read_until(address, topic, lambda records: len(records) >= want, timeout)
+
+
 def run(coro):
     return asyncio.run(coro)
 
