@@ -59,18 +59,26 @@ def test_a_restart_mid_stream_loses_nothing_and_counts_nothing_twice(settings, s
     check_redone_changes(settings)
 
 
+REDONE = {
+    topics.PROFILE_CHANGES: lambda c: (c["person_id"], c["version"]),
+    topics.SEGMENT_CHANGES: lambda c: (c["person_id"], c["version"], c["segment"], c["action"]),
+    topics.ALERTS: lambda c: c["alert_id"],
+}
+"""How a consumer deduplicates each output topic of the profile stage."""
+
+
 def check_redone_changes(settings) -> None:
-    """A change the restarted worker sent again (the same person and version: the work
-    after the last commit is redone) is the change sent the first time: the profile
-    stage computes from its state and its input only, and its input records are the
-    same records (a sender's own redo is dropped segment by segment). Runs of this
-    test saw hundreds of changes sent again."""
-    name = topics.PROFILE_CHANGES.name(settings)
-    first: dict[tuple[str, int], dict] = {}
-    for record in asyncio.run(read_all(settings.kafka_bootstrap, name)):
-        change = orjson.loads(record.value)
-        key = (change["person_id"], change["version"])
-        assert first.setdefault(key, change) == change, key
+    """An output the restarted worker sent again (the same person and version, the same
+    alert id: the work after the last commit is redone) is what it sent the first time:
+    the profile stage computes from its state and its input only, and its input records
+    are the same records (a sender's own redo is dropped segment by segment). Runs of
+    this test saw hundreds of changes sent again."""
+    for spec, key_of in REDONE.items():
+        first: dict = {}
+        for record in asyncio.run(read_all(settings.kafka_bootstrap, spec.name(settings))):
+            value = orjson.loads(record.value)
+            key = key_of(value)
+            assert first.setdefault(key, value) == value, (spec.suffix, key)
 
 
 def test_a_worker_that_lost_its_disk_rebuilds_its_state_from_the_changelogs(settings, start_worker):
