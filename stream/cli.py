@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     p_replay.add_argument("--rules", help="identity rules file (JSON) to try")
     p_tick = sub.add_parser("tick", help="send a tick (time) to every route and profile partition")
     p_tick.add_argument("--now", type=event_time, help="epoch milliseconds (default: the clock)")
+    p_resend = sub.add_parser(
+        "resend", help="produce a reference topic's current records again (after an upgrade)"
+    )
+    p_resend.add_argument("topic", choices=["prices", "labels"])
     p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
     p_schemas.add_argument("--write", action="store_true", help="rewrite schemas/*.json")
     p_set = sub.add_parser("settings", help="print the effective settings")
@@ -108,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # aiokafka's connection errors, and a missing topic
             return kafka_failed(settings, exc)
         print(f"tick {now} sent")
+        return 0
+    if args.command == "resend":
+        from stream.resend import RESENDABLE, resend
+
+        try:
+            count = asyncio.run(resend(settings, RESENDABLE[args.topic]))
+        except Exception as exc:  # aiokafka's connection errors, and a missing topic
+            return kafka_failed(settings, exc)
+        print(f"{count} {args.topic} records produced again")
         return 0
     if args.command == "schemas":
         return cmd_schemas(args.write)
