@@ -42,21 +42,20 @@ async def current_records(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        last: dict[tuple[int, bytes | None], tuple[int, int, bytes | None]] = {}
-        todo = {tp for tp in tps if ends[tp] > 0}
+        last: dict[tuple[int, bytes | None], tuple[int, bytes | None]] = {}
+        todo = set(tps)
         while todo:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+            # a partition is read once its position reaches the end taken above (a
+            # compacted log's last offsets may hold no record: the position tells)
+            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
+            if not todo:
+                break
+            for tp, records in (await consumer.getmany(*todo, timeout_ms=1000)).items():
                 for record in records:
                     if record.offset < ends[tp]:
-                        last[(tp.partition, record.key)] = (
-                            record.offset,
-                            tp.partition,
-                            record.value,
-                        )
-                if await consumer.position(tp) >= ends[tp]:
-                    todo.discard(tp)
-        ordered = sorted(last.items(), key=lambda item: (item[1][1], item[1][0]))
-        return [(partition, key, value) for (partition, key), (_, _, value) in ordered]
+                        last[(tp.partition, record.key)] = (record.offset, record.value)
+        ordered = sorted(last.items(), key=lambda item: (item[0][0], item[1][0]))
+        return [(partition, key, value) for (partition, key), (_, value) in ordered]
     finally:
         await consumer.stop()
 

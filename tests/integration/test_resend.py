@@ -50,3 +50,11 @@ def test_resend_of_a_missing_topic_fails_clearly(settings, monkeypatch, capsys):
     use(monkeypatch, settings)
     assert main(["resend", "prices"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_resend_of_an_empty_topic_sends_nothing(settings, monkeypatch, capsys):
+    asyncio.run(admin.ensure_topics(settings))
+    use(monkeypatch, settings)
+    assert main(["resend", "prices"]) == 0
+    assert "0 prices records produced again" in capsys.readouterr().out
+    assert asyncio.run(read_all(settings.kafka_bootstrap, topics.PRICES.name(settings))) == []
