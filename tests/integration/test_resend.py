@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from stream import admin, topics
+from stream import resend as resend_module
+from stream.resend import current_records
 from stream.cli import main
 from tests.support.kafka import produce, read_all
 
@@ -58,3 +61,45 @@ def test_resend_of_an_empty_topic_sends_nothing(settings, monkeypatch, capsys):
     assert main(["resend", "prices"]) == 0
     assert "0 prices records produced again" in capsys.readouterr().out
     assert asyncio.run(read_all(settings.kafka_bootstrap, topics.PRICES.name(settings))) == []
+
+
+def test_resend_reads_a_transactional_topic_to_its_end(settings, monkeypatch, capsys):
+    """A transaction's commit marker takes the last offset: the read still ends."""
+    asyncio.run(admin.ensure_topics(settings))
+    name = topics.LABELS.name(settings)
+
+    async def transactional() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, transactional_id=f"{name}-tx"
+        )
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send(name, b'{"v": 1}', key=b"1:0xaa", partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(transactional())
+    records = asyncio.run(asyncio.wait_for(current_records(settings, topics.LABELS), 20))
+    assert records == [(0, b"1:0xaa", b'{"v": 1}')]
+
+
+def test_resend_keeps_a_record_produced_while_it_runs(settings, monkeypatch):
+    """A record the topic's producers write after the read (a newer value of a key)
+    stays the key's last record: the older one produced again does not replace it."""
+    asyncio.run(admin.ensure_topics(settings))
+    name = topics.LABELS.name(settings)
+    asyncio.run(produce(settings.kafka_bootstrap, name, [(b"1:0xaa", b'{"v": 1}')]))
+    read = resend_module.current_records
+
+    async def read_then_a_newer_record(settings_, spec):
+        records = await read(settings_, spec)
+        await produce(settings.kafka_bootstrap, name, [(b"1:0xaa", b'{"v": 2}')])
+        return records
+
+    monkeypatch.setattr(resend_module, "current_records", read_then_a_newer_record)
+    asyncio.run(resend_module.resend(settings, topics.LABELS))
+
+    records = asyncio.run(read_all(settings.kafka_bootstrap, name))
+    last = {r.key: r.value for r in records}
+    assert last[b"1:0xaa"] == b'{"v": 2}'
