@@ -26,7 +26,20 @@ async def current_records(
 ) -> list[tuple[int, bytes | None, bytes | None]]:
     """(partition, key, value) of the last record of every key the topic holds now, in
     the order of those records (what compaction keeps, whether or not it ran)."""
-    name = spec.name(settings)
+    log, _ = await read_log(settings, spec.name(settings))
+    last: dict[tuple[int, bytes | None], tuple[int, bytes | None]] = {}
+    for partition, offset, key, value in log:
+        last[(partition, key)] = (offset, value)
+    ordered = sorted(last.items(), key=lambda item: (item[0][0], item[1][0]))
+    return [(partition, key, value) for (partition, key), (_, value) in ordered]
+
+
+async def read_log(
+    settings: Settings, name: str, start: dict[int, int] | None = None, read: bool = True
+) -> tuple[list[tuple[int, int, bytes | None, bytes | None]], dict[int, int]]:
+    """(partition, offset, key, value) of the topic's records from ``start`` (default:
+    the beginning) up to its end offsets taken now, in offset order per partition;
+    and those end offsets (only those unless ``read``)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
     )
@@ -41,9 +54,12 @@ async def current_records(
         tps = [TopicPartition(name, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            if start and start.get(tp.partition):
+                consumer.seek(tp, start[tp.partition])
         ends = await consumer.end_offsets(tps)
-        last: dict[tuple[int, bytes | None], tuple[int, bytes | None]] = {}
-        todo = set(tps)
+        log: list[tuple[int, int, bytes | None, bytes | None]] = []
+        todo = set(tps) if read else set()
         while todo:
             # a partition is read once its position reaches the end taken above (a
             # compacted log's last offsets may hold no record: the position tells)
@@ -53,29 +69,54 @@ async def current_records(
             for tp, records in (await consumer.getmany(*todo, timeout_ms=1000)).items():
                 for record in records:
                     if record.offset < ends[tp]:
-                        last[(tp.partition, record.key)] = (record.offset, record.value)
-        ordered = sorted(last.items(), key=lambda item: (item[0][0], item[1][0]))
-        return [(partition, key, value) for (partition, key), (_, value) in ordered]
+                        log.append((tp.partition, record.offset, record.key, record.value))
+        log.sort(key=lambda r: (r[0], r[1]))
+        return log, {tp.partition: end for tp, end in ends.items()}
     finally:
         await consumer.stop()
 
 
 async def resend(settings: Settings, spec: topics.TopicSpec) -> int:
     """Produce the topic's current records to it again, each to its own partition;
-    returns how many (once the broker has them all)."""
+    returns how many (once the broker has them all).
+
+    The topic's own producers (a prices feed) may write while this runs: a newer
+    record of a key written after the read, then the older one produced again, would
+    make the older value the key's last record (what compaction keeps, what the stages
+    apply last). So once sent, the records since the start are read again, and every
+    key whose last record is one of ours, though a record of theirs written since
+    says otherwise, gets theirs produced once more; until none is left."""
+    name = spec.name(settings)
+    _, since = await read_log(settings, name, read=False)  # the end offsets before the read
     records = await current_records(settings, spec)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
-        name = spec.name(settings)
-        futures = [
-            await producer.send(name, value, key=key, partition=partition)
-            for partition, key, value in records
-        ]
-        for future in futures:
-            await future
+        ours: set[tuple[int, int]] = set()
+        pending = records
+        while pending:
+            futures = [
+                await producer.send(name, value, key=key, partition=partition)
+                for partition, key, value in pending
+            ]
+            for future in futures:
+                meta = await future
+                ours.add((meta.partition, meta.offset))
+            log, _ = await read_log(settings, name, since)
+            last: dict[tuple[int, bytes | None], tuple[int, bytes | None]] = {}
+            theirs: dict[tuple[int, bytes | None], bytes | None] = {}
+            for partition, offset, key, value in log:
+                last[(partition, key)] = (offset, value)
+                if (partition, offset) not in ours:
+                    theirs[(partition, key)] = value
+            pending = [
+                (partition, key, value)
+                for (partition, key), value in theirs.items()
+                if (partition, last[(partition, key)][0]) in ours
+                and last[(partition, key)][1] != value
+            ]
     finally:
         await producer.stop()
     return len(records)
