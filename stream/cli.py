@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             count = asyncio.run(resend(settings, RESENDABLE[args.topic]))
-        except Exception as exc:  # aiokafka's connection errors, and a missing topic
+        except LookupError as exc:  # the topic does not exist
+            print(f"c360: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # aiokafka's connection errors
             return kafka_failed(settings, exc)
         print(f"{count} {args.topic} records produced again")
         return 0
