@@ -35,6 +35,9 @@ class C360:
     stages: dict[str, Any] = field(default_factory=dict)
     lookups: Any = None
     aggregator: Any = None
+    #: the live prices (the global table, read-only): for the channel revenue the API
+    #: and the metrics show; the profile stage values at its own copy (aggregate.Stored)
+    prices: Any = None
     rewind: Any = None
 
     @property

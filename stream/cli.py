@@ -114,17 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tick {now} sent")
         return 0
     if args.command == "resend":
-        from stream.resend import RESENDABLE, resend
-
-        try:
-            count = asyncio.run(resend(settings, RESENDABLE[args.topic]))
-        except LookupError as exc:  # the topic does not exist
-            print(f"c360: {exc}", file=sys.stderr)
-            return 1
-        except Exception as exc:  # aiokafka's connection errors
-            return kafka_failed(settings, exc)
-        print(f"{count} {args.topic} records produced again")
-        return 0
+        return cmd_resend(settings, args.topic)
     if args.command == "schemas":
         return cmd_schemas(args.write)
     if args.command == "settings":
@@ -152,6 +142,20 @@ def cmd_topics(settings: Settings, list_only: bool) -> int:
     except Exception as exc:  # aiokafka's connection errors
         return kafka_failed(settings, exc)
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+    return 0
+
+
+def cmd_resend(settings: Settings, suffix: str) -> int:
+    from stream.resend import RESENDABLE, resend
+
+    try:
+        count = asyncio.run(resend(settings, RESENDABLE[suffix]))
+    except LookupError as exc:  # the topic does not exist
+        print(f"c360: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # aiokafka's connection errors
+        return kafka_failed(settings, exc)
+    print(f"{count} {suffix} records produced again")
     return 0
 
 

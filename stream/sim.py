@@ -105,7 +105,7 @@ class Simulator:
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
         # the labels as the labels topic says them (what profiles should show in the end)
         self.labels: dict[str, dict[str, list[str]]] = {}
-        self.aggregator = Aggregator(rules, self.prices)
+        self.aggregator = Aggregator(rules)
         self.profile = ProfileStage(self.aggregator, check_views=check_views)
         self.channel = ChannelStage()
         if record_log:

@@ -359,17 +359,12 @@ class Aggregator:
     def __init__(
         self,
         rules: Rules | None = None,
-        prices: Mapping[str, Any] | None = None,
     ) -> None:
         self.rules = rules or Rules()
         self.retract_window = self.rules.retract_window_hours * HOUR
         self.horizon = 0  # partition clock - retract window; set per batch (see context)
         self.lifecycle: Lifecycle = self.rules.lifecycle
         self.tiers: list[VipTier] = list(self.rules.vip)
-        #: the live prices (the global table): only for figures outside the profile
-        #: stage (the channel revenue the API and the metrics show); the stage values
-        #: at its own copy (Stored)
-        self.prices: Mapping[str, Any] = prices if prices is not None else {}
         self._empty_view: dict[str, Any] | None = None
         #: times a map reached its cap and kept only its first entries, by cap (metrics)
         self.capped = dict.fromkeys(CAPS, 0)

@@ -68,7 +68,8 @@ def register(c360: C360) -> None:
     )
     link = LinkStage(c360.rules)
     c360.stages["link"] = stage(c360, "link", topics.LINK, link.process, observe.link_hook(link))
-    aggregator = Aggregator(c360.rules.rules, GlobalView(prices))
+    c360.prices = GlobalView(prices)
+    aggregator = Aggregator(c360.rules.rules)
     c360.aggregator = aggregator
     profile = ProfileStage(aggregator)
     c360.stages["profile"] = stage(

@@ -436,7 +436,7 @@ class PricesOnly:
     """The context the aggregator's valuation needs: the live prices table."""
 
     def __init__(self, c360: C360) -> None:
-        self.prices = c360.aggregator.prices
+        self.prices = c360.prices
 
     def price(self, token: str):
         return self.prices.get(token)

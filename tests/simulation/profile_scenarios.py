@@ -24,6 +24,29 @@ def wallet(i: int) -> str:
     return f"0x{(0x5EED0000 + i):040x}"
 
 
+def price_input(token: str, usd: float | None, decimals: int) -> Input:
+    """A prices record of chain 1 (``usd`` None: the deletion of the token's price)."""
+    key = f"1:{token}"
+    if usd is None:
+        return Input("prices", None, key=key)
+    body = {
+        "chain_id": 1,
+        "token": token,
+        "symbol": "T",
+        "decimals": decimals,
+        "price_usd": usd,
+        "timestamp": "2026-09-01T00:00:00Z",
+    }
+    return Input("prices", json.dumps(body).encode(), key=key)
+
+
+def label_input(address: str, categories: list[str], chain: int = 1) -> Input:
+    """A labels record: ``address``'s labels on ``chain`` (none: deleted)."""
+    labels = [{"label": c, "category": c} for c in categories]
+    body = {"chain_id": chain, "address": address, "labels": labels}
+    return Input("labels", json.dumps(body).encode(), key=f"{chain}:{address}")
+
+
 def iso(ms: int) -> str:
     import datetime as dt
 
@@ -366,17 +389,8 @@ class ProfileGenerator:
         )
 
     def price(self, token: str, usd: float, decimals: int) -> None:
-        chain_token = f"1:{token}"
-        self.prices[chain_token] = (usd, decimals)
-        body = {
-            "chain_id": 1,
-            "token": token,
-            "symbol": "T",
-            "decimals": decimals,
-            "price_usd": usd,
-            "timestamp": "2026-09-01T00:00:00Z",
-        }
-        self.inputs.append(Input("prices", json.dumps(body).encode(), key=chain_token))
+        self.prices[f"1:{token}"] = (usd, decimals)
+        self.inputs.append(price_input(token, usd, decimals))
 
     def duplicate(self) -> None:
         """An SDK retry or a connector replay: a recent payload again (counted once).

@@ -11,7 +11,6 @@ its next publish, and every view stays whole (check_views)."""
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
@@ -23,6 +22,7 @@ from stream.core.profile import ProfileStage
 from stream.core.rules import DEFAULT
 from stream.core.state import Collected, MemoryState
 from stream.sim import Input, Simulator
+from tests.simulation.profile_scenarios import label_input
 from tests.simulation.scenarios import scenario, wallet
 
 TS = 1_790_000_000_000
@@ -64,14 +64,8 @@ def test_a_label_change_reaches_every_person_of_the_partition_that_shows_the_wal
 
 
 def _label(r: random.Random, w: int) -> Input:
-    chain = r.choice([1, 1, 10])
-    labels = (
-        []
-        if r.random() < 0.3
-        else [{"label": "x", "category": c} for c in r.sample(CATEGORIES, r.randint(1, 2))]
-    )
-    body = {"chain_id": chain, "address": wallet(w), "labels": labels}
-    return Input("labels", json.dumps(body).encode(), key=f"{chain}:{wallet(w)}")
+    categories = [] if r.random() < 0.3 else r.sample(CATEGORIES, r.randint(1, 2))
+    return label_input(wallet(w), categories, chain=r.choice([1, 1, 10]))
 
 
 @pytest.mark.parametrize(

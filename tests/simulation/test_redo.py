@@ -11,7 +11,6 @@ their last values), and must emit the same changes, the same messages, in order.
 
 from __future__ import annotations
 
-import json
 import random
 
 import msgspec
@@ -20,7 +19,13 @@ from hypothesis import strategies as st
 
 from stream.core.state import MemoryState
 from stream.sim import Input, Simulator, _Emit
-from tests.simulation.profile_scenarios import USDC, profile_scenario, wallet
+from tests.simulation.profile_scenarios import (
+    USDC,
+    label_input,
+    price_input,
+    profile_scenario,
+    wallet,
+)
 
 HOUR = 3_600_000
 _encode = msgspec.json.Encoder().encode
@@ -66,26 +71,6 @@ def _outputs(emit: _Emit) -> bytes:
     )
 
 
-def _price(token: str, usd: float | None, decimals: int) -> Input:
-    if usd is None:
-        return Input("prices", None, key=f"1:{token}")
-    body = {
-        "chain_id": 1,
-        "token": token,
-        "symbol": "T",
-        "decimals": decimals,
-        "price_usd": usd,
-        "timestamp": "2026-09-01T00:00:00Z",
-    }
-    return Input("prices", json.dumps(body).encode(), key=f"1:{token}")
-
-
-def _label(address: str, category: str | None) -> Input:
-    labels = [] if category is None else [{"label": category, "category": category}]
-    body = {"chain_id": 1, "address": address, "labels": labels}
-    return Input("labels", json.dumps(body).encode(), key=f"1:{address}")
-
-
 def churned(seed: int, persons: int = 5) -> list[Input]:
     """A profile scenario with prices moving and labels changing throughout, and ticks."""
     r = random.Random(seed)
@@ -97,10 +82,10 @@ def churned(seed: int, persons: int = 5) -> list[Input]:
         if kind < 0.35:
             token, decimals = r.choice([("native", 18), (USDC, 6)])
             usd = None if r.random() < 0.15 else round(r.uniform(0.5, 4000.0), 2)
-            item = _price(token, usd, decimals)
+            item = price_input(token, usd, decimals)
         elif kind < 0.8:
             category = r.choice(["fund", "bot", "other", "exchange", None])
-            item = _label(wallet(r.randrange(persons * 2)), category)
+            item = label_input(wallet(r.randrange(persons * 2)), [category] if category else [])
         else:
             clock += r.randrange(1, 48) * HOUR
             item = Input("tick", now=clock)
@@ -128,10 +113,10 @@ def test_the_profile_shows_the_labels_and_prices_its_input_brought():
         p for p, row in sim.persons().items() if any(i.startswith("wallet:") for i in row["m"])
     )
     address = next(i for i in sim.persons()[holder]["m"] if i.startswith("wallet:"))[7:]
-    sim.run([_label(address, "fund")])
+    sim.run([label_input(address, ["fund"])])
     assert sim.persons()[holder]["w"]["labels"] == {f"wallet:{address}": ["fund"]}
     # the labels record reached the global table, its messages not the profile yet
-    sim.feed(_label(address, "bot"))
+    sim.feed(label_input(address, ["bot"]))
     assert sim.labels[f"wallet:{address}"] == {"1": ["bot"]}
     assert sim.persons()[holder]["w"]["labels"] == {f"wallet:{address}": ["fund"]}
     while sim.step():

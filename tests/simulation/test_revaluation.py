@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from stream.sim import Input, Simulator
+from tests.simulation.profile_scenarios import price_input
 
 HOUR = 3_600_000
 T0 = 1_788_048_000_000
@@ -30,9 +31,7 @@ def holding(address: str, balance: int, at: int) -> Input:
 
 
 def price(usd: float | None) -> Input:
-    body = {"chain_id": 1, "token": TOKEN, "symbol": "T", "decimals": 18, "price_usd": usd}
-    value = None if usd is None else json.dumps({**body, "timestamp": "2026-08-30T00:00:00Z"})
-    return Input("prices", None if value is None else value.encode(), key=f"1:{TOKEN}")
+    return price_input(TOKEN, usd, 18)
 
 
 def worth(sim: Simulator, address: str) -> tuple[float, list[str]]:

@@ -20,7 +20,7 @@ from stream.core.aggregate import SESSION_GAP, Aggregator, Context, sessions_add
 from stream.core.facts import Fact
 
 PRICES = {"1:native": [3000.0, 18, "ETH"], "1:0x" + "aa" * 20: [1.0, 6, "USDC"]}
-AGG = Aggregator(prices=PRICES)
+AGG = Aggregator()
 CTX = Context(PRICES, {})
 T0 = 1_790_000_000_000
 TOKENS = ["1:native", "1:0x" + "aa" * 20, "8453:0x" + "bb" * 20]

@@ -76,9 +76,8 @@ def test_a_tick_fires_at_most_tick_max_timers_per_message_and_goes_on_with_a_cur
 def test_steps_pause_between_messages_and_between_published_persons():
     """The worker runs a record a step at a time (it serves lookups between steps); what
     it computes is process's, however the steps are spaced."""
-    prices = {USDC: [1.0, 6, "USDC"]}
-    by_process = ProfileStage(Aggregator(DEFAULT, prices=prices)), MemoryState()
-    by_steps = ProfileStage(Aggregator(DEFAULT, prices=prices)), MemoryState()
+    by_process = ProfileStage(Aggregator(DEFAULT)), MemoryState()
+    by_steps = ProfileStage(Aggregator(DEFAULT)), MemoryState()
     events = [
         Event(f"p{i}", 0, Fact(f"e{i}", f"wallet:0x{i:040x}", "page", T0 + i, "web.events"))
         for i in range(5)
