@@ -45,6 +45,7 @@ transactional changelog writes (the exactly-once work that builds on this layer)
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
@@ -83,12 +84,13 @@ class Txn:
     """A stage's view of one partition for one transaction (the groups of a commit
     interval): reads see its own writes, and each value is decoded once."""
 
-    __slots__ = ("_cache", "db", "writes")
+    __slots__ = ("_cache", "_written", "db", "writes")
 
     def __init__(self, db: rocksdict.Rdict) -> None:
         self.db = db
         self.writes: dict[str, Any] = {}
         self._cache: dict[str, Any] = {}  # what it read from the database, decoded
+        self._written: list[str] = []  # the keys of ``writes``, sorted, as of the last scan
 
     def get(self, key: str) -> Any | None:
         value = self.writes.get(key, self)
@@ -116,7 +118,7 @@ class Txn:
 
     def _scan(self, start: str, stop: str) -> Iterator[tuple[str, Any]]:
         writes = self.writes
-        pending = ((k, None) for k in sorted(k for k in writes if start <= k < stop))
+        pending = ((k, None) for k in self._written_in(start, stop))
         last = None
         for key, raw in heapq.merge(_stored(self.db, start, stop), pending, key=_first):
             if key == last:
@@ -127,6 +129,19 @@ class Txn:
                 yield key, _decode(raw)
             elif value is not _DELETED:
                 yield key, value
+
+    def _written_in(self, start: str, stop: str) -> list[str]:
+        """The written keys in [start, stop), in order. The sorted keys are brought up to
+        date at a scan, not at every put: a key is never removed from ``writes`` (a
+        delete writes a mark), so the keys added since are the dict's last ones, and
+        sorting them onto the sorted rest is a merge. Filtering every write at each scan
+        cost a transaction open for thousands of writes a Python loop over all of them
+        per scan (the profile stage scans a person's fragments at every merge)."""
+        written = self._written
+        if len(written) != len(self.writes):
+            written += itertools.islice(self.writes, len(written), None)
+            written.sort()
+        return written[bisect.bisect_left(written, start) : bisect.bisect_left(written, stop)]
 
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """The batch's changes, encoded: (key, value or None for a delete)."""

@@ -112,6 +112,30 @@ def test_a_limited_scan_is_the_first_items_of_the_whole_scan_on_both_states(db, 
         assert list(memory.scan(start, stop, limit)) == whole[:limit]
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_scans_between_writes_see_every_write_made_before_them(db, seed):
+    """The transaction sorts its written keys at a scan, not at a put: a scan after more
+    writes (new keys, rewritten keys, deletes) must see all of them."""
+    import random
+
+    rng = random.Random(seed)
+    txn, memory = Txn(db), MemoryState()
+    for _ in range(200):
+        key = f"f:{rng.randrange(8)}:{rng.randrange(30):02d}"
+        if rng.random() < 0.3:
+            txn.delete(key)
+            memory.delete(key)
+        else:
+            value = rng.randrange(9)
+            txn.put(key, value)
+            memory.put(key, value)
+        if rng.random() < 0.2:
+            prefix = f"f:{rng.randrange(8)}:"
+            assert list(txn.scan(prefix, prefix + "\uffff")) == list(
+                memory.scan(prefix, prefix + "\uffff")
+            )
+
+
 @pytest.mark.parametrize(
     ("bloom", "filtering"), [(0.2, "true"), (0.0, "false")], ids=["memtable-bloom", "none"]
 )
