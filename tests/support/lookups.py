@@ -62,6 +62,7 @@ class Worker:
             tables=tables,
             settings=SimpleNamespace(api_key=api_key),
             aggregator=sim.aggregator,
+            prices=sim.prices,
             stages={},
         )
         self.lookups = register(c360)  # type: ignore[arg-type]

@@ -279,3 +279,17 @@ async def test_once_the_pipeline_is_quiet_every_identifier_of_a_population_answe
             status, body = await get((w0, w1)[n % 2], "/v1/profiles/" + path_of(ident))
             assert status == 200, (ident, body)
             assert body["person_id"] == sim.person_of(ident)
+
+
+async def test_the_channel_table_of_a_worker_restoring_its_state_answers_not_ready():
+    # its channel rows are partly restored: the table, asked of it or of a worker that
+    # asks it for its partitions, would count some persons and revenue only
+    sim = Simulator(partitions=2, seed=1)
+    sim.run([page(1, anonymousId="dev-1"), page(2, anonymousId="dev-2")])
+    async with workers(sim) as (w0, w1):
+        status, body = await get(w0, "/v1/channels/revenue")
+        assert status == 200 and body["channels"][0]["persons"] == 2
+        w1.worker.in_recovery = True
+        for w in (w1, w0):
+            status, body = await get(w, "/v1/channels/revenue")
+            assert (status, body.get("error")) == (503, "not_ready"), body
