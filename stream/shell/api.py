@@ -127,11 +127,16 @@ class Lookups:
         return url
 
     def _local(self, table: str, key: str) -> Txn:
-        if getattr(self.c360.app, "in_recovery", False):
-            # the partitions' state is still being restored from their changelogs
-            raise ApiError(503, "not_ready", "this worker is restoring its state; retry")
         spec_partitions = self.c360.tables[table].partitions
         partition = 0 if spec_partitions == 1 else partition_for(key, spec_partitions)
+        return self.reader(table, partition)
+
+    def reader(self, table: str, partition: int) -> Txn:
+        """The committed state of a partition of this worker; 503 while it restores its
+        state from the changelogs (a table of every partition, as the channels', would
+        count the restored part only)."""
+        if getattr(self.c360.app, "in_recovery", False):
+            raise ApiError(503, "not_ready", "this worker is restoring its state; retry")
         return self.c360.tables[table].data.reader(partition)
 
     async def _remote(
@@ -267,9 +272,8 @@ class Lookups:
         rows: dict[str, dict] = {}
         for owner, partitions in self.owners("channel").items():
             if owner is None:
-                store = self.c360.tables["channel"].data
                 for p in partitions:
-                    rows.update(channel_rows(store.reader(p)))
+                    rows.update(channel_rows(self.reader("channel", p)))
             else:
                 query = {"partitions": ",".join(map(str, partitions))}
                 remote = await self._remote(owner, "/v1/_internal/channels", query=query)
@@ -392,11 +396,10 @@ def register(c360: C360) -> Lookups:
     class InternalChannels(View):
         async def get(self, request: Request) -> Response:
             async def work():
-                store = c360.tables["channel"].data
                 rows: dict[str, dict] = {}
                 for p in request.query.get("partitions", "").split(","):
                     if p.strip().isdigit():
-                        rows.update(channel_rows(store.reader(int(p))))
+                        rows.update(channel_rows(lookups.reader("channel", int(p))))
                 return 200, rows
 
             return await answer("/v1/_internal", request, work)
