@@ -8,6 +8,8 @@ import json
 from urllib.parse import quote
 
 import msgspec
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from stream.core.messages import person_of
 from stream.population import Population
@@ -293,3 +295,25 @@ async def test_the_channel_table_of_a_worker_restoring_its_state_answers_not_rea
         for w in (w1, w0):
             status, body = await get(w, "/v1/channels/revenue")
             assert (status, body.get("error")) == (503, "not_ready"), body
+
+
+async def test_an_owner_that_answers_no_json_is_a_json_502():
+    # the owner's URL reaches something else (a proxy's page, another service on the port)
+    async def page_of_html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>hello</html>", content_type="text/html")
+
+    other = web.Application()
+    other.router.add_get("/{tail:.*}", page_of_html)
+    server = TestServer(other, host="127.0.0.1")
+    await server.start_server()
+    try:
+        sim = Simulator(partitions=2, seed=1)
+        sim.run([page(1, anonymousId="dev-1")])
+        elsewhere = str(server.make_url(""))
+        async with workers(sim, owners={0: elsewhere, 1: elsewhere}) as (w0, _):
+            response = await w0.get("/v1/profiles/anon:dev-1", headers={"X-API-Key": API_KEY})
+            assert response.content_type == "application/json", await response.text()
+            body = await response.json()
+            assert (response.status, body["error"]) == (502, "owner_failed"), body
+    finally:
+        await server.close()
