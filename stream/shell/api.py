@@ -165,7 +165,10 @@ class Lookups:
             raise ApiError(503, *_error_of(body, f"{url} is not ready"))
         if status != 200:
             raise ApiError(502, "owner_failed", f"{url} answered {status}")
-        return _decode(body)
+        try:
+            return _decode(body)
+        except msgspec.DecodeError:  # its URL reaches something else (a proxy's page)
+            raise ApiError(502, "owner_failed", f"{url} answered 200 without JSON") from None
 
     async def route_row(self, identifier: str) -> dict | None:
         owner = self._owner("route", identifier)
