@@ -317,3 +317,17 @@ async def test_an_owner_that_answers_no_json_is_a_json_502():
             assert (response.status, body["error"]) == (502, "owner_failed"), body
     finally:
         await server.close()
+
+
+async def test_the_internal_channel_endpoint_opens_no_partition_the_table_does_not_have():
+    # a store opens (creates) the database of any partition it is asked to read: the
+    # endpoint asked for partition 99 of a 2-partition table made one
+    sim = Simulator(partitions=2, seed=1)
+    sim.run([page(1, anonymousId="dev-1")])
+    async with workers(sim, count=1) as (w,):
+        for query in ("0,1,99", "0,-1", "1,x"):
+            status, body = await get(w, "/v1/_internal/channels?partitions=" + query)
+            assert (status, body.get("error")) == (400, "bad_partitions"), (query, body)
+        assert all(p in (0, 1) for stage, p in sim.states if stage == "channel")
+        status, body = await get(w, "/v1/_internal/channels?partitions=0,1")
+        assert status == 200 and body["(direct)"]["persons"] == 1
