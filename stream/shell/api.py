@@ -399,10 +399,16 @@ def register(c360: C360) -> Lookups:
     class InternalChannels(View):
         async def get(self, request: Request) -> Response:
             async def work():
+                count = c360.tables["channel"].partitions
+                asked = request.query.get("partitions", "").split(",")
+                if not all(p.isdecimal() and p.isascii() and int(p) < count for p in asked):
+                    # a store creates the database of a partition it is asked to read
+                    raise ApiError(
+                        400, "bad_partitions", f"partitions must be numbers below {count}"
+                    )
                 rows: dict[str, dict] = {}
-                for p in request.query.get("partitions", "").split(","):
-                    if p.strip().isdigit():
-                        rows.update(channel_rows(lookups.reader("channel", int(p))))
+                for p in asked:
+                    rows.update(channel_rows(lookups.reader("channel", int(p))))
                 return 200, rows
 
             return await answer("/v1/_internal", request, work)
