@@ -93,7 +93,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "web_host": settings.web_host,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
-        "canonical_url": settings.web_url,
+        "canonical_url": settings.advertised_url,
         "web_tables_enabled": False,
         "web_router_enabled": False,
         "web_stats_enabled": False,

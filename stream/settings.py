@@ -11,6 +11,8 @@ import dataclasses
 import difflib
 import math
 import os
+import socket
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,15 @@ OTHER_ENV = frozenset(
     }
 )
 """``C360_*`` variables read outside :class:`Settings` and the connectors' configs."""
+
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+"""Bind addresses that mean every interface: no address to reach a worker at."""
+
+
+def _url_host(host: str) -> str:
+    """A host as a URL writes it (an IPv6 address in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def unknown_env(known: frozenset[str], environ: Mapping[str, str] | None = None) -> list[str]:
@@ -120,6 +131,13 @@ class Settings:
     )
     web_port: int = _setting(
         "C360_WEB_PORT", 6066, "Port of the worker's web server.", minimum=1, maximum=65535
+    )
+    web_advertised_url: str = _setting(
+        "C360_WEB_ADVERTISED_URL",
+        "",
+        "URL at which the other workers reach this worker's web server (a lookup of a key "
+        "this worker owns is forwarded there). Empty: http://C360_WEB_HOST:C360_WEB_PORT, "
+        "with this machine's host name when C360_WEB_HOST is a wildcard (0.0.0.0, ::).",
     )
     api_key: str = _setting(
         "C360_API_KEY",
@@ -244,6 +262,22 @@ class Settings:
                 raise SettingsError(
                     f"C360_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r}: {server!r} is not host:port"
                 )
+        if self.web_advertised_url:
+            url = urllib.parse.urlsplit(self.web_advertised_url)
+            try:
+                port = url.port
+            except ValueError:
+                port = -1
+            if (
+                url.scheme not in ("http", "https")
+                or not url.hostname
+                or port == -1
+                or (url.path not in ("", "/") or url.query or url.fragment)
+            ):
+                raise SettingsError(
+                    f"C360_WEB_ADVERTISED_URL={self.web_advertised_url!r} is not "
+                    "http(s)://host[:port]"
+                )
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise SettingsError(f"C360_LOG_LEVEL={self.log_level!r} is not a log level")
 
@@ -261,8 +295,21 @@ class Settings:
 
     @property
     def web_url(self) -> str:
-        """Where this worker's web server answers."""
-        return f"http://{self.web_host}:{self.web_port}"
+        """Where this worker's web server answers, for a client on the same machine."""
+        host = "127.0.0.1" if self.web_host in WILDCARD_HOSTS else self.web_host
+        return f"http://{_url_host(host)}:{self.web_port}"
+
+    @property
+    def advertised_url(self) -> str:
+        """Where the other workers reach this worker's web server (faust's canonical URL,
+        by which its router tells which worker owns a key): ``C360_WEB_ADVERTISED_URL``,
+        else the bound address, else (bound to a wildcard, which names every worker
+        alike, so that each took itself for the owner of every key and answered 404 for
+        the keys of the others) this machine's host name, as faust's own default."""
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        host = socket.gethostname() if self.web_host in WILDCARD_HOSTS else self.web_host
+        return f"http://{_url_host(host)}:{self.web_port}"
 
     @classmethod
     def env_names(cls) -> frozenset[str]:

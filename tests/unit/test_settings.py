@@ -38,6 +38,10 @@ def test_environment_is_parsed_by_type():
         ({"C360_HEARTBEAT_INTERVAL": "30"}, "must be below C360_SESSION_TIMEOUT"),
         ({"C360_KAFKA_BOOTSTRAP": "kafka:ninety"}, "is not host:port"),
         ({"C360_KAFKA_BOOTSTRAP": "a:1,:9092"}, "':9092' is not host:port"),
+        ({"C360_WEB_ADVERTISED_URL": "worker-1:6066"}, "is not http"),
+        ({"C360_WEB_ADVERTISED_URL": "ftp://worker-1:6066"}, "is not http"),
+        ({"C360_WEB_ADVERTISED_URL": "http://worker-1:port"}, "is not http"),
+        ({"C360_WEB_ADVERTISED_URL": "http://worker-1:6066/api"}, "is not http"),
     ],
 )
 def test_bad_values_get_a_clear_error(env, message):
@@ -48,6 +52,24 @@ def test_bad_values_get_a_clear_error(env, message):
 def test_a_kafka_address_without_a_port_is_kafkas_default_port():
     for servers in ("kafka,b:9093", "[::1]:9092"):
         assert Settings.from_env({"C360_KAFKA_BOOTSTRAP": servers}).kafka_bootstrap == servers
+
+
+def test_the_url_other_workers_reach_a_worker_at_names_it_even_when_it_binds_every_interface():
+    """Behind a wildcard bind (the Dockerfile's 0.0.0.0) every worker advertised
+    http://0.0.0.0:6066, so each took itself for the owner of every key (faust's router
+    compares the owner's URL with its own) and answered 404 for the keys of the others."""
+    import socket
+
+    from stream.app import faust_options
+
+    assert Settings.from_env({}).advertised_url == "http://127.0.0.1:6066"
+    wildcard = Settings.from_env({"C360_WEB_HOST": "0.0.0.0", "C360_WEB_PORT": "6070"})
+    assert wildcard.advertised_url == f"http://{socket.gethostname()}:6070"
+    assert wildcard.web_url == "http://127.0.0.1:6070"  # a client on the same machine
+    named = wildcard.replace(web_advertised_url="http://worker-2:6070/")
+    assert named.advertised_url == "http://worker-2:6070"
+    assert faust_options(named)["canonical_url"] == "http://worker-2:6070"
+    assert Settings.from_env({"C360_WEB_HOST": "::1"}).web_url == "http://[::1]:6066"
 
 
 def test_settings_are_frozen():
