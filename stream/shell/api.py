@@ -11,6 +11,7 @@ internal endpoints hand over state rows whose raw token amounts exceed 64 bits
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -112,7 +113,13 @@ class Lookups:
             return
         producer = self.c360.app.producer._ensure_producer()
         for table in self.c360.tables.values():
-            await producer.partitions_for(table.changelog_topic.get_topic_name())
+            topic = table.changelog_topic.get_topic_name()
+            try:  # the producer waits for the broker up to its request timeout (20 min)
+                await asyncio.wait_for(producer.partitions_for(topic), OWNER_TIMEOUT)
+            except TimeoutError:
+                raise ApiError(
+                    503, "not_ready", f"the broker did not say who holds {topic}; retry"
+                ) from None
         self._changelogs_known = True
 
     def _owner(self, table: str, key: str) -> URL | None:
@@ -304,6 +311,9 @@ def register(c360: C360) -> Lookups:
             status, body = await work()
         except ApiError as exc:
             status, body = exc.status, {"error": exc.error, "message": exc.message}
+        except Exception as exc:  # a bug: logged, and answered in JSON like every error
+            log.exception("%s %s failed", request.method, request.path)
+            status, body = 500, {"error": "internal_error", "message": repr(exc)[:500]}
         finally:
             METRICS.api_requests.labels(route, str(status)).inc()
             METRICS.api_seconds.labels(route, str(status)).observe(time.perf_counter() - started)

@@ -331,3 +331,42 @@ async def test_the_internal_channel_endpoint_opens_no_partition_the_table_does_n
         assert all(p in (0, 1) for stage, p in sim.states if stage == "channel")
         status, body = await get(w, "/v1/_internal/channels?partitions=0,1")
         assert status == 200 and body["(direct)"]["persons"] == 1
+
+
+async def test_an_unexpected_failure_is_a_json_500(monkeypatch):
+    # a bug in a route became aiohttp's plain-text 500, where every other error is JSON
+    from tests.support import lookups
+
+    async def broken(self, topic: str) -> set[int]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lookups._Producer, "partitions_for", broken)
+    sim = Simulator(partitions=1, seed=1)
+    sim.run([page(1, anonymousId="dev-1")])
+    async with workers(sim, count=1) as (w,):
+        response = await w.get("/v1/profiles/anon:dev-1", headers={"X-API-Key": API_KEY})
+        assert response.content_type == "application/json", await response.text()
+        body = await response.json()
+        assert (response.status, body["error"]) == (500, "internal_error")
+        assert "boom" in body["message"]
+
+
+async def test_a_broker_that_does_not_answer_the_first_lookup_is_a_503_in_bounded_time(
+    monkeypatch,
+):
+    # the first lookup asks the producer who holds the changelogs; with the broker gone
+    # the producer waits its request timeout (20 minutes) and the request with it
+    from stream.shell import api
+    from tests.support import lookups
+
+    async def never(self, topic: str) -> set[int]:
+        await asyncio.Event().wait()
+        return set()
+
+    monkeypatch.setattr(lookups._Producer, "partitions_for", never)
+    monkeypatch.setattr(api, "OWNER_TIMEOUT", 0.2)
+    sim = Simulator(partitions=1, seed=1)
+    sim.run([page(1, anonymousId="dev-1")])
+    async with workers(sim, count=1) as (w,):
+        status, body = await asyncio.wait_for(get(w, "/v1/profiles/anon:dev-1"), 10)
+        assert (status, body["error"]) == (503, "not_ready"), body
