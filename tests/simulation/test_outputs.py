@@ -130,3 +130,21 @@ def test_a_change_before_any_tick_is_dated_by_its_events():
         c for c in sim.outputs.profile_changes if c.person_id == person_of(f"wallet:{wallet(5)}")
     ]
     assert change.at > 0
+
+
+def test_a_revaluation_before_any_tick_is_dated_like_the_change_before_it():
+    # a replay without ticks: a wallet known only by a holdings snapshot, its token's
+    # first price coming after it; the revaluation made it gold, and its change, its
+    # segment entry and its VIP alert were dated 0 (1970), after a change dated 2025
+    sim = Simulator(partitions=2, seed=1, inject_probability=0.0)
+    sim.run([holding(wallet(5), 200)])
+    sim.run([PRICE])
+    person = person_of(f"wallet:{wallet(5)}")
+    first, second = [c for c in sim.outputs.profile_changes if c.person_id == person]
+    assert second.cause.kind == "revaluation" and "vip_tier" in second.changes
+    assert first.at > 0
+    assert second.at == first.at
+    (segment,) = sim.outputs.segments
+    assert (segment.segment, segment.at) == ("vip:gold", first.at)
+    (alert,) = sim.outputs.alerts
+    assert alert.at == first.at
