@@ -11,8 +11,10 @@ Keyed by person. State:
   split-off part showed, until the next publish (its alert is for a higher tier
   only), ``ab`` persons it absorbed (a repeated absorb is a
   no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
-  profile aggregate, ``w`` the last published view (to diff against), ``c`` present
-  while the person is **compact** (below);
+  profile aggregate, ``w`` the last published view (to diff against), ``at`` the
+  time of its last change published before the partition's first tick (a later
+  change with no time of its own is dated by it), ``c`` present while the person is
+  **compact** (below);
 - ``pl:{token}`` the prices and ``lb:{wallet}`` the wallet labels the partition
   values and labels with, as its input brought them (``Price`` to every partition;
   ``Refresh`` and ``Members`` from the link stage), never read from the global
@@ -515,8 +517,13 @@ class ProfileStage:
             row["w"] = view
             # the partition's clock; before any tick, the person's newest activity, else
             # the newest event of the batch (a person known only by holdings has no
-            # activity time): 0 only for a change without any time to go by
-            at = ctx.now(state) or row.get("now") or t.newest
+            # activity time), else the time of its previous change (``at``: a price
+            # revaluing a holder applies no event): 0 only for a change without any
+            # time to go by
+            clock = ctx.now(state)
+            at = clock or row.get("now") or t.newest or row.get("at") or 0
+            if not clock and at:
+                row["at"] = at
             self.stats["changes"] += 1
             emit.record(
                 topics.PROFILE_CHANGES,
