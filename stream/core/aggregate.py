@@ -26,7 +26,7 @@ from typing import Any
 
 from stream.core.facts import Fact
 from stream.core.identifiers import kind_of
-from stream.core.rules import Lifecycle, Rules, VipTier
+from stream.core.rules import VIP_METRICS, Lifecycle, Rules, VipTier
 from stream.core.state import State, prefix_end
 
 DAY = 86_400_000
@@ -717,10 +717,20 @@ class Aggregator:
 
     def tier(self, value: Mapping[str, Any]) -> str | None:
         for tier in self.tiers:
-            for metric in ("net_worth_usd", "volume_usd", "fees_usd"):
+            for metric in VIP_METRICS:
                 threshold = getattr(tier, metric)
                 if threshold is not None and value[metric] >= threshold:
                     return tier.name
+        return None
+
+    def reached_by(self, tier_name: str, value: Mapping[str, Any]) -> tuple[str, float] | None:
+        """The first threshold of tier ``tier_name`` that ``value`` meets: (metric, threshold)."""
+        for tier in self.tiers:
+            if tier.name == tier_name:
+                for metric in VIP_METRICS:
+                    threshold = getattr(tier, metric)
+                    if threshold is not None and value.get(metric, 0) >= threshold:
+                        return metric, threshold
         return None
 
     def summarize(self, agg: dict[str, Any]) -> tuple[list[int], int | None, int | None]:

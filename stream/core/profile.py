@@ -610,6 +610,15 @@ class ProfileStage:
         known = min((before, floor), key=self.agg.tier_rank)
         if after is not None and self.agg.tier_rank(after) < self.agg.tier_rank(known):
             worth = new.get("net_worth_usd", 0.0)
+            details = {"tier": after, "previous": before, "net_worth_usd": worth}
+            reached = self.agg.reached_by(after, new)
+            if reached is None:  # the view showed the tier: one threshold is met
+                why = f"net worth ${worth:,.0f}"
+            else:  # say what met it: volume or fees decide a tier as net worth does
+                metric, threshold = reached
+                amount = new.get(metric, 0.0)
+                why = f"{METRIC_WORDS[metric]} ${amount:,.0f} ≥ ${threshold:,.0f}"
+                details.update(metric=metric, value=amount, threshold=threshold)
             emit.record(
                 topics.ALERTS,
                 person,
@@ -618,9 +627,9 @@ class ProfileStage:
                     person_id=person,
                     kind="vip_tier_up",
                     severity="info",
-                    message=f"person reached VIP tier {after} (net worth ${worth:,.0f})",
+                    message=f"person reached VIP tier {after} ({why})",
                     at=at,
-                    details={"tier": after, "previous": before, "net_worth_usd": worth},
+                    details=details,
                 ),
             )
 
@@ -649,6 +658,10 @@ class ProfileStage:
         row["chn"] = channel
         row["rvs"] = revenue
         return True
+
+
+METRIC_WORDS = {"net_worth_usd": "net worth", "volume_usd": "volume", "fees_usd": "fees"}
+"""How an alert's message names the threshold a tier was reached by."""
 
 
 def _new_row(aggregate: dict | None, **extra: Any) -> dict:

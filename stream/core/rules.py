@@ -8,6 +8,7 @@ clear error. ``docs/identity.md`` documents every rule.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -78,6 +79,9 @@ class VipTier(Struct, forbid_unknown_fields=True, omit_defaults=True):
     fees_usd: float | None = None
 
 
+VIP_METRICS = ("net_worth_usd", "volume_usd", "fees_usd")
+"""A tier's thresholds, in the order they are judged."""
+
 DEFAULT_VIP = [
     VipTier("whale", net_worth_usd=1_000_000, volume_usd=10_000_000, fees_usd=50_000),
     VipTier("gold", net_worth_usd=100_000, volume_usd=1_000_000, fees_usd=5_000),
@@ -145,6 +149,16 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
                 raise RulesError(f"vip: tier {tier.name!r} has no threshold")
             if any(t is not None and not (math.isfinite(t) and t >= 0) for t in thresholds):
                 raise RulesError(f"vip: tier {tier.name!r} has a threshold that is not ≥ 0")
+        for higher, lower in itertools.pairwise(self.vip):
+            # the first tier met wins: listed low to high, the low tier hid the others
+            for metric in VIP_METRICS:
+                above, below = getattr(higher, metric), getattr(lower, metric)
+                if above is not None and below is not None and below > above:
+                    raise RulesError(
+                        f"vip: tiers go from the highest to the lowest (the first whose "
+                        f"threshold is met is a person's tier): {lower.name!r} has "
+                        f"{metric} {below:g} above {higher.name!r}'s {above:g}"
+                    )
         categories = set(get_args(LabelCategory))
         unknown_categories = set(self.blocked_label_categories) - categories
         if unknown_categories:
