@@ -131,3 +131,11 @@ def test_the_profile_hook_counts_the_caps_the_aggregator_reached():
 
 def test_recovery_remaining_ignores_empty_changelogs():
     assert _remaining({"a": -1, "b": 5, "c": 0}) == 5.0
+
+
+def test_the_worker_exposes_when_it_started():
+    # what C360WorkerRestarting counts the changes of: a worker restarted by its
+    # supervisor after each fatal error answers most scrapes, so up and ready miss it
+    started = value("c360_worker_start_time_seconds")
+    assert 0 < started <= time.time()
+    assert time.time() - started < 3600  # this process's start, not a constant
