@@ -212,6 +212,13 @@ PIPELINE = dashboard(
         ),
         row("Recovery"),
         panel(
+            "Worker restarts (1h)",
+            [("changes(c360_worker_start_time_seconds[1h])", "{{instance}}")],
+            description="Starts of each worker in the last hour: more than one or two is a "
+            "crash loop (C360WorkerRestarting), which up and ready can miss.",
+            w=24,
+        ),
+        panel(
             "Changelog records left to recover",
             [("sum by (kind) (c360_table_recovery_remaining_records)", "{{kind}}")],
         ),

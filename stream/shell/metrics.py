@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -43,6 +43,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # --- process ---
+        self.start_time = Gauge(
+            "c360_worker_start_time_seconds",
+            "When this worker process started (Unix time): its changes count restarts.",
+            registry=r,
+        )
+        self.start_time.set(time.time())
         # --- input ---
         self.events_in = Counter(
             "c360_events_in",
