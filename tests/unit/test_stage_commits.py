@@ -381,3 +381,41 @@ def test_a_rebalance_while_a_commit_encodes_sends_no_changelog(tmp_path, clock):
     asyncio.run(r.handle([message(0)]))
     assert not [e for e in sender.log if e[0] == "send" and e[1] == "changelog"]
     assert stored(store, 0) == (None, {})  # its input is redone from the stored offset
+
+
+def test_counters_count_each_record_once_when_a_rebalance_redoes_it(tmp_path, clock):
+    """The stage's counters (c360_stage_records_total and those its hook moves by the
+    pure stage's counts) move for the records whose state was written: work a
+    rebalance drops is redone, and counting it when applied counted it twice."""
+    from stream.shell.metrics import METRICS
+    from stream.shell.observe import ROUTE_OUTCOMES, route_hook
+
+    r, store, _, _ = runner(tmp_path, 0.2)
+    stats = dict.fromkeys((*ROUTE_OUTCOMES, "outside_window", "retracts"), 0)
+    process = r.process
+
+    def routing(txn, items, outbox):  # a route stage: each record one fact to profiles
+        stats["to_profile"] += 1
+        return process(txn, items, outbox)
+
+    r.process = routing
+    r.observe = route_hook(SimpleNamespace(stats=stats))
+
+    def counted() -> tuple[float, float]:
+        value = METRICS.registry.get_sample_value
+        return (
+            value("c360_route_facts_total", {"outcome": "to_profile"}) or 0.0,
+            value("c360_stage_records_total", {"stage": "t"}) or 0.0,
+        )
+
+    before = counted()
+    asyncio.run(r.handle([message(0)]))  # open
+    clock.now += 0.05
+    asyncio.run(r.handle([message(1)]))  # open still
+    r.forget()  # a rebalance drops both: redone from the stored offset
+    asyncio.run(r.handle([message(0), message(1)]))
+    clock.now += 0.3
+    asyncio.run(r.handle([]))  # due: written
+    assert stored(store, 0) == (2, {"in:0": 1})
+    after = counted()
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 2)
