@@ -1,7 +1,8 @@
 """The worker's metric hooks: per-group counters of the stages, and scrape-time readings.
 
-Stage hooks run once per committed group and move counters by what the pure
-stage counted (its ``stats``), so nothing is done per event. Readings
+Stage hooks (:class:`Hook`) move counters by what the pure stage counted (its
+``stats``), so nothing is done per event, and only for records whose state was
+written (work a rebalance drops is redone, and counted then). Readings
 (:func:`readings`) run when ``/metrics`` is scraped and read what faust and the
 local state already hold: one RocksDB get per profile partition, the channel
 rows of the channel partitions, offsets and highwaters of the consumer.
@@ -27,13 +28,45 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _move(counters: dict[str, Any], stats: dict[str, int], seen: dict[str, int]) -> None:
-    """Move each counter by how much its count in ``stats`` grew since ``seen``."""
-    for key, counter in counters.items():
-        n = stats.get(key, 0) - seen.get(key, 0)
-        if n:
+class Hook:
+    r"""A stage's counters, moved by what its pure stage counted, for work whose state
+    was written.
+
+    ``read`` gives each counter's count in the pure stage now (counts only grow). The
+    runner (:class:`~stream.shell.stage.StageRunner`) reads them before and after it
+    applies a partition's records, holds what grew with the partition's open
+    transaction and :meth:`move`\ s it once that state is written: a rebalance drops
+    what is open and the input is redone, so counting it when applied counted it
+    twice. ``after`` runs after each committed group (the event latency)."""
+
+    def __init__(
+        self, read: Callable[[], dict[Any, int]], after: Callable[[], None] | None = None
+    ) -> None:
+        self.read = read
+        self.after = after
+
+    def counts(self) -> dict[Any, int]:
+        return self.read()
+
+    @staticmethod
+    def grown(before: dict[Any, int], now: dict[Any, int]) -> dict[Any, int]:
+        """How much each counter's count grew from ``before`` to ``now``."""
+        out = {}
+        for counter, n in now.items():
+            n -= before.get(counter, 0)
+            if n:
+                out[counter] = n
+        return out
+
+    @staticmethod
+    def move(grown: dict[Any, int]) -> None:
+        for counter, n in grown.items():
             counter.inc(n)
-            seen[key] = stats[key]
+
+
+def _reader(counters: dict[str, Any], stats: dict[str, int]) -> Callable[[], dict[Any, int]]:
+    """The counts in ``stats`` of each counter of ``counters`` (keyed like ``stats``)."""
+    return lambda: {counter: stats.get(key, 0) for key, counter in counters.items()}
 
 
 ROUTE_OUTCOMES = ("duplicates", "retract_unknown", "to_link", "to_profile")
@@ -41,60 +74,57 @@ ROUTE_OUTCOMES = ("duplicates", "retract_unknown", "to_link", "to_profile")
 has one); its label is the count's name, singular for ``duplicates``."""
 
 
-def route_hook(stage: RouteStage) -> Callable[[], None]:
-    """Facts routed or dropped, and facts outside the duplicate window, since last time."""
+def route_hook(stage: RouteStage) -> Hook:
+    """Facts routed or dropped, and facts outside the duplicate window."""
     counters = {
         key: METRICS.route_facts.labels("duplicate" if key == "duplicates" else key)
         for key in ROUTE_OUTCOMES
     }
     counters["outside_window"] = METRICS.facts_outside_window
-    seen: dict[str, int] = {}
-
-    def observe() -> None:
-        _move(counters, stage.stats, seen)
-
-    return observe
+    return Hook(_reader(counters, stage.stats))
 
 
-def link_hook(stage: LinkStage) -> Callable[[], None]:
-    """Counters of the identity graph, moved by the link stage's counts since last time."""
+def link_hook(stage: LinkStage) -> Hook:
+    """Counters of the identity graph, moved by the link stage's counts."""
     counters = {
         "links": METRICS.link_events,
         "merges": METRICS.merges,
         "splits": METRICS.splits,
         "retried": METRICS.merge_retries,
     }
-    seen: dict[str, int] = {}
+    stats = _reader(counters, stage.stats)
     # refusal counters: one per rule from the start (a counter born with its first
     # refusals hides them from increase()), and any other rule as it appears
     by_rule = {rule: METRICS.merge_refusals.labels(rule) for rule in stage.refusal_rules()}
-    refused: dict[str, int] = {}
 
-    def observe() -> None:
-        _move(counters, stage.stats, seen)
-        for rule in stage.refusals.keys() - by_rule.keys():
-            by_rule[rule] = METRICS.merge_refusals.labels(rule)
-        _move(by_rule, stage.refusals, refused)
+    def read() -> dict[Any, int]:
+        out = stats()
+        for rule, n in stage.refusals.items():
+            counter = by_rule.get(rule)
+            if counter is None:
+                counter = by_rule[rule] = METRICS.merge_refusals.labels(rule)
+            out[counter] = n
+        return out
 
-    return observe
+    return Hook(read)
 
 
-def profile_hook(stage: ProfileStage) -> Callable[[], None]:
-    """Profile changes published and the event-time latency of the group's oldest event."""
-    counters = {"changes": METRICS.profile_changes}
-    seen: dict[str, int] = {}
+def profile_hook(stage: ProfileStage) -> Hook:
+    """Profile changes published, caps reached, and the event-time latency of the
+    group's oldest event."""
+    changes = _reader({"changes": METRICS.profile_changes}, stage.stats)
     caps = {cap: METRICS.profile_caps.labels(cap) for cap in stage.agg.capped}
-    capped: dict[str, int] = {}
 
-    def observe() -> None:
-        _move(counters, stage.stats, seen)
-        _move(caps, stage.agg.capped, capped)
+    def read() -> dict[Any, int]:
+        return {**changes(), **_reader(caps, stage.agg.capped)()}
+
+    def after() -> None:
         oldest = stage.oldest_event
         if oldest is not None:
             stage.oldest_event = None
             METRICS.event_latency.observe(max(0.0, time.time() - oldest / 1000))
 
-    return observe
+    return Hook(read, after)
 
 
 def _active_partitions(c360: C360, spec: topics.TopicSpec) -> list[int]:

@@ -63,6 +63,7 @@ import msgspec
 from stream.core.ingest import Rejection
 from stream.settings import Settings
 from stream.shell.metrics import METRICS
+from stream.shell.observe import Hook
 from stream.shell.outbox import Outbox
 from stream.shell.rewind import Rewind
 from stream.shell.sender import BatchSender
@@ -121,7 +122,7 @@ class StageRunner:
         process: Callable[[Any, list[Any], Outbox], Iterator[None] | None],
         decode: Callable[[bytes], list[Any]],
         sender: Callable[[], BatchSender],
-        observe: Callable[[], None] | None = None,
+        observe: Hook | None = None,
         rewind: Rewind | None = None,
         topic: str | None = None,
     ) -> None:
@@ -145,7 +146,8 @@ class StageRunner:
         self.metric_skipped = METRICS.stage_replays_skipped.labels(name)
         self.metric_seconds = METRICS.stage_seconds.labels(name)
         self.metric_latency = METRICS.stage_latency.labels(name)
-        # called after each committed group: moves the stage's counters by its counts
+        # the stage's counters: what grew while a partition's records were applied is
+        # held with its open transaction and moved once its state is written (Hook)
         self.observe = observe
 
     @property
@@ -290,8 +292,8 @@ class StageRunner:
             oldest = min(g.oldest for g in applied)  # faust: seconds (in offset order)
             if oldest:
                 self.metric_latency.observe(max(0.0, time.time() - oldest))
-            if self.observe is not None:
-                self.observe()
+            if self.observe is not None and self.observe.after is not None:
+                self.observe.after()
         except Exception as exc:  # see fatal()
             if self._stopping() or not self.rewind.settled():
                 # a stop or a rebalance closed databases under a commit. Nothing is lost
@@ -317,6 +319,8 @@ class StageRunner:
         source = f"{self.name}:{partition}"
         last = None
         pace = Pacer(self.yield_after)
+        before = self.observe.counts() if self.observe is not None else {}
+        n = 0
         # From the first record not stored, even with no state stored yet: the group's
         # committed offset is no start (it can be past state that was open, see realign).
         expected = position + 1
@@ -345,10 +349,12 @@ class StageRunner:
             for _ in steps or _ONE_STEP:
                 if pace.due():
                     await pace.rest()
-            self.metric_records.inc()
+            n += 1
         if last is None:
             return None
-        return Applied(partition, tp, last, txn, records[0].timestamp or 0.0)
+        counts = self.observe.grown(before, self.observe.counts()) if self.observe else {}
+        counts[self.metric_records] = n
+        return Applied(partition, tp, last, txn, records[0].timestamp or 0.0, counts)
 
     def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
         """The messages of a record's segments that were not applied yet."""
@@ -398,9 +404,13 @@ class StageRunner:
         for group in applied:
             open_ = self._open.get(group.partition)
             if open_ is None:
-                self._open[group.partition] = _Open(group.txn, group.tp, group.offset, opened)
+                open_ = self._open[group.partition] = _Open(
+                    group.txn, group.tp, group.offset, opened
+                )
             else:
                 open_.offset = group.offset
+            for counter, n in group.counts.items():
+                open_.counts[counter] = open_.counts.get(counter, 0) + n
         due = [
             (partition, open_)
             for partition, open_ in self._open.items()
@@ -425,27 +435,29 @@ class StageRunner:
         for partition, open_, changes in encoded:
             commit = store.prepare(changes, {open_.tp: open_.offset})
             logged = await sender.send(changelog, partition, commit.records)
-            waits.append((partition, logged, commit))
+            waits.append((partition, logged, commit, open_))
         for s in sent:
             await s.last_offset()
-        logged_at = [(await logged.last_offset()) for _, logged, _ in waits]
+        logged_at = [(await logged.last_offset()) for _, logged, _, _ in waits]
         if not self._current(generation):
             return False
-        for (partition, _, commit), changelog_offset in zip(waits, logged_at, strict=True):
+        for (partition, _, commit, open_), changelog_offset in zip(waits, logged_at, strict=True):
             store.apply_local(partition, commit.changes, commit.marker, changelog_offset)
+            Hook.move(open_.counts)  # written: its records count now (never when redone)
         return True
 
 
 class _Open:
     """A partition's transaction that is not committed yet: up to which input offset."""
 
-    __slots__ = ("offset", "since", "tp", "txn")
+    __slots__ = ("counts", "offset", "since", "tp", "txn")
 
     def __init__(self, txn: Any, tp: str, offset: int, since: float) -> None:
         self.txn = txn
         self.tp = tp
         self.offset = offset
         self.since = since
+        self.counts: dict[Any, int] = {}  # what its records counted (Hook), until written
 
 
 class Applied(NamedTuple):
@@ -456,3 +468,4 @@ class Applied(NamedTuple):
     offset: int
     txn: Any
     oldest: float
+    counts: dict[Any, int]  # what the records counted (Hook), moved once written

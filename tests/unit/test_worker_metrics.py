@@ -7,11 +7,27 @@ import time
 from types import SimpleNamespace
 
 from stream.shell.metrics import METRICS
-from stream.shell.observe import _remaining, link_hook, profile_hook, route_hook
+from stream.shell.observe import Hook, _remaining, link_hook, profile_hook, route_hook
 
 
 def value(name: str, **labels: str) -> float:
     return METRICS.registry.get_sample_value(name, labels) or 0.0
+
+
+def mover(hook: Hook):
+    """Move the hook's counters by what its stage counted since the last call (what a
+    stage runner does once the state of the records counted is written)."""
+    seen = hook.counts()
+
+    def move() -> None:
+        nonlocal seen
+        now = hook.counts()
+        hook.move(hook.grown(seen, now))
+        seen = now
+        if hook.after is not None:
+            hook.after()
+
+    return move
 
 
 def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
@@ -20,7 +36,7 @@ def test_the_link_hook_adds_what_the_stage_counted_since_last_time():
         refusals={},
         refusal_rules=lambda: ["limit:wallet"],
     )
-    observe = link_hook(stage)
+    observe = mover(link_hook(stage))
     before = {
         "links": value("c360_link_events_total"),
         "merges": value("c360_merges_total"),
@@ -78,7 +94,7 @@ def test_the_route_hook_counts_each_outcome_and_the_facts_outside_the_window():
     stats = dict.fromkeys(
         ("duplicates", "outside_window", "retracts", "retract_unknown", "to_link", "to_profile"), 0
     )
-    observe = route_hook(SimpleNamespace(stats=stats))
+    observe = mover(route_hook(SimpleNamespace(stats=stats)))
     outcomes = ("duplicate", "retract_unknown", "to_link", "to_profile")
     before = {o: value("c360_route_facts_total", outcome=o) for o in outcomes}
     outside = value("c360_facts_outside_window_total")
@@ -94,12 +110,13 @@ def test_the_route_hook_counts_each_outcome_and_the_facts_outside_the_window():
 
 def test_the_profile_hook_observes_the_oldest_event_once():
     stage = SimpleNamespace(
-        stats={"changes": 4}, oldest_event=None, agg=SimpleNamespace(capped={"tokens": 0})
+        stats={"changes": 0}, oldest_event=None, agg=SimpleNamespace(capped={"tokens": 0})
     )
-    observe = profile_hook(stage)
+    observe = mover(profile_hook(stage))
     count = value("c360_event_latency_seconds_count")
     changes = value("c360_profile_changes_total")
     stage.oldest_event = int((time.time() - 120) * 1000)
+    stage.stats["changes"] = 4
     observe()
     observe()  # no new event since: no sample
     assert value("c360_event_latency_seconds_count") - count == 1
@@ -117,7 +134,7 @@ def test_the_profile_hook_counts_the_caps_the_aggregator_reached():
 
     agg = Aggregator()
     stage = SimpleNamespace(stats={"changes": 0}, oldest_event=None, agg=agg)
-    observe = profile_hook(stage)
+    observe = mover(profile_hook(stage))
     before = {cap: value("c360_profile_caps_total", cap=cap) for cap in aggregate.CAPS}
     row = agg.empty()
     for i in range(aggregate.MAX_TOKENS + 3):  # three transfers over the cap
