@@ -22,6 +22,10 @@ class FakeRewind(Rewind):
         super().__init__(None)
         self.is_settled = is_settled
         self.seeks: list[tuple[str, int, int]] = []
+        self.log_start: int | None = None  # the partition's earliest offset, as the broker says
+
+    async def earliest(self, tp) -> int | None:
+        return self.log_start
 
     def settled(self) -> bool:
         return self.is_settled
@@ -94,12 +98,42 @@ def test_records_handed_over_before_faust_settled_are_not_applied_and_come_again
     assert sorted(rewind.seeks) == [("in", 0, 5), ("in", 1, 2)]
 
 
-def test_a_hole_that_persists_is_accepted_in_the_end():
+def test_a_hole_whose_records_are_gone_is_accepted_in_the_end():
     rewind = FakeRewind()
+    rewind.log_start = 7  # retention deleted 5 and 6
     r, applied, _ = runner(4, rewind)
     rewind._asked[("in", 0)] = (5, 0.0, GIVE_UP_AFTER)
     asyncio.run(r.handle([message(9)]))
     assert applied == [9]
+
+
+def test_a_hole_whose_records_still_exist_is_never_skipped():
+    # seeks can keep failing to bring them (faust delivers what it fetched before the
+    # seek after it, and drops the records fetched again below its read offset): after
+    # GIVE_UP_AFTER seeks the stage applied the record at hand, and every record of
+    # the hole was lost for good (the receivers' high-water marks pass them)
+    rewind = FakeRewind()
+    rewind.log_start = 0
+    r, applied, _ = runner(4, rewind)
+    rewind._asked[("in", 0)] = (5, 0.0, GIVE_UP_AFTER)
+    asyncio.run(r.handle([message(9)]))
+    assert applied == [] and rewind.seeks == [("in", 0, 5)]
+    asyncio.run(r.handle([message(5), message(6)]))  # they come in the end
+    assert applied == [5, 6]
+
+
+def test_missing_records_behind_a_later_one_in_the_same_group_are_applied():
+    # after a seek back, the records faust buffered before it (past the hole) still
+    # reach the agent first, and the records sought back come behind them, often in
+    # the same group: they were thrown away with it, and only a later seek (or none,
+    # once nothing more arrives) brought them again
+    rewind = FakeRewind()
+    r, applied, committed = runner(4, rewind)
+    asyncio.run(r.handle([message(5), message(8)]))  # 6 and 7 missing: sought back
+    assert applied == [5] and rewind.seeks == [("in", 0, 6)]
+    asyncio.run(r.handle([message(9), message(6), message(7), message(8), message(9)]))
+    assert applied == [5, 6, 7, 8, 9]
+    assert committed == [5, 9]
 
 
 def test_a_group_spanning_partitions_sends_one_record_per_destination():
