@@ -14,9 +14,11 @@ two offsets at the head are missing, never commits that partition again.
 
 So:
 
-- a stage that sees a record past the next one it expects applies nothing of that
-  partition from there and seeks the consumer back to the missing offset (which also
-  resets faust's read offset for it); the records it skipped come again after it;
+- a stage that sees a record past the next one it expects applies nothing past the
+  hole and seeks the consumer back to the missing offset (which also resets faust's read
+  offset for it); the records it skipped come again after it (records buffered before
+  the seek may still come first, in the same group: it looks on through its group). A
+  hole is given up only when the broker no longer holds its records (:meth:`Rewind.to`);
 - records handed over while faust is still assigning or recovering partitions are not
   applied (the state may be half recovered); their partitions are sought back to the
   first of them once faust has settled (faust acknowledges them anyway, and may even
@@ -49,7 +51,8 @@ RETRY_SECONDS = 1.0
 """A seek to the same offset is not repeated sooner (records already buffered after
 the hole keep arriving until the seek takes effect)."""
 GIVE_UP_AFTER = 30
-"""Seeks to one offset before a hole is accepted: the records are gone (retention)."""
+"""Seeks to one offset before the broker is asked whether its records still exist: a hole
+is accepted only when they are gone (retention)."""
 STALL_SECONDS = 2.0
 """How long an idle agent's partition may sit behind the records the consumer fetched for
 it before it is sought back to them (see :meth:`Rewind.unstick`)."""
@@ -165,24 +168,45 @@ class Rewind:
         self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
     ) -> bool:
         """Seek ``topic:partition`` back to ``offset``; False when the caller should go on
-        without the missing records (sought there too often: they no longer exist).
+        without the missing records: sought there ``GIVE_UP_AFTER`` times, and the broker
+        says they no longer exist (retention). Records that still exist are sought again,
+        however often it takes: seeks can fail to bring them (faust delivers the rest of
+        what it fetched before a seek after it, and then drops the records fetched again
+        below its read offset), and a caller that went on without them lost them for good.
         ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign, unstick."""
         key = (topic, partition)
+        tp = TP(topic, partition)
         now = time.monotonic()
         asked = self._asked.get(key)
         if asked is not None and asked[0] == offset:
-            if asked[2] >= GIVE_UP_AFTER:
-                log.error("%s: records from offset %d no longer exist; going on", why, offset)
-                del self._asked[key]
-                return False
             if now - asked[1] < RETRY_SECONDS:
                 return True
+            if asked[2] >= GIVE_UP_AFTER:
+                earliest = await self.earliest(tp)
+                if earliest is not None and earliest > offset:
+                    log.error(
+                        "%s: records %d..%d no longer exist (the log starts at %d); going on",
+                        why,
+                        offset,
+                        earliest - 1,
+                        earliest,
+                    )
+                    del self._asked[key]
+                    return False
+                log.error(
+                    "%s: sought back to offset %d %d times, and the log starts at %s: "
+                    "seeking again",
+                    why,
+                    offset,
+                    asked[2],
+                    "an unknown offset" if earliest is None else earliest,
+                )
+                asked = (offset, asked[1], 0)
         tries = asked[2] + 1 if asked is not None and asked[0] == offset else 1
         self._asked[key] = (offset, now, tries)
         self.count += 1
         METRICS.redeliveries.labels(reason).inc()
         self.next[key] = min(self.next.get(key, offset), offset)
-        tp = TP(topic, partition)
         # Never past the group's committed offset: faust commits a partition only once
         # every offset from there on was acknowledged in this assignment.
         committed = self.committed(tp)
@@ -228,6 +252,18 @@ class Rewind:
             "unstick",
         )
         return True
+
+    async def earliest(self, tp: TP) -> int | None:
+        """The first offset ``tp``'s log still holds, as the broker says (None: not known)."""
+        if self.app is None:
+            return None
+        try:
+            offsets = await self.app.consumer.earliest_offsets(tp)
+        except Exception as exc:  # the broker did not answer: the records may exist
+            log.warning("earliest offset of %s:%d not known: %r", tp.topic, tp.partition, exc)
+            return None
+        offset = offsets.get(tp)
+        return offset if isinstance(offset, int) and offset >= 0 else None
 
     def end(self, tp: TP) -> int | None:
         """The end offset of ``tp`` as the consumer last saw it (None: not known)."""

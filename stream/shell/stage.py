@@ -324,22 +324,28 @@ class StageRunner:
         # From the first record not stored, even with no state stored yet: the group's
         # committed offset is no start (it can be past state that was open, see realign).
         expected = position + 1
+        sought = None  # the offset this group sought the partition back to
         for message in records:
-            if message.offset <= position:
+            if message.offset < expected:
                 self.metric_skipped.inc()
                 continue
             # A hole (see stream/shell/rewind.py): our internal topics have no compaction
             # and no transaction markers, so records expected..offset-1 exist and were
-            # not handed to us. Apply nothing past it.
-            hole = message.offset > expected
-            if hole and await self.rewind.to(
-                message.topic,
-                partition,
-                expected,
-                f"stage {self.name} {tp}: records {expected}..{message.offset - 1} "
-                f"missing before {message.offset}",
-            ):
-                break
+            # not handed to us. Apply nothing past it, but look on: after a seek back,
+            # records buffered before it (past the hole) still come first, and the
+            # records sought back behind them, often in the same group.
+            if message.offset > expected:
+                if sought == expected:
+                    continue  # this group asked for them already
+                if await self.rewind.to(
+                    message.topic,
+                    partition,
+                    expected,
+                    f"stage {self.name} {tp}: records {expected}..{message.offset - 1} "
+                    f"missing before {message.offset}",
+                ):
+                    sought = expected
+                    continue
             expected = message.offset + 1
             last = message.offset
             outbox.begin(source, message.offset)

@@ -50,6 +50,11 @@ class Consumer:
     async def seek_wait(self, offsets: dict) -> None:
         self.seeks.extend(offsets.items())
 
+    async def earliest_offsets(self, *tps: TP) -> dict:
+        return {tp: self.log_start for tp in tps}
+
+    log_start = 0
+
 
 def rewind_with(ends: dict, committed: dict) -> tuple[Rewind, Consumer]:
     consumer = Consumer(ends, committed)
@@ -118,6 +123,20 @@ def test_a_rebalance_forgets_how_long_a_partition_was_behind(clock):
     rewind.forget()
     assert not asyncio.run(rewind.unstick(TPS, 2, busy=False))
     assert consumer.seeks == []
+
+
+@pytest.mark.parametrize(("log_start", "gives_up"), [(0, False), (5, False), (6, True)])
+def test_a_hole_is_given_up_only_when_the_broker_no_longer_holds_its_records(
+    clock, log_start, gives_up
+):
+    rewind, consumer = rewind_with({TPS: 9}, {TPS: 5})
+    consumer.log_start = log_start
+    for _ in range(rewind_mod.GIVE_UP_AFTER):
+        assert asyncio.run(rewind.to("in", 0, 5, "hole"))
+        clock.now += rewind_mod.RETRY_SECONDS
+    assert asyncio.run(rewind.to("in", 0, 5, "hole")) is not gives_up
+    seeks = rewind_mod.GIVE_UP_AFTER + (0 if gives_up else 1)
+    assert consumer.seeks == [(TPS, 5)] * seeks
 
 
 # --- hold: refused ingest records are never committed past ---------------------------------
