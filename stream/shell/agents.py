@@ -158,40 +158,6 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
         want = expected.get((tp.topic, tp.partition))
         return want if want is not None else rewind.committed(tp)
 
-    async def in_order(events: list[Any]) -> list[Any]:
-        """The events to apply: each partition's records from the one expected next,
-        without holes (a hole seeks the partition back, and what follows it waits)."""
-        if not rewind.settled():
-            refused = [event.message for event in events]
-            rewind.refuse(refused)  # delivered again once faust settles
-            rewind.hold(refused)  # and never committed past until then
-            return []
-        out = []
-        stopped = set()
-        for event in events:
-            msg = event.message
-            tp = (msg.topic, msg.partition)
-            if tp in stopped:
-                continue
-            want = next_offset(msg.tp)
-            if want is not None:
-                expected[tp] = want
-            if want is not None and msg.offset < want:
-                continue  # applied already (a redelivery)
-            hole = want is not None and msg.offset > want
-            if hole and await rewind.to(
-                msg.topic,
-                msg.partition,
-                want,
-                f"ingest {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
-                f"missing before {msg.offset}",
-            ):
-                stopped.add(tp)
-                continue
-            expected[tp] = msg.offset + 1
-            out.append(event)
-        return out
-
     busy = False  # handling a group
 
     async def unstick() -> None:
@@ -209,7 +175,7 @@ def register_ingest(c360: C360) -> Callable[[], Awaitable[None]]:
         async for events in take_groups(stream, GROUP_MAX, GROUP_WAIT, GROUP_MAX_BYTES):
             busy = True
             try:
-                events = await in_order(events)
+                events = await rewind.in_order(events, next_offset, "ingest")
                 if not events:
                     continue
                 sender = sender or sender_of(c360)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from faust.types import TP
@@ -153,6 +154,45 @@ class Rewind:
 
         self.app.consumer._filter_committable_offsets = unheld
         self._guarded = True
+
+    async def in_order(
+        self, events: list[Any], next_offset: Callable[[TP], int | None], who: str
+    ) -> list[Any]:
+        """For an agent that keeps no offsets of its own (ingest): the events to apply,
+        each partition's records from the one expected next (``next_offset``: None, any),
+        without holes (a hole seeks the partition back, and what follows it waits).
+        Records handed over before faust settled are refused and held (:meth:`hold`)."""
+        if not self.settled():
+            refused = [event.message for event in events]
+            self.refuse(refused)  # delivered again once faust settles
+            self.hold(refused)  # and never committed past until then
+            return []
+        expected = self.next
+        out = []
+        stopped = set()
+        for event in events:
+            msg = event.message
+            tp = (msg.topic, msg.partition)
+            if tp in stopped:
+                continue
+            want = next_offset(msg.tp)
+            if want is not None:
+                expected[tp] = want
+            if want is not None and msg.offset < want:
+                continue  # applied already (a redelivery)
+            hole = want is not None and msg.offset > want
+            if hole and await self.to(
+                msg.topic,
+                msg.partition,
+                want,
+                f"{who} {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
+                f"missing before {msg.offset}",
+            ):
+                stopped.add(tp)
+                continue
+            expected[tp] = msg.offset + 1
+            out.append(event)
+        return out
 
     async def flush(self) -> None:
         """Once faust has settled, seek the partitions of refused records back to them."""

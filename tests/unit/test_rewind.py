@@ -233,3 +233,53 @@ def test_records_gone_from_the_log_do_not_stop_commits_for_good():
     applied(rewind, consumer, range(200, 400))
     commits = [consumer.commit() for _ in range(3)]
     assert 400 in commits and rewind.held == {}
+
+
+# --- in_order: ingest's records, each partition from the one expected next -----------------
+def event(offset: int, partition: int = 0):
+    return SimpleNamespace(
+        message=SimpleNamespace(
+            topic="in", partition=partition, offset=offset, tp=TP("in", partition)
+        )
+    )
+
+
+def ingest_order(rewind: Rewind):
+    """ingest's next_offset: its in-memory position, else the group's committed offset."""
+
+    def next_offset(tp: TP) -> int | None:
+        want = rewind.next.get((tp.topic, tp.partition))
+        return want if want is not None else rewind.committed(tp)
+
+    async def in_order(events: list) -> list[int]:
+        kept = await rewind.in_order(events, next_offset, "ingest")
+        return [e.message.offset for e in kept]
+
+    return in_order
+
+
+def test_ingest_applies_a_partition_in_order_and_seeks_back_at_a_hole(clock):
+    rewind, consumer = rewind_with({TPS: 20}, {TPS: 5})
+    in_order = ingest_order(rewind)
+    assert asyncio.run(in_order([event(4), event(5), event(6), event(8), event(2, 1)])) == [
+        5,
+        6,
+        2,  # another partition (nothing committed: from any record)
+    ]
+    assert consumer.seeks == [(TPS, 5)]  # to 7, never past the committed offset
+
+
+def test_ingest_applies_the_records_a_seek_brought_back_behind_a_later_one(clock):
+    # after the seek back, the records buffered before it (past the hole) reach the
+    # agent first and the records sought back behind them, often in one group: they were
+    # thrown away with it, and nothing sought them again until unstick, 2 s later
+    rewind, consumer = rewind_with({TPS: 20}, {TPS: 5})
+    in_order = ingest_order(rewind)
+    assert asyncio.run(in_order([event(5), event(8)])) == [5]
+    assert asyncio.run(in_order([event(9), event(6), event(7), event(8), event(9)])) == [
+        6,
+        7,
+        8,
+        9,
+    ]
+    assert consumer.seeks == [(TPS, 5)]  # to 6, never past the committed offset
