@@ -160,7 +160,8 @@ class Rewind:
     ) -> list[Any]:
         """For an agent that keeps no offsets of its own (ingest): the events to apply,
         each partition's records from the one expected next (``next_offset``: None, any),
-        without holes (a hole seeks the partition back, and what follows it waits).
+        without holes (a hole seeks the partition back; records past it wait, and the
+        records sought back are applied when they come, in this group too).
         Records handed over before faust settled are refused and held (:meth:`hold`)."""
         if not self.settled():
             refused = [event.message for event in events]
@@ -169,27 +170,29 @@ class Rewind:
             return []
         expected = self.next
         out = []
-        stopped = set()
+        sought: dict[tuple[str, int], int] = {}  # where this group sought partitions back
         for event in events:
             msg = event.message
             tp = (msg.topic, msg.partition)
-            if tp in stopped:
-                continue
             want = next_offset(msg.tp)
             if want is not None:
                 expected[tp] = want
             if want is not None and msg.offset < want:
                 continue  # applied already (a redelivery)
-            hole = want is not None and msg.offset > want
-            if hole and await self.to(
-                msg.topic,
-                msg.partition,
-                want,
-                f"{who} {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
-                f"missing before {msg.offset}",
-            ):
-                stopped.add(tp)
-                continue
+            # a hole: nothing past it, but look on (the records a seek brings back can
+            # come behind records buffered before it, in the same group)
+            if want is not None and msg.offset > want:
+                if sought.get(tp) == want:
+                    continue
+                if await self.to(
+                    msg.topic,
+                    msg.partition,
+                    want,
+                    f"{who} {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
+                    f"missing before {msg.offset}",
+                ):
+                    sought[tp] = want
+                    continue
             expected[tp] = msg.offset + 1
             out.append(event)
         return out
