@@ -78,8 +78,13 @@ def register(c360: C360) -> None:
     c360.stages["channel"] = stage(c360, "channel", topics.CHANNEL, ChannelStage().process)
     register_ticker(c360)
 
+    @c360.app.on_partitions_revoked.connect
     @c360.app.on_rebalance_complete.connect
-    async def _forget_positions(sender: Any, **kwargs: Any) -> None:
+    async def _forget_positions(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # At revocation too: an open transaction holds its partition's database, which
+        # faust's store drops without closing (closed when the last reference goes), and
+        # RocksDB refuses to open a database twice in a process: the partition assigned
+        # back (a standby's changelog replay, an active) would fail on the lock.
         for runner in c360.stages.values():
             runner.forget()
 

@@ -419,3 +419,20 @@ def test_counters_count_each_record_once_when_a_rebalance_redoes_it(tmp_path, cl
     assert stored(store, 0) == (2, {"in:0": 1})
     after = counted()
     assert (after[0] - before[0], after[1] - before[1]) == (2, 2)
+
+
+async def test_a_revoked_partition_leaves_no_open_transaction_holding_its_database(tmp_path):
+    """faust's store drops a revoked partition's database without closing it (closed when
+    its last reference goes); an open transaction kept it open, and RocksDB refuses a
+    second open in one process: the partition assigned back here (a standby replaying
+    its changelog, or an active) failed on the lock until the rebalance completed."""
+    from stream.app import create_app
+
+    c360 = create_app(Settings.from_env({}, data_dir=tmp_path / "data"))
+    runner = c360.stages["profile"]
+    runner._open[0] = stage_mod._Open(Txn(open_db(str(tmp_path / "db"))), "c360.profile:0", 5, 0.0)
+    with pytest.raises(Exception, match="lock"):
+        open_db(str(tmp_path / "db"))
+    await c360.app.on_partitions_revoked.send({TP("c360.profile", 0)})
+    assert not runner._open
+    open_db(str(tmp_path / "db")).close()  # the lock went with the transaction
