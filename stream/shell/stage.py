@@ -434,11 +434,14 @@ class StageRunner:
                 if pace.due():
                     await pace.rest()
             encoded.append((partition, open_, changes))
-        if due and not self._current(generation):
-            return False
         changelog = self.table.changelog_topic.get_topic_name()
         waits = []
         for partition, open_, changes in encoded:
+            # before each partition's send: a send can wait in the producer, and records
+            # sent once faust flushed and handed the partition over land in a changelog
+            # its next owner is reading (what was sent before the flag is in it)
+            if not self._current(generation):
+                return False
             commit = store.prepare(changes, {open_.tp: open_.offset})
             logged = await sender.send(changelog, partition, commit.records)
             waits.append((partition, logged, commit, open_))

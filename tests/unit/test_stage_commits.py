@@ -436,3 +436,25 @@ async def test_a_revoked_partition_leaves_no_open_transaction_holding_its_databa
     await c360.app.on_partitions_revoked.send({TP("c360.profile", 0)})
     assert not runner._open
     open_db(str(tmp_path / "db")).close()  # the lock went with the transaction
+
+
+def test_a_rebalance_during_a_commit_stops_its_changelog_sends_there(tmp_path, clock):
+    """The commit checked for a rebalance once, before its first changelog send; a send
+    can wait in the producer, and a partition's records sent after faust flushed and
+    handed the partition over land in a changelog its next owner is already reading."""
+    r, _, sender, _ = runner(tmp_path, 0.2)
+    asyncio.run(r.handle([message(0, 0), message(0, 1)]))  # both partitions open
+    send = sender.send
+
+    async def rebalance_during_first_changelog_send(topic, partition, records):
+        sent = await send(topic, partition, records)
+        if topic == "changelog":
+            r.forget()  # what faust's revocation does while the send waits
+        return sent
+
+    sender.send = rebalance_during_first_changelog_send
+    clock.now += 0.3
+    asyncio.run(r.handle([]))  # an idle commit of both
+    changelog = [e for e in sender.log if e[0] == "send" and e[1] == "changelog"]
+    assert len(changelog) == 1  # the second partition's records were not sent
+    assert not [e for e in sender.log if e[0] == "write"]  # and nothing was written
