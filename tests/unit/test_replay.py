@@ -26,10 +26,10 @@ def test_replay_prints_one_line_per_person_and_a_summary(capsys):
 def test_replay_accepts_prefixed_topics_and_ticks():
     lines = [
         json.dumps({"topic": "c360.web.events", "value": {"type": "page"}}),
-        json.dumps({"topic": "tick", "value": {"now": 5}}),
+        json.dumps({"topic": "tick", "value": {"now": 1790000000000}}),
     ]
     items = list(read_inputs(lines))
-    assert [i.topic for i in items] == ["web.events", "tick"] and items[1].now == 5
+    assert [i.topic for i in items] == ["web.events", "tick"] and items[1].now == 1790000000000
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,12 @@ def test_replay_accepts_prefixed_topics_and_ticks():
         ('{"key": 1}', "expected an object with a 'topic'"),
         ('{"topic": "nope", "value": {}}', "unknown topic 'nope'"),
         ('{"topic": "tick", "value": {"now": "soon"}}', "integer 'now'"),
+        # what `c360 tick --now` refuses: a partition's clock never moves back, so one
+        # tick in the far future would make every later event and tick of the replay old
+        ('{"topic": "tick", "value": {"now": true}}', "integer 'now'"),
+        ('{"topic": "tick", "value": {"now": -5}}', "between 2000 and 2100"),
+        ('{"topic": "tick", "value": 1790000000}', "between 2000 and 2100"),  # seconds
+        ('{"topic": "tick", "value": {"now": 100000000000000000000}}', "between 2000 and 2100"),
     ],
 )
 def test_bad_lines_get_a_clear_error(line, message):
