@@ -2,9 +2,9 @@
 
 Each input line is ``{"topic": <input topic>, "key": ..., "value": <payload as on
 that topic>}`` (the topic with or without the deployment prefix; ``"tick"`` with
-``{"now": epoch ms}`` sends time). Output: one JSON line per person on stdout
-(person id, identifiers, associations, profile), then a summary on stderr. With
-``--rules`` it is a dry run of a rule change on an export.
+``{"now": epoch ms}``, between 2000 and 2100, sends time). Output: one JSON line per
+person on stdout (person id, identifiers, associations, profile), then a summary on
+stderr. With ``--rules`` it is a dry run of a rule change on an export.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import IO, Any
 import msgspec
 
 from stream import topics
+from stream.core.ingest import MAX_EVENT_MS, MIN_EVENT_MS
 from stream.core.rules import Rules
 from stream.sim import Input, Simulator
 
@@ -45,8 +46,13 @@ def read_inputs(lines: Iterable[str], prefix: str = "c360.") -> Iterator[Input]:
         value = record.get("value")
         if topic == "tick":
             now = value.get("now") if isinstance(value, dict) else value
-            if not isinstance(now, int):
+            if not isinstance(now, int) or isinstance(now, bool):
                 raise ReplayError(f"line {number}: a tick needs an integer 'now' (epoch ms)")
+            if not MIN_EVENT_MS <= now < MAX_EVENT_MS:  # as `c360 tick --now` refuses
+                raise ReplayError(
+                    f"line {number}: a tick's 'now' {now} is not epoch milliseconds between "
+                    "2000 and 2100 (a partition's clock never moves back)"
+                )
             yield Input("tick", now=now)
             continue
         if topic not in INPUT_SUFFIXES:
