@@ -36,6 +36,9 @@ def test_environment_is_parsed_by_type():
         ({"C360_STANDBY_REPLICAS": "-1"}, "below its minimum 0"),
         ({"C360_ROCKSDB_MEMTABLE_BLOOM": "5"}, "above its maximum 0.25"),
         ({"C360_HEARTBEAT_INTERVAL": "30"}, "must be below C360_SESSION_TIMEOUT"),
+        # over the 4 MiB c360's topics and producers take: a connector's batch of that size
+        # would be refused by its producer (the chain connector stops, the collector 500s)
+        ({"C360_RECORD_MAX_BYTES": "8000000"}, "above its maximum 4000000"),
         ({"C360_KAFKA_BOOTSTRAP": "kafka:ninety"}, "is not host:port"),
         ({"C360_KAFKA_BOOTSTRAP": "a:1,:9092"}, "':9092' is not host:port"),
         ({"C360_WEB_ADVERTISED_URL": "worker-1:6066"}, "is not http"),
