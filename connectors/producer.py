@@ -69,7 +69,7 @@ class BatchProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_request_size=4_000_000,
+            max_request_size=topics.MAX_RECORD_BYTES,  # C360_RECORD_MAX_BYTES and more
         )
         await self._producer.start()
         self._watch = asyncio.create_task(self._probing(PROBE_INTERVAL))

@@ -52,6 +52,13 @@ def out_of_range(f: dataclasses.Field, value: Any) -> str | None:
     return None
 
 
+RECORD_MAX_BYTES_LIMIT = 4_000_000
+"""The largest ``C360_RECORD_MAX_BYTES``: a record of that size, with its key and the
+record's and batch's overhead, stays under the 4 MiB (``topics.MAX_RECORD_BYTES``) that
+c360's topics and producers take; a connector's batch any larger would be refused by its
+producer (the chain connector stops, the collector answers 500)."""
+
+
 OTHER_ENV = frozenset(
     {
         "C360_KAFKA_PORT",  # ops/kafka/kafka.sh: the local broker
@@ -119,8 +126,10 @@ class Settings:
     record_max_bytes: int = _setting(
         "C360_RECORD_MAX_BYTES",
         1_000_000,
-        "Largest input record accepted; an oversize record is dead-lettered with a prefix.",
+        "Largest input record accepted; an oversize record is dead-lettered with a prefix. "
+        "At most 4000000: c360's topics and producers take records of up to 4 MiB.",
         minimum=1024,
+        maximum=RECORD_MAX_BYTES_LIMIT,
     )
     # --- Faust worker ---
     data_dir: Path = _setting(
