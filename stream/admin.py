@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, for_code
 
 from stream import topics
 from stream.settings import Settings
@@ -26,8 +26,22 @@ LEADER_TOPIC = "__assignor-__leader"
 """faust's assignor topic, named ``{app_id}-__assignor-__leader``."""
 
 
-class TopicMismatch(RuntimeError):
+class TopicProblem(RuntimeError):
+    """The broker answered, but c360's topics are not as the settings need and cannot be
+    made so: the commands say what is wrong, not that Kafka cannot be reached."""
+
+
+class TopicMismatch(TopicProblem):
     """An existing topic's partition count differs from the settings."""
+
+
+class TopicRefused(TopicProblem):
+    """The broker refused to create a topic, for its reason (a replication factor over
+    its number of brokers, a policy, an authorisation)."""
+
+
+class TopicMissing(TopicProblem, LookupError):
+    """A topic that a command writes to does not exist (and the command creates none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +64,22 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, To
 async def create(admin: AIOKafkaAdminClient, new: list[NewTopic]) -> None:
     """Create topics; one that exists already (a concurrent creator) is fine."""
     response = await admin.create_topics(new)
-    for name, code, *_ in response.topic_errors:
+    for name, code, *message in response.topic_errors:
         if code not in (0, TOPIC_ALREADY_EXISTS):
-            raise KafkaError(f"could not create topic {name}: error code {code}")
+            error = for_code(code)
+            reason = (message[0] if message and message[0] else None) or error.description
+            raise TopicRefused(f"Kafka refused to create topic {name}: {reason} ({error.message})")
 
 
 async def ensure_topics(
-    settings: Settings, specs: tuple[topics.TopicSpec, ...] = topics.ALL, *, timeout: float = 30.0
+    settings: Settings,
+    specs: tuple[topics.TopicSpec, ...] = topics.ALL,
+    *,
+    timeout: float = 30.0,
+    create_missing: bool = True,
 ) -> list[str]:
     """Create the declared topics that are missing; raise on a partition mismatch.
+    Without ``create_missing``, raise :class:`TopicMissing` on a missing topic instead.
 
     Returns the names of the topics it created.
     """
@@ -81,6 +102,11 @@ async def ensure_topics(
                 "partitions. Set C360_PARTITIONS to match, or recreate the topics."
             )
         missing = [wanted[n] for n, st in state.items() if st.partitions is None]
+        if missing and not create_missing:
+            raise TopicMissing(
+                "; ".join(f"topic {s.name(settings)} does not exist" for s in missing)
+                + " (c360 topics creates them)"
+            )
         if missing:
             new = [
                 NewTopic(

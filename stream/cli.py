@@ -104,12 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tick":
         import time
 
+        from stream import admin
         from stream.ticks import send_tick
 
         now = args.now if args.now is not None else int(time.time() * 1000)
         try:
             asyncio.run(send_tick(settings, now))
-        except Exception as exc:  # aiokafka's connection errors, and a missing topic
+        except admin.TopicProblem as exc:  # missing, or another partition count
+            print(f"c360: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # aiokafka's connection errors
             return kafka_failed(settings, exc)
         print(f"tick {now} sent")
         return 0
@@ -136,7 +140,7 @@ def cmd_topics(settings: Settings, list_only: bool) -> int:
         return 0
     try:
         created = asyncio.run(admin.ensure_topics(settings))
-    except admin.TopicMismatch as exc:
+    except admin.TopicProblem as exc:  # the broker answered
         print(f"c360: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # aiokafka's connection errors
@@ -221,7 +225,7 @@ def run_worker(settings: Settings) -> int:
 
     try:
         asyncio.run(ensure())
-    except admin.TopicMismatch as exc:
+    except admin.TopicProblem as exc:  # the broker answered
         print(f"c360: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

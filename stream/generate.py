@@ -106,7 +106,7 @@ def produce_population(population: Population, args: argparse.Namespace, setting
         records = batched(settings, population.events(args.events), batch=args.batch)
         started = time.time()
         _, sent = asyncio.run(produce(settings, records, rate=args.rate))
-    except admin.TopicMismatch as exc:
+    except admin.TopicProblem as exc:  # the broker answered
         print(f"c360 generate: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # aiokafka's connection errors

@@ -26,9 +26,16 @@ def tick_records(
 
 
 async def send_tick(settings: Settings, now: int) -> None:
-    """Send a tick with a standalone producer and wait until the broker has it."""
+    """Send a tick with a standalone producer and wait until the broker has it; raise
+    :class:`~stream.admin.TopicProblem` before sending anything when a ticked topic is
+    missing or has another partition count than the settings (the producer waited for a
+    missing topic's metadata for 40 s, and failed at a partition it does not have after
+    it had sent the others their tick)."""
     from aiokafka import AIOKafkaProducer
 
+    from stream import admin
+
+    await admin.ensure_topics(settings, TICKED, create_missing=False)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
