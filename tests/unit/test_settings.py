@@ -36,6 +36,11 @@ def test_environment_is_parsed_by_type():
         ({"C360_STANDBY_REPLICAS": "-1"}, "below its minimum 0"),
         ({"C360_ROCKSDB_MEMTABLE_BLOOM": "5"}, "above its maximum 0.25"),
         ({"C360_HEARTBEAT_INTERVAL": "30"}, "must be below C360_SESSION_TIMEOUT"),
+        # Kafka refuses a member's session timeout outside its group.min/max.session.timeout.ms
+        # (6 s and 30 min by default, and on the local broker): the worker then logged one
+        # InvalidSessionTimeoutError and never joined, never ready, never exiting
+        ({"C360_SESSION_TIMEOUT": "3"}, "below its minimum 6"),
+        ({"C360_SESSION_TIMEOUT": "3600"}, "above its maximum 1800"),
         # over the 4 MiB c360's topics and producers take: a connector's batch of that size
         # would be refused by its producer (the chain connector stops, the collector 500s)
         ({"C360_RECORD_MAX_BYTES": "8000000"}, "above its maximum 4000000"),
