@@ -157,8 +157,11 @@ class Settings:
     session_timeout: float = _setting(
         "C360_SESSION_TIMEOUT",
         6.0,
-        "Consumer group session timeout in seconds (faust's default of 60 s slows every start).",
-        minimum=1,
+        "Consumer group session timeout in seconds (faust's default of 60 s slows every "
+        "start). From 6 to 1800: the range a Kafka broker accepts by default "
+        "(group.min/max.session.timeout.ms); out of it, the worker never joins its group.",
+        minimum=6,
+        maximum=1800,
     )
     heartbeat_interval: float = _setting(
         "C360_HEARTBEAT_INTERVAL", 0.5, "Consumer group heartbeat interval in seconds.", minimum=0.1
