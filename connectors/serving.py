@@ -37,6 +37,8 @@ async def serve_until_stopped(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+        if port == 0:  # any free port: say the one the system gave, or none can reach it
+            port = runner.addresses[0][1]
         log.info("c360 %s connector listening on http://%s:%s", name, host, port)
         print(f"c360 {name} connector listening on http://{host}:{port}", flush=True)
         await stop.wait()

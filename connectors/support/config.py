@@ -19,7 +19,13 @@ class SupportConfig:
         "127.0.0.1",
         "Interface to bind (loopback by default; put a TLS proxy in front to expose it).",
     )
-    port: int = setting("C360_SUPPORT_PORT", 8089, "Port to listen on.", minimum=0, maximum=65535)
+    port: int = setting(
+        "C360_SUPPORT_PORT",
+        8089,
+        "Port to listen on (0: any free one, printed at start).",
+        minimum=0,
+        maximum=65535,
+    )
     zendesk_secret: str = setting(
         "C360_SUPPORT_ZENDESK_SECRET",
         "",

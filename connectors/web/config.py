@@ -30,7 +30,13 @@ class CollectorConfig:
         "127.0.0.1",
         "Interface to bind (loopback by default; put a TLS proxy in front to expose it).",
     )
-    port: int = setting("C360_COLLECTOR_PORT", 8088, "Port to listen on.", minimum=0, maximum=65535)
+    port: int = setting(
+        "C360_COLLECTOR_PORT",
+        8088,
+        "Port to listen on (0: any free one, printed at start).",
+        minimum=0,
+        maximum=65535,
+    )
     browser_keys: tuple[str, ...] = setting(
         "C360_COLLECTOR_BROWSER_KEYS",
         (),
