@@ -64,11 +64,13 @@ def test_a_misspelled_variable_is_warned_about(capsys, monkeypatch):
     assert "C360_PARTITION is not a c360 setting (did you mean C360_PARTITIONS?)" in err
 
 
-def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("argv", [["worker"], ["demo", "--exit"]])
+def test_a_data_dir_that_is_a_file_is_refused(argv, tmp_path, capsys, monkeypatch):
     (tmp_path / "f").write_text("")
     monkeypatch.setenv("C360_DATA_DIR", str(tmp_path / "f"))
-    code, err = run(["worker"], capsys)
-    assert code == 2 and "C360_DATA_DIR" in err
+    monkeypatch.setenv("C360_KAFKA_BOOTSTRAP", UNREACHABLE)  # refused before connecting
+    code, err = run(argv, capsys)
+    assert code == 2 and "C360_DATA_DIR" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
