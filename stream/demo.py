@@ -191,14 +191,20 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
     from stream.ticks import send_tick
     from stream.watch import wait_quiet
 
+    persons = args.persons if args else 10_000
+    events = args.events if args and args.events is not None else persons * 12
+    root = settings.data_dir
+    settings = demo_settings(settings)
+    log_path = settings.data_dir / "worker.log"
+    try:  # before anything is made on the broker (the worker would refuse it anyway)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"c360 demo: C360_DATA_DIR={root}: {exc.strerror}", file=sys.stderr)
+        return 2
     # Ctrl-C (and a TERM) stop everything this started, even when started in the
     # background, where the shell hands us SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    persons = args.persons if args else 10_000
-    events = args.events if args and args.events is not None else persons * 12
-    settings = demo_settings(settings)
-    log_path = settings.data_dir / "worker.log"
     print(f"c360 demo: Kafka at {settings.kafka_bootstrap}; topics {settings.topic_prefix}*")
     proc: subprocess.Popen | None = None
     reached = False  # Kafka answered: a failure to delete this run's topics is news
