@@ -4,6 +4,7 @@ traceback, and before it connects to anything."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,36 @@ def test_generate_writes_the_truth_of_the_events_it_wrote(tmp_path, capsys):
         if p in persons and i.startswith("anon:")
     }
     assert devices <= keys  # every device of those persons sent events keyed by it
+
+
+JOURNEY = Path(__file__).parents[1] / "fixtures" / "journey" / "events.jsonl"
+
+
+def test_replay_reads_the_settings_a_worker_reads(tmp_path, capsys, monkeypatch):
+    """A replay is a dry run of what a worker with the same environment does: its rules
+    file and its record limits (docs/settings.md: every tool reads them)."""
+    rules = tmp_path / "rules.json"  # nothing merges
+    rules.write_text(json.dumps({"merge": {"verified": False, "observed": False}}))
+    assert main(["replay", str(JOURNEY)]) == 0
+    defaults = capsys.readouterr().out
+    assert main(["replay", str(JOURNEY), "--rules", str(rules)]) == 0
+    with_rules = capsys.readouterr().out
+    assert len(with_rules.splitlines()) > len(defaults.splitlines()) == 2
+    monkeypatch.setenv("C360_RULES_FILE", str(rules))
+    assert main(["replay", str(JOURNEY)]) == 0
+    assert capsys.readouterr().out == with_rules
+
+    batch = [
+        {
+            "type": "page",
+            "messageId": f"m{i}",
+            "anonymousId": "d",
+            "timestamp": "2026-11-02T09:00:00Z",
+        }
+        for i in range(600)
+    ]
+    export = tmp_path / "batch.jsonl"
+    export.write_text(json.dumps({"topic": "web.events", "key": "d", "value": batch}) + "\n")
+    monkeypatch.setenv("C360_BATCH_MAX_EVENTS", "1000")  # the worker takes 600 in a record
+    code, err = run(["replay", str(export)], capsys)
+    assert code == 0 and '"dead_letters": 0' in err and '"persons": 1' in err
