@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p_replay.add_argument("events", help="JSONL file ({topic, key, value} per line), or -")
     p_replay.add_argument("--partitions", type=positive, default=4)
     p_replay.add_argument("--seed", type=int, default=0)
-    p_replay.add_argument("--rules", help="identity rules file (JSON) to try")
+    p_replay.add_argument(
+        "--rules", help="identity rules file (JSON) to try (default: C360_RULES_FILE's)"
+    )
     p_tick = sub.add_parser("tick", help="send a tick (time) to every route and profile partition")
     p_tick.add_argument("--now", type=event_time, help="epoch milliseconds (default: the clock)")
     p_resend = sub.add_parser(
@@ -98,8 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         from stream import replay
 
-        return replay.main(
-            args.events, args.partitions, args.seed, args.rules, sys.stdout, settings.topic_prefix
+        return replay.main(  # what a worker in this environment does: its rules, its limits
+            args.events,
+            args.partitions,
+            args.seed,
+            args.rules if args.rules is not None else settings.rules_file,
+            sys.stdout,
+            settings.topic_prefix,
+            batch_max=settings.batch_max_events,
+            record_max=settings.record_max_bytes,
         )
     if args.command == "tick":
         import time

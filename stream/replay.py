@@ -4,7 +4,8 @@ Each input line is ``{"topic": <input topic>, "key": ..., "value": <payload as o
 that topic>}`` (the topic with or without the deployment prefix; ``"tick"`` with
 ``{"now": epoch ms}``, between 2000 and 2100, sends time). Output: one JSON line per
 person on stdout (person id, identifiers, associations, profile), then a summary on
-stderr. With ``--rules`` it is a dry run of a rule change on an export.
+stderr. With ``--rules`` it is a dry run of a rule change on an export; without, the rules are a
+worker's (``C360_RULES_FILE``), as are the record limits.
 """
 
 from __future__ import annotations
@@ -81,8 +82,18 @@ def replay(
     partitions: int = 4,
     seed: int = 0,
     rules: Rules | None = None,
+    batch_max: int = 500,
+    record_max: int = 1_000_000,
 ) -> Simulator:
-    sim = Simulator(partitions=partitions, seed=seed, rules=rules or Rules())
+    """Run ``inputs`` through a simulator whose ingest has a worker's record limits
+    (``C360_BATCH_MAX_EVENTS``, ``C360_RECORD_MAX_BYTES``)."""
+    sim = Simulator(
+        partitions=partitions,
+        seed=seed,
+        rules=rules or Rules(),
+        batch_max=batch_max,
+        record_max=record_max,
+    )
     sim.run(inputs)
     return sim
 
@@ -94,6 +105,9 @@ def main(
     rules_file: str | None,
     out: IO[str],
     prefix: str = "c360.",
+    *,
+    batch_max: int = 500,
+    record_max: int = 1_000_000,
 ) -> int:
     from stream.core.rules import RulesError, load
 
@@ -115,7 +129,14 @@ def main(
     except ReplayError as exc:
         print(f"c360 replay: {path}: {exc}", file=sys.stderr)
         return 2
-    sim = replay(inputs, partitions=partitions, seed=seed, rules=rules)
+    sim = replay(
+        inputs,
+        partitions=partitions,
+        seed=seed,
+        rules=rules,
+        batch_max=batch_max,
+        record_max=record_max,
+    )
     encoder = msgspec.json.Encoder()
     persons = 0
     for line in person_lines(sim):

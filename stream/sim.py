@@ -95,11 +95,13 @@ class Simulator:
         inject_probability: float = 0.3,
         record_log: bool = False,
         check_views: bool = False,
+        batch_max: int = 500,
+        record_max: int = 1_000_000,
     ) -> None:
         self.partitions = partitions
         self.random = random.Random(seed)
         self.compiled = Compiled(rules)
-        self.ingest = Ingest(self.compiled)
+        self.ingest = Ingest(self.compiled, batch_max=batch_max, record_max=record_max)
         self.route = RouteStage(self.compiled)
         self.link = LinkStage(self.compiled)
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
