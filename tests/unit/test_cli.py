@@ -3,6 +3,7 @@ traceback, and before it connects to anything."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -163,3 +164,27 @@ def test_replay_reads_the_settings_a_worker_reads(tmp_path, capsys, monkeypatch)
     monkeypatch.setenv("C360_BATCH_MAX_EVENTS", "1000")  # the worker takes 600 in a record
     code, err = run(["replay", str(export)], capsys)
     assert code == 0 and '"dead_letters": 0' in err and '"persons": 1' in err
+
+
+def test_a_lower_batch_limit_is_what_generate_and_the_demo_batch_by(tmp_path, capsys, monkeypatch):
+    """C360_BATCH_MAX_EVENTS below the default batch of 200: a file (which batches
+    nothing) is written, and records are batched within the limit unless --batch asks for
+    more (the demo sent 200-event records its own worker dead-lettered)."""
+    from stream import generate
+    from stream.loadgen import batched
+    from stream.population import Population
+    from stream.settings import Settings
+
+    monkeypatch.setenv("C360_BATCH_MAX_EVENTS", "100")
+    out = tmp_path / "events.jsonl"
+    code, err = run(["generate", "--persons", "20", "--events", "500", "--out", str(out)], capsys)
+    assert code == 0, err
+    settings = Settings.from_env()
+    records = batched(settings, Population(20, seed=7).events(500))
+    assert records and max(r.events for r in records) == 100
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    assert generate.refused(parser.parse_args(["--produce"]), settings) is None
+    assert "--batch 150" in generate.refused(
+        parser.parse_args(["--produce", "--batch", "150"]), settings
+    )
