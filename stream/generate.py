@@ -29,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--produce", action="store_true", help="produce to Kafka")
     parser.add_argument("--rate", type=float, default=None, help="events/s when producing")
     parser.add_argument(
-        "--batch", type=int, default=DEFAULT_BATCH, help="events per Kafka record (200)"
+        "--batch",
+        type=int,
+        default=None,
+        help="events per Kafka record (200, or C360_BATCH_MAX_EVENTS when lower)",
     )
-
-
-DEFAULT_BATCH = 200
 
 
 def write_jsonl(population: Population, events: int, out: TextIO) -> int:
@@ -46,9 +46,9 @@ def write_jsonl(population: Population, events: int, out: TextIO) -> int:
 
 def refused(args: argparse.Namespace, settings: Settings) -> str | None:
     """Why these arguments cannot be run, or None."""
-    if args.persons < 1 or args.events < 0 or args.batch < 1:
+    if args.persons < 1 or args.events < 0 or (args.batch is not None and args.batch < 1):
         return "--persons and --batch must be ≥ 1, --events ≥ 0"
-    if args.batch > settings.batch_max_events:
+    if args.batch is not None and args.batch > settings.batch_max_events:
         return (
             f"--batch {args.batch}: a worker dead-letters records of over "
             f"{settings.batch_max_events} events (C360_BATCH_MAX_EVENTS)"
@@ -57,7 +57,7 @@ def refused(args: argparse.Namespace, settings: Settings) -> str | None:
         return f"--rate {args.rate}: events per second must be > 0 (leave it out: no limit)"
     if args.produce == (args.out is not None):
         return "give either --out FILE (or -) or --produce"
-    if not args.produce and (args.rate is not None or args.batch != DEFAULT_BATCH):
+    if not args.produce and (args.rate is not None or args.batch is not None):
         return "--rate and --batch are for --produce"
     for name, path in (("--out", args.out), ("--truth", args.truth)):
         if path is not None and str(path) != "-" and not path.parent.is_dir():

@@ -19,6 +19,7 @@ from stream.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 UNBATCHED = ("prices", "labels")  # compacted, keyed reference topics: one record per key
+DEFAULT_BATCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +32,14 @@ class Record:
 
 
 def batched(
-    settings: Settings, events: Iterable[tuple[str, str, dict]], batch: int = 200
+    settings: Settings, events: Iterable[tuple[str, str, dict]], batch: int | None = None
 ) -> list[Record]:
     """Group (topic suffix, key, payload) events into records of up to ``batch`` events per
-    destination partition (the producer's partitioner over each event's key), in order."""
+    destination partition (the producer's partitioner over each event's key), in order.
+    By default 200 events, or fewer when ``C360_BATCH_MAX_EVENTS`` says so: a worker
+    dead-letters a larger batch."""
+    if batch is None:
+        batch = min(DEFAULT_BATCH, settings.batch_max_events)
     out: list[Record] = []
     pending: dict[tuple[str, int], list[bytes]] = {}
     for suffix, key, payload in events:
