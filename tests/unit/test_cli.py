@@ -188,3 +188,17 @@ def test_a_lower_batch_limit_is_what_generate_and_the_demo_batch_by(tmp_path, ca
     assert "--batch 150" in generate.refused(
         parser.parse_args(["--produce", "--batch", "150"]), settings
     )
+
+
+def test_records_are_batched_within_the_record_size_limit():
+    """C360_RECORD_MAX_BYTES lowered (≥ 1024): a worker dead-letters a larger record
+    whole, so generate --produce and the demo must not send one."""
+    from stream.loadgen import batched
+    from stream.population import Population
+    from stream.settings import Settings
+
+    settings = Settings.from_env({"C360_RECORD_MAX_BYTES": "20000"})
+    records = batched(settings, Population(20, seed=7).events(2000))
+    assert sum(r.events for r in records) == 2000 + 3 + 3  # with the prices and labels
+    assert max(len(r.value) for r in records) <= 20000
+    assert max(r.events for r in records) > 1  # still batched
