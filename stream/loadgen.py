@@ -36,12 +36,18 @@ def batched(
 ) -> list[Record]:
     """Group (topic suffix, key, payload) events into records of up to ``batch`` events per
     destination partition (the producer's partitioner over each event's key), in order.
-    By default 200 events, or fewer when ``C360_BATCH_MAX_EVENTS`` says so: a worker
-    dead-letters a larger batch."""
+    By default 200 events, or fewer when ``C360_BATCH_MAX_EVENTS`` says so; and never
+    more bytes than ``C360_RECORD_MAX_BYTES`` (an event larger on its own goes alone): a
+    worker dead-letters a larger batch or record whole."""
     if batch is None:
         batch = min(DEFAULT_BATCH, settings.batch_max_events)
+    room = settings.record_max_bytes - 2  # the array's [ and ]
     out: list[Record] = []
-    pending: dict[tuple[str, int], list[bytes]] = {}
+    pending: dict[tuple[str, int], tuple[list[bytes], int]] = {}
+
+    def close(group: tuple[str, int], items: list[bytes]) -> None:
+        out.append(Record(group[0], group[1], b"[" + b",".join(items) + b"]", len(items)))
+
     for suffix, key, payload in events:
         spec = topics.by_suffix(suffix)
         n = spec.partition_count(settings)
@@ -49,14 +55,20 @@ def batched(
         if suffix in UNBATCHED or batch <= 1:
             out.append(Record(group[0], group[1], _encode(payload), 1, key.encode()))
             continue
-        items = pending.setdefault(group, [])
-        items.append(_encode(payload))
+        item = _encode(payload)
+        items, size = pending.get(group, ([], 0))
+        if items and size + 1 + len(item) > room:  # 1: the comma
+            close(group, items)
+            items, size = [], 0
+        items.append(item)
+        size += len(item) + (1 if len(items) > 1 else 0)
         if len(items) >= batch:
-            out.append(Record(group[0], group[1], b"[" + b",".join(items) + b"]", len(items)))
-            pending[group] = []
-    for (name, partition), items in pending.items():
+            close(group, items)
+            items, size = [], 0
+        pending[group] = (items, size)
+    for group, (items, _) in pending.items():
         if items:
-            out.append(Record(name, partition, b"[" + b",".join(items) + b"]", len(items)))
+            close(group, items)
     return out
 
 
