@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,21 @@ def test_records_are_batched_within_the_record_size_limit():
     assert sum(r.events for r in records) == 2000 + 3 + 3  # with the prices and labels
     assert max(len(r.value) for r in records) <= 20000
     assert max(r.events for r in records) > 1  # still batched
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", str(JOURNEY)],
+        ["generate", "--persons", "50", "--events", "3000", "--out", "-"],
+        ["topics", "--list"],
+    ],
+)
+def test_a_reader_that_stops_early_gets_no_traceback(argv):
+    """`c360 replay export.jsonl | head`: the output is cut (exit 1), and that is all."""
+    exe = Path(sys.executable).parent / "c360"
+    proc = subprocess.Popen([str(exe), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line (`| head -0`)
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert "Traceback" not in err and "Exception ignored" not in err and "None:" not in err
