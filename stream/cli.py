@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 
 from stream.settings import OTHER_ENV, Settings, SettingsError, unknown_env
@@ -39,6 +40,20 @@ def kafka_failed(settings: Settings, exc: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; its exit code. A reader of stdout that stops early (``c360 replay
+    export.jsonl | head``) cuts the output short: exit 1, without a traceback."""
+    try:
+        code = run_command(argv)
+        sys.stdout.flush()  # a reader gone shows here, not as an error ignored at exit
+        return code
+    except BrokenPipeError:
+        # nothing more can be written there, and Python flushes stdout again at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def run_command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="c360", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             rc = 0
         if args.truth is not None and rc == 0:  # after the events: it names who they carried
             args.truth.write_text(json.dumps(population.truth()))
+    except BrokenPipeError:
+        raise  # stdout's reader stopped early: c360's main ends quietly
     except OSError as exc:
         print(f"c360 generate: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
