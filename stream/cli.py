@@ -33,6 +33,10 @@ def event_time(raw: str) -> int:
     return value
 
 
+FUTURE_TICK_MS = 3_600_000
+"""How far ahead of the clock ``c360 tick --now`` goes without ``--future``."""
+
+
 def kafka_failed(settings: Settings, exc: BaseException) -> int:
     """Say that Kafka could not be reached (or refused), and return the exit code."""
     print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
@@ -83,6 +87,12 @@ def run_command(argv: list[str] | None) -> int:
     )
     p_tick = sub.add_parser("tick", help="send a tick (time) to every route and profile partition")
     p_tick.add_argument("--now", type=event_time, help="epoch milliseconds (default: the clock)")
+    p_tick.add_argument(
+        "--future",
+        action="store_true",
+        help="allow a --now over an hour ahead of the clock (it cannot be undone: every "
+        "partition's clock stays there, and the ticker's ticks are ignored until it is reached)",
+    )
     p_resend = sub.add_parser(
         "resend", help="produce a reference topic's current records again (after an upgrade)"
     )
@@ -131,7 +141,17 @@ def run_command(argv: list[str] | None) -> int:
         from stream import admin
         from stream.ticks import send_tick
 
-        now = args.now if args.now is not None else int(time.time() * 1000)
+        clock = int(time.time() * 1000)
+        now = args.now if args.now is not None else clock
+        if now > clock + FUTURE_TICK_MS and not args.future:
+            print(
+                f"c360: --now {now} is {(now - clock) / 3_600_000:,.1f} hours ahead of the "
+                "clock: a partition's clock never moves back, so every lifecycle would be "
+                "judged at that time and the ticker's ticks ignored until it comes; "
+                "--future sends it anyway",
+                file=sys.stderr,
+            )
+            return 2
         try:
             asyncio.run(send_tick(settings, now))
         except admin.TopicProblem as exc:  # missing, or another partition count

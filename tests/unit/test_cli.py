@@ -46,6 +46,19 @@ def test_bad_arguments_get_one_clear_line(argv, message, capsys, monkeypatch):
     assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_a_tick_ahead_of_the_clock_needs_future(capsys, monkeypatch):
+    # a partition's clock never moves back: a mistyped --now a year ahead judged every
+    # lifecycle then, and the ticker's own ticks were dropped until that time came
+    import time
+
+    monkeypatch.setenv("C360_KAFKA_BOOTSTRAP", UNREACHABLE)  # refused before connecting
+    ahead = int(time.time() * 1000) + 365 * 86_400_000
+    code, err = run(["tick", "--now", str(ahead)], capsys)
+    assert code == 2 and "hours ahead of the clock" in err and "--future" in err
+    code, err = run(["tick", "--now", str(ahead), "--future"], capsys)
+    assert code == 1 and "cannot reach Kafka" in err  # sent, as asked
+
+
 def test_an_output_that_is_a_directory_is_refused(tmp_path, capsys):
     code, err = run(["generate", "--out", str(tmp_path)], capsys)
     assert code == 2 and "is a directory" in err
