@@ -33,6 +33,9 @@ def event_time(raw: str) -> int:
     return value
 
 
+SECRET_SETTINGS = frozenset({"api_key"})
+"""Settings ``c360 settings`` does not print."""
+
 FUTURE_TICK_MS = 3_600_000
 """How far ahead of the clock ``c360 tick --now`` goes without ``--future``."""
 
@@ -170,7 +173,9 @@ def run_command(argv: list[str] | None) -> int:
             sys.stdout.write(Settings.markdown())
         else:
             for name in Settings.__dataclass_fields__:
-                print(f"{name} = {getattr(settings, name)!r}")
+                value = getattr(settings, name)
+                secret = name in SECRET_SETTINGS and value  # never into a terminal or a log
+                print(f"{name} = {f'<set: {len(value)} characters>' if secret else repr(value)}")
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

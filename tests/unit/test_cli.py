@@ -46,6 +46,14 @@ def test_bad_arguments_get_one_clear_line(argv, message, capsys, monkeypatch):
     assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_settings_are_printed_without_the_api_key(capsys, monkeypatch):
+    monkeypatch.setenv("C360_API_KEY", "s3cret-key-value")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "api_key = <set: 16 characters>" in out
+    assert "partitions = 4" in out
+
+
 def test_a_tick_ahead_of_the_clock_needs_future(capsys, monkeypatch):
     # a partition's clock never moves back: a mistyped --now a year ahead judged every
     # lifecycle then, and the ticker's own ticks were dropped until that time came
