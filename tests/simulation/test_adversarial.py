@@ -247,3 +247,26 @@ def test_a_refusal_kept_for_a_retry_survives_a_label_on_its_wallet():
     assert sim.person_of("wallet:" + shared) == sim.person_of("anon:dev-2")
     assert sim.person_of("anon:dev-1") != sim.person_of("anon:dev-2")
     assert [c.rule for c in sim.outputs.conflicts] == ["limit:user", "label:exchange"]
+
+
+@pytest.mark.parametrize("label_first", [True, False])
+def test_a_kiosk_is_a_hub_whether_its_blocked_wallet_was_labelled_before_or_after(label_first):
+    """The hub cap counts the distinct identifiers links proposed for an identifier,
+    accepted or refused alike (docs/identity.md, guard 2), and a label must not matter
+    before or after the links. A kiosk where ten people connected their wallets and an
+    eleventh a contract-labelled one (a Safe) proposed eleven identifiers: over the anon
+    cap of 10, a hub, in either order of the label. Label first, the link to the blocked
+    wallet was refused before it was counted: the kiosk escaped detection and held ten
+    humans in one person."""
+    safe = wallet(99)
+    visits = [connect(f"k-{i}", "kiosk-1", wallet(i)) for i in range(10)]
+    visits.append(connect("k-safe", "kiosk-1", safe))
+    owners = [siwe(f"own-{i}", f"dev-{i}", wallet(i)) for i in range(10)]
+    label = _label(safe, ["contract"], name="Safe")
+    inputs = [label, *visits, *owners] if label_first else [*visits, *owners, label]
+    sim = Simulator(partitions=4, seed=11, inject_probability=0.0)
+    sim.run(inputs)
+    size, by_type = biggest(sim)
+    assert size == 2 and by_type == {"anon": 1, "wallet": 1}  # a wallet and its owner's device
+    persons = {frozenset(row["m"]) for row in sim.persons().values()}
+    assert frozenset({"anon:kiosk-1"}) in persons
