@@ -30,7 +30,9 @@ A link ``a — b`` (evidence from one fact) is, in this order:
    into the connected components that remain (``hub:{type}``). Counting distinct
    proposed neighbours (not unions, not accepted edges) makes the detection
    independent of arrival order: a link inside a person that other links already
-   merged, or one a limit refused, still counts;
+   merged, or one a limit refused, still counts, and so does a link refused by
+   guard 1, for its identifier that is not blocked (else whether a label came before
+   or after the links decided whether a kiosk was a hub);
 3. recorded as an edge when both are already in one person;
 4. refused when the merged person would exceed a per-type limit (``limit:{type}``);
 5. otherwise a union: the survivor is the smaller person id (so the final id of
@@ -205,30 +207,39 @@ class LinkStage:
         if a == b:
             return True
         na, nb = self._node(state, a), self._node(state, b)
-        for ident, node, other in ((a, na, b), (b, nb, a)):
-            why = self._blocked(state, ident, node)
-            if why is not None:
-                self._refuse(
-                    state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
-                )
-                if why == "blocked_label":
-                    self._remember_blocked(state, ident, node, other, emit)
-                return False
-        for ident, node, other in ((a, na, b), (b, nb, a)):
-            kind = kind_of(ident)
-            cap = self.max_joins.get(kind)
-            proposed = node.get("a", ())
-            if cap is not None and other not in proposed and len(proposed) >= cap:
-                detail = (
-                    f"{ident} would be linked to more than {cap} identifiers: a hub (shared {kind})"
-                )
-                self._refuse(state, a, b, na, nb, f"hub:{kind}", detail, evidence, fact, emit)
-                self.block(state, ident, "hub", f"hub:{kind}", emit)
-                return False
-        for ident, node, other in ((a, na, b), (b, nb, a)):
-            if kind_of(ident) in self.max_joins and other not in node.get("a", ()):
+        sides = [(a, na, b, self._blocked(state, a, na)), (b, nb, a, self._blocked(state, b, nb))]
+        # the proposal counts for a side that is not blocked, whether the link is then
+        # refused or not (guard 2): a link to a blocked identifier counts too, else a
+        # kiosk escaped its cap when a wallet it proposed was labelled before the link
+        hubs = []
+        for ident, node, other, why in sides:
+            cap = self.max_joins.get(kind_of(ident))
+            if why is not None or cap is None or other in node.get("a", ()):
+                continue
+            if len(node.get("a", ())) >= cap:
+                hubs.append((ident, cap))
+            else:
                 node["a"] = [*node.get("a", ()), other]
                 state.put("n:" + ident, node)
+        blocked = next(((i, n, o, w) for i, n, o, w in sides if w is not None), None)
+        if blocked is not None:
+            ident, node, other, why = blocked
+            self._refuse(
+                state, a, b, na, nb, why, f"{ident} is blocked ({why})", evidence, fact, emit
+            )
+            if why == "blocked_label":
+                self._remember_blocked(state, ident, node, other, emit)
+        elif hubs:
+            ident, cap = hubs[0]
+            kind = kind_of(ident)
+            detail = (
+                f"{ident} would be linked to more than {cap} identifiers: a hub (shared {kind})"
+            )
+            self._refuse(state, a, b, na, nb, f"hub:{kind}", detail, evidence, fact, emit)
+        for ident, _cap in hubs:  # both, when both went over their caps
+            self.block(state, ident, "hub", f"hub:{kind_of(ident)}", emit)
+        if blocked is not None or hubs:
+            return False
         return self._join(state, a, b, na, nb, evidence, fact, emit, retry=False)
 
     def _join(self, state, a, b, na, nb, evidence, fact, emit, retry: bool) -> bool:

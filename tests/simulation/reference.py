@@ -106,18 +106,22 @@ class Reference:
     def link(self, a: str, b: str) -> None:
         if a == b:
             return
-        if self.blocked(a) or self.blocked(b):
-            self.refused += 1
-            return
-        for x, y in ((a, b), (b, a)):
+        blocked = self.blocked(a) or self.blocked(b)
+        hubs = []
+        for x, y in ((a, b), (b, a)):  # a proposal counts for a side not blocked, refused or not
             cap = self.max_joins.get(kind(x))
-            if cap is not None and y not in self.proposed[x] and len(self.proposed[x]) >= cap:
-                self.refused += 1
+            if self.blocked(x) or y in self.proposed[x]:
+                continue
+            if cap is not None and len(self.proposed[x]) >= cap:
+                hubs.append(x)
+            else:
+                self.proposed[x].add(y)
+        if blocked or hubs:
+            self.refused += 1
+            for x in hubs:
                 self.hubs.add(x)
                 self.block(x)
-                return
-        self.proposed[a].add(b)
-        self.proposed[b].add(a)
+            return
         if self._fits(a, b):
             self._edge(a, b)
             return
