@@ -48,7 +48,21 @@ def test_emails_are_trimmed_and_lower_cased():
     assert normalize("email", "  Ada.Lovelace@Lovelace.DEV ") == "email:ada.lovelace@lovelace.dev"
 
 
-@pytest.mark.parametrize("bad", ["ada", "ada@", "@lovelace.dev", "ada@lovelace", "a b@c.de"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "ada",
+        "ada@",
+        "@lovelace.dev",
+        "ada@lovelace",
+        "a b@c.de",
+        # invisible format characters (pasted from a page): kept, the same address would
+        # be a second identifier of its human
+        "ada@lovelace.dev\u200b",
+        "\ufeffada@lovelace.dev",
+        "ada\u200d@lovelace.dev",
+    ],
+)
 def test_bad_emails_are_refused(bad):
     with pytest.raises(IdentifierError) as err:
         normalize("email", bad)
@@ -124,6 +138,11 @@ def test_parse_checks_the_type():
         ("Email:Ada@Lovelace.dev", "email:ada@lovelace.dev"),  # the type in any case
         (" X:@jack", "x:jack"),
         ("email:jose\u0301@example.com", "email:jos\u00e9@example.com"),  # NFD → NFC
+        # an upper-case letter whose lower case has a composed form (J + caron → ǰ): the
+        # same address typed in upper case, or not, is one identifier
+        ("email:J\u030cane@example.com", "email:\u01f0ane@example.com"),
+        ("email:\u01f0ane@example.com", "email:\u01f0ane@example.com"),
+        ("email:W\u030aRen@example.com", "email:\u1e98ren@example.com"),
     ],
 )
 def test_one_way_of_writing_an_identifier(raw, expected):
