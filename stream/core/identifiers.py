@@ -6,7 +6,7 @@ type       value
 wallet     EVM address, lower-case; a mixed-case input must pass its EIP-55 checksum
 anon       an anonymous/device id, as given (trimmed)
 user       the product's own user id, as given (trimmed)
-email      trimmed, Unicode NFC and lower-cased
+email      trimmed, Unicode NFC and lower-cased; invisible format characters refused
 x          numeric account id, or handle lower-cased
 discord    numeric (snowflake) id, or username lower-cased
 telegram   numeric id, or username lower-cased
@@ -49,6 +49,9 @@ _ZEROS_AND_DASHES = re.compile(r"^[0\-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+# invisible format characters (zero-width space and joiners, word joiner, BOM, bidi
+# marks): strip() keeps them, and an address pasted with one was a second identifier
+_FORMAT = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 
 # Addresses nobody owns: the zero address, burn addresses, the "native token"
 # placeholder of DEX aggregators, and the precompiles 0x01..0x11.
@@ -135,8 +138,10 @@ def _value(kind: str, raw: object) -> str:
     if kind in ("anon", "user"):
         return value
     if kind == "email":
-        value = unicodedata.normalize("NFC", value).lower()
-        if len(value) > 254 or not _EMAIL.match(value):
+        # NFC after lower-casing too: the lower case of a decomposed capital can have a
+        # composed form ("J" + caron -> "ǰ"), else one address gave two identifiers
+        value = unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).lower())
+        if len(value) > 254 or not _EMAIL.match(value) or _FORMAT.search(value):
             raise IdentifierError("bad_email", f"{value!r} is not an email address")
         return value
     if kind in _SOCIAL:
