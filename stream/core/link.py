@@ -41,9 +41,10 @@ A link ``a — b`` (evidence from one fact) is, in this order:
 
 A label that blocks a wallet already linked splits its person the same way
 (``label:{category}``), so it does not matter whether the label arrives before or
-after the links. A split keeps the person id for its largest component (ties:
-the one holding the smallest identifier) and gives the others new ids that were
-never used.
+after the links. A split keeps the person id for the component holding the
+identifier the person was founded by (``f(i)`` = its id; a person a split created has
+none, and keeps it for its largest component, ties: the one holding the smallest
+identifier) and gives the others new ids that were never used.
 
 After a split, the links a limit refused to any identifier of the split person are
 retried, in the order they were refused: a hub that joined two persons for a while
