@@ -7,6 +7,7 @@ from pathlib import Path
 from stream import topics
 from stream.core.ingest import TOPIC_DECODERS, Ingest
 from stream.core.rules import DEFAULT, Compiled
+from stream.replay import person_lines, read_inputs, replay
 from stream.settings import Settings
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
@@ -30,3 +31,22 @@ def test_every_input_topic_has_a_valid_example_in_the_readme():
 
 def test_topics_table_is_current():
     assert topics.markdown_table(Settings.from_env({})) in README
+
+
+def test_lookup_examples_name_persons_of_the_journey_fixture():
+    """The README's lookups answer on the journey fixture (person ids depend only on the
+    identifiers, so a worker fed the fixture gives the ids the simulator gives)."""
+    journey = Path(__file__).parents[1] / "fixtures" / "journey" / "events.jsonl"
+    sim = replay(list(read_inputs(journey.read_text().splitlines())))
+    persons = {}
+    for line in person_lines(sim):
+        for members in line["identifiers"].values():
+            persons.update(dict.fromkeys(members, line["person_id"]))
+    for person_id in re.findall(r"/v1/persons/(p[0-9a-f]+)", README):
+        assert person_id in persons.values(), f"{person_id} is no person of the journey"
+    for identifier in re.findall(r"/v1/(?:profiles|identities)/([a-z]+:[^\s`]+)", README):
+        assert identifier.lower() in persons, f"{identifier} is not in the journey"
+    shown = re.search(
+        r'/v1/identities/(\S+)\n# \{"identifier": "...", "person_id": "(p[0-9a-f]+)', README
+    )
+    assert persons[shown[1]].startswith(shown[2])
