@@ -50,3 +50,27 @@ def test_lookup_examples_name_persons_of_the_journey_fixture():
         r'/v1/identities/(\S+)\n# \{"identifier": "...", "person_id": "(p[0-9a-f]+)', README
     )
     assert persons[shown[1]].startswith(shown[2])
+
+
+def test_the_input_examples_tell_one_story():
+    """Sent together, the README's examples are one person's first days: nothing is
+    dead-lettered and no one is judged back after a long absence (a chain event dated a
+    year before the others once made its person ``resurrected``)."""
+    keys = {
+        "web.events": lambda v: v["anonymousId"],
+        "forms": lambda v: v["form_id"],
+        "socials": lambda v: f"{v['platform']}:{v['platform_user_id']}",
+        "chain.events": lambda v: f"{v['chain_id']}:{v['tx_hash']}",
+        "chain.holdings": lambda v: v["wallet"],
+        "support": lambda v: f"{v['system']}:{v['external_id']}",
+        "prices": lambda v: f"{v['chain_id']}:{v['token']}".lower(),
+        "labels": lambda v: f"{v['chain_id']}:{v['address']}".lower(),
+    }
+    lines = []
+    for topic, body in examples().items():
+        value = json.loads(body)
+        lines.append(json.dumps({"topic": topic, "key": keys[topic](value), "value": value}))
+    sim = replay(list(read_inputs(lines)))
+    assert not sim.outputs.dead_letters
+    people = list(person_lines(sim))
+    assert people and {p["profile"]["lifecycle"] for p in people} <= {"new", None}
