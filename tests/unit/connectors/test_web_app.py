@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +275,11 @@ async def test_a_delivery_kafka_does_not_acknowledge_in_time_gets_503():
 def up_gauge(client: TestClient) -> float:
     """The collector's ``c360_connector_up``, read from its registry."""
     return client.app[COLLECTOR].metrics.up.labels("web")._value.get()
+
+
+async def test_health_answers_what_the_docs_show():
+    docs = (Path(__file__).parents[3] / "docs" / "connectors" / "web.md").read_text()
+    shown = re.search(r"\| `GET /health` \| `(\{.*?\})`", docs)
+    async with collector() as (client, _):
+        resp = await client.get("/health")
+        assert resp.status == 200 and await resp.json() == json.loads(shown[1])
