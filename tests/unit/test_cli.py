@@ -243,3 +243,31 @@ def test_a_reader_that_stops_early_gets_no_traceback(argv):
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 1
     assert "Traceback" not in err and "Exception ignored" not in err and "None:" not in err
+
+
+def test_every_option_says_what_it_does_and_its_default(monkeypatch):
+    """``c360 replay --help`` listed ``--partitions PARTITIONS`` and ``--seed SEED`` with
+    nothing said: what they change and what they are when left out."""
+    parsers = []
+
+    def grab(self, args=None, namespace=None):
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", grab)
+    with pytest.raises(SystemExit):
+        main(["settings"])
+    (top,) = parsers
+    assert "``" not in top.description  # reStructuredText is no help text
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in commands.choices.items():
+        if name == "connect":  # generated from the connectors' configurations
+            continue
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"c360 {name} {action.option_strings or action.dest}: no help"
+            if action.option_strings and action.default is not None and action.nargs != 0:
+                assert str(action.default) in action.help or "default" in action.help, (
+                    f"c360 {name} {action.option_strings}: its default is not said"
+                )
