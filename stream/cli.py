@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(argv: list[str] | None) -> int:
-    parser = argparse.ArgumentParser(prog="c360", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="c360",
+        description="c360, a streaming Customer 360 for Web3. Every command reads the C360_* "
+        "settings of the environment (c360 settings prints them; docs/settings.md).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("worker", help="run a stream worker (Faust) until interrupted")
@@ -83,8 +87,12 @@ def run_command(argv: list[str] | None) -> int:
     )
     p_replay = sub.add_parser("replay", help="run events through the simulator; print persons")
     p_replay.add_argument("events", help="JSONL file ({topic, key, value} per line), or -")
-    p_replay.add_argument("--partitions", type=positive, default=4)
-    p_replay.add_argument("--seed", type=int, default=0)
+    p_replay.add_argument(
+        "--partitions", type=positive, default=4, help="route and profile partitions (4)"
+    )
+    p_replay.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulated delivery order (0)"
+    )
     p_replay.add_argument(
         "--rules", help="identity rules file (JSON) to try (default: C360_RULES_FILE's)"
     )
@@ -99,7 +107,7 @@ def run_command(argv: list[str] | None) -> int:
     p_resend = sub.add_parser(
         "resend", help="produce a reference topic's current records again (after an upgrade)"
     )
-    p_resend.add_argument("topic", choices=["prices", "labels"])
+    p_resend.add_argument("topic", choices=["prices", "labels"], help="the topic to resend")
     p_schemas = sub.add_parser("schemas", help="check or regenerate schemas/ from the contract")
     p_schemas.add_argument("--write", action="store_true", help="rewrite schemas/*.json")
     p_set = sub.add_parser("settings", help="print the effective settings")

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write replay JSONL here ('-' = stdout)")
     parser.add_argument("--truth", type=Path, help="write the ground truth JSON here")
     parser.add_argument("--produce", action="store_true", help="produce to Kafka")
-    parser.add_argument("--rate", type=float, default=None, help="events/s when producing")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="events/s when producing (default: no limit)"
+    )
     parser.add_argument(
         "--batch",
         type=int,
