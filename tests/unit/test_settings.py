@@ -107,3 +107,40 @@ def test_a_c360_variable_nothing_reads_is_named_with_the_nearest_known_one():
         "C360_PARTITION is not a c360 setting (did you mean C360_PARTITIONS?)",
         "C360_ZZZ is not a c360 setting",
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"C360_PARTITIONS": "four"}, "C360_PARTITIONS='four': not a whole number"),
+        ({"C360_SESSION_TIMEOUT": "6s"}, "C360_SESSION_TIMEOUT='6s': not a number"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_without_python_jargon(env, message):
+    """It said: invalid literal for int() with base 10: 'four'."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"C360_COLLECTOR_PORT": "x"}, "C360_COLLECTOR_PORT='x': not a whole number"),
+        (
+            {"C360_COLLECTOR_SIWE_CHAIN_IDS": "1,base"},
+            "C360_COLLECTOR_SIWE_CHAIN_IDS='1,base': 'base' is not a whole number",
+        ),
+        (
+            {"C360_COLLECTOR_DELIVERY_TIMEOUT": "10s"},
+            "C360_COLLECTOR_DELIVERY_TIMEOUT='10s': not a number",
+        ),
+    ],
+)
+def test_a_connector_value_of_the_wrong_kind_is_named_without_python_jargon(env, message):
+    from connectors.envconfig import ConfigError, from_env
+    from connectors.web.config import CollectorConfig
+
+    with pytest.raises(ConfigError) as caught:
+        from_env(CollectorConfig, env)
+    assert str(caught.value) == message
