@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import field
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
-from stream.settings import out_of_range
+from stream.settings import number, out_of_range, whole
 
 T = TypeVar("T")
 
@@ -50,6 +50,14 @@ def setting(
     )
 
 
+def _item(part: str) -> int:
+    """One whole number of a comma-separated list, named when it is not one."""
+    try:
+        return int(part)
+    except ValueError:
+        raise ValueError(f"{part!r} is not a whole number") from None
+
+
 def _parse(hint: Any, raw: str, env: str) -> Any:
     try:
         if hint is bool:
@@ -60,13 +68,13 @@ def _parse(hint: Any, raw: str, env: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if hint is int:
-            return int(raw)
+            return whole(raw)
         if hint is float:
-            return float(raw)
+            return number(raw)
         if get_origin(hint) is tuple:
             item = get_args(hint)[0]
             parts = [p.strip() for p in raw.split(",") if p.strip()]
-            return tuple(int(p) for p in parts) if item is int else tuple(parts)
+            return tuple(_item(p) for p in parts) if item is int else tuple(parts)
         return raw.strip()
     except ValueError as exc:
         raise ConfigError(f"{env}={raw!r}: {exc}") from None

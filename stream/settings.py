@@ -351,6 +351,22 @@ class Settings:
         return "\n".join(lines) + "\n"
 
 
+def whole(raw: str) -> int:
+    """``raw`` as an int, refused in words a reader of the setting understands."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
+def number(raw: str) -> float:
+    """``raw`` as a float, refused in words a reader of the setting understands."""
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("not a number") from None
+
+
 def _parse(f: dataclasses.Field, hint: Any, raw: str) -> Any:
     env = f.metadata["env"]
     base = next((t for t in getattr(hint, "__args__", (hint,)) if t is not type(None)), hint)
@@ -362,9 +378,9 @@ def _parse(f: dataclasses.Field, hint: Any, raw: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if base is int:
-            return int(raw)
+            return whole(raw)
         if base is float:
-            return float(raw)
+            return number(raw)
         if base is Path:
             return Path(raw)
         return raw
