@@ -54,6 +54,8 @@ the hole keep arriving until the seek takes effect)."""
 GIVE_UP_AFTER = 30
 """Seeks to one offset before the broker is asked whether its records still exist: a hole
 is accepted only when they are gone (retention)."""
+PROBE_SECONDS = 5.0
+"""How long :meth:`Rewind.first_record` waits for the broker to hand it a record."""
 STALL_SECONDS = 2.0
 """How long an idle agent's partition may sit behind the records the consumer fetched for
 it before it is sought back to them (see :meth:`Rewind.unstick`)."""
@@ -75,6 +77,8 @@ class Rewind:
         self._refused: dict[tuple[str, int], int] = {}
         # the next offset to apply, for agents that keep no state (ingest)
         self.next: dict[tuple[str, int], int] = {}
+        # offsets below which a partition holds no record to wait for (holes given up)
+        self.floor: dict[tuple[str, int], int] = {}
         # per partition behind the end: (its next offset, since when it was that)
         self._behind: dict[tuple[str, int], tuple[int, float]] = {}
         # per partition sought back by unstick: (its next offset, the end) then
@@ -176,7 +180,7 @@ class Rewind:
             tp = (msg.topic, msg.partition)
             want = next_offset(msg.tp)
             if want is not None:
-                expected[tp] = want
+                want = expected[tp] = max(want, self.floor_of(*tp))
             if want is not None and msg.offset < want:
                 continue  # applied already (a redelivery)
             # a hole: nothing past it, but look on (the records a seek brings back can
@@ -184,14 +188,13 @@ class Rewind:
             if want is not None and msg.offset > want:
                 if sought.get(tp) == want:
                     continue
-                if await self.to(
-                    msg.topic,
-                    msg.partition,
-                    want,
-                    f"{who} {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
-                    f"missing before {msg.offset}",
-                ):
+                if await self.to(*tp, want, _missing(who, msg, want)):
                     sought[tp] = want
+                    continue
+                want = expected[tp] = self.floor_of(*tp)  # given up: on from the floor
+                if msg.offset > want:  # the records from the floor on exist: those first
+                    if await self.to(*tp, want, _missing(who, msg, want)):
+                        sought[tp] = want
                     continue
             expected[tp] = msg.offset + 1
             out.append(event)
@@ -211,13 +214,18 @@ class Rewind:
         self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
     ) -> bool:
         """Seek ``topic:partition`` back to ``offset``; False when the caller should go on
-        without the missing records: sought there ``GIVE_UP_AFTER`` times, and the broker
-        says they no longer exist (retention). Records that still exist are sought again,
-        however often it takes: seeks can fail to bring them (faust delivers the rest of
-        what it fetched before a seek after it, and then drops the records fetched again
-        below its read offset), and a caller that went on without them lost them for good.
+        from :meth:`floor_of` instead: sought there ``GIVE_UP_AFTER`` times, and the log
+        holds no record from ``offset`` up to the floor (retention deleted them, or the
+        offsets are a transactional producer's markers, which no consumer is handed).
+        Records that still exist are sought again, however often it takes: seeks can fail
+        to bring them (faust delivers the rest of what it fetched before a seek after it,
+        and then drops the records fetched again below its read offset), and a caller that
+        went on without them lost them for good. So a caller that is told False goes on
+        from the floor, not from the record at hand: records between may exist.
         ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign, unstick."""
         key = (topic, partition)
+        if offset < self.floor.get(key, 0):
+            return False  # nothing to wait for there: go on from the floor (floor_of)
         tp = TP(topic, partition)
         now = time.monotonic()
         asked = self._asked.get(key)
@@ -225,24 +233,26 @@ class Rewind:
             if now - asked[1] < RETRY_SECONDS:
                 return True
             if asked[2] >= GIVE_UP_AFTER:
-                earliest = await self.earliest(tp)
-                if earliest is not None and earliest > offset:
+                first = await self.first_record(tp, offset)
+                if first is not None and first > offset:
                     log.error(
-                        "%s: records %d..%d no longer exist (the log starts at %d); going on",
+                        "%s: offsets %d..%d hold no record (gone with retention, or a "
+                        "transaction's markers); going on from %d",
                         why,
                         offset,
-                        earliest - 1,
-                        earliest,
+                        first - 1,
+                        first,
                     )
+                    self.floor[key] = first
                     del self._asked[key]
                     return False
                 log.error(
-                    "%s: sought back to offset %d %d times, and the log starts at %s: "
-                    "seeking again",
+                    "%s: sought back to offset %d %d times, and the first record the log "
+                    "holds from there is at %s: seeking again",
                     why,
                     offset,
                     asked[2],
-                    "an unknown offset" if earliest is None else earliest,
+                    "an unknown offset" if first is None else first,
                 )
                 asked = (offset, asked[1], 0)
         tries = asked[2] + 1 if asked is not None and asked[0] == offset else 1
@@ -296,17 +306,38 @@ class Rewind:
         )
         return True
 
-    async def earliest(self, tp: TP) -> int | None:
-        """The first offset ``tp``'s log still holds, as the broker says (None: not known)."""
+    def floor_of(self, topic: str, partition: int) -> int:
+        """The offset below which ``topic:partition`` holds no record an agent still waits
+        for (0: none known): holes given up (:meth:`to`) end there."""
+        return self.floor.get((topic, partition), 0)
+
+    async def first_record(self, tp: TP, offset: int) -> int | None:
+        """The offset of the first record ``tp``'s log holds at or after ``offset``, read by
+        a consumer of its own (None: not known). Past the log's start if retention
+        deleted ``offset``; past a transaction's markers, which take offsets and are
+        never handed to a consumer."""
         if self.app is None:
             return None
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import TopicPartition
+
+        servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         try:
-            offsets = await self.app.consumer.earliest_offsets(tp)
+            await probe.start()
+            where = TopicPartition(tp.topic, tp.partition)
+            probe.assign([where])
+            probe.seek(where, offset)
+            batch = await probe.getmany(where, timeout_ms=int(PROBE_SECONDS * 1000), max_records=1)
+            records = batch.get(where) or []
+            return records[0].offset if records else None
         except Exception as exc:  # the broker did not answer: the records may exist
-            log.warning("earliest offset of %s:%d not known: %r", tp.topic, tp.partition, exc)
+            log.warning("first record of %s:%d not known: %r", tp.topic, tp.partition, exc)
             return None
-        offset = offsets.get(tp)
-        return offset if isinstance(offset, int) and offset >= 0 else None
+        finally:
+            await probe.stop()
 
     def end(self, tp: TP) -> int | None:
         """The end offset of ``tp`` as the consumer last saw it (None: not known)."""
@@ -331,3 +362,11 @@ class Rewind:
         self.next.clear()
         self._behind.clear()
         self._unstuck.clear()
+
+
+def _missing(who: str, msg: Any, want: int) -> str:
+    """Why a partition is sought back: the records before the one at hand."""
+    return (
+        f"{who} {msg.topic}:{msg.partition}: records {want}..{msg.offset - 1} "
+        f"missing before {msg.offset}"
+    )

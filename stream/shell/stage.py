@@ -198,13 +198,14 @@ class StageRunner:
             for tp in self._assigned():
                 key = input_key(tp.topic, tp.partition)
                 stored = self.store.input_offset(tp.partition).get(key, -1)
+                start = max(stored + 1, self.rewind.floor_of(tp.topic, tp.partition))
                 committed = self.rewind.committed(tp)
-                if committed is not None and stored + 1 < committed:
+                if committed is not None and start < committed:
                     await self.rewind.to(
                         tp.topic,
                         tp.partition,
-                        stored + 1,
-                        f"stage {self.name} {key}: records {stored + 1}..{committed - 1} "
+                        start,
+                        f"stage {self.name} {key}: records {start}..{committed - 1} "
                         "were committed by the group but not with the state",
                         "realign",
                     )
@@ -219,7 +220,10 @@ class StageRunner:
             return  # realign first: it may seek these partitions back itself
         try:
             for tp in self._assigned():
-                expected = self._position(tp.partition, input_key(tp.topic, tp.partition)) + 1
+                expected = max(
+                    self._position(tp.partition, input_key(tp.topic, tp.partition)) + 1,
+                    self.rewind.floor_of(tp.topic, tp.partition),
+                )
                 await self.rewind.unstick(tp, expected, self._busy)
         except Exception as exc:  # e.g. a partition revoked meanwhile: the next check
             log.warning("stage %s: unstick check failed: %r", self.name, exc)
@@ -323,28 +327,34 @@ class StageRunner:
         n = 0
         # From the first record not stored, even with no state stored yet: the group's
         # committed offset is no start (it can be past state that was open, see realign).
-        expected = position + 1
+        topic = records[0].topic
+        expected = max(position + 1, self.rewind.floor_of(topic, partition))
         sought = None  # the offset this group sought the partition back to
         for message in records:
             if message.offset < expected:
                 self.metric_skipped.inc()
                 continue
             # A hole (see stream/shell/rewind.py): our internal topics have no compaction
-            # and no transaction markers, so records expected..offset-1 exist and were
-            # not handed to us. Apply nothing past it, but look on: after a seek back,
-            # records buffered before it (past the hole) still come first, and the
-            # records sought back behind them, often in the same group.
+            # and no transaction markers, so records expected..offset-1 exist (unless
+            # retention deleted them) and were not handed to us. Apply nothing past it,
+            # but look on: after a seek back, records buffered before it (past the hole)
+            # still come first, and the records sought back behind them, often in the
+            # same group.
             if message.offset > expected:
                 if sought == expected:
                     continue  # this group asked for them already
                 if await self.rewind.to(
-                    message.topic,
-                    partition,
-                    expected,
-                    f"stage {self.name} {tp}: records {expected}..{message.offset - 1} "
-                    f"missing before {message.offset}",
+                    topic, partition, expected, self._missing(message, expected)
                 ):
                     sought = expected
+                    continue
+                # given up (gone): on from the floor, not from the record at hand
+                expected = self.rewind.floor_of(topic, partition)
+                if message.offset > expected:  # the records from the floor on exist
+                    if await self.rewind.to(
+                        topic, partition, expected, self._missing(message, expected)
+                    ):
+                        sought = expected
                     continue
             expected = message.offset + 1
             last = message.offset
@@ -361,6 +371,13 @@ class StageRunner:
         counts = self.observe.grown(before, self.observe.counts()) if self.observe else {}
         counts[self.metric_records] = n
         return Applied(partition, tp, last, txn, records[0].timestamp or 0.0, counts)
+
+    def _missing(self, message: Any, expected: int) -> str:
+        """Why a partition is sought back: the records before the one at hand."""
+        return (
+            f"stage {self.name} {message.topic}:{message.partition}: records "
+            f"{expected}..{message.offset - 1} missing before {message.offset}"
+        )
 
     def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
         """The messages of a record's segments that were not applied yet."""

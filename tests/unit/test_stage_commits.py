@@ -201,6 +201,9 @@ class Rewind:
     def committed(self, tp) -> int | None:
         return self.offsets.get(tp)
 
+    def floor_of(self, topic: str, partition: int) -> int:
+        return 0  # no hole given up
+
     async def to(
         self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
     ) -> bool:

@@ -24,8 +24,8 @@ class FakeRewind(Rewind):
         self.seeks: list[tuple[str, int, int]] = []
         self.log_start: int | None = None  # the partition's earliest offset, as the broker says
 
-    async def earliest(self, tp) -> int | None:
-        return self.log_start
+    async def first_record(self, tp, offset: int) -> int | None:
+        return None if self.log_start is None else max(offset, self.log_start)
 
     def settled(self) -> bool:
         return self.is_settled
@@ -100,11 +100,26 @@ def test_records_handed_over_before_faust_settled_are_not_applied_and_come_again
 
 def test_a_hole_whose_records_are_gone_is_accepted_in_the_end():
     rewind = FakeRewind()
-    rewind.log_start = 7  # retention deleted 5 and 6
+    rewind.log_start = 9  # retention deleted 5 to 8
     r, applied, _ = runner(4, rewind)
     rewind._asked[("in", 0)] = (5, 0.0, GIVE_UP_AFTER)
     asyncio.run(r.handle([message(9)]))
     assert applied == [9]
+    asyncio.run(r.handle([message(10)]))  # the next group goes on from there
+    assert applied == [9, 10]
+
+
+def test_a_hole_given_up_goes_on_from_the_first_record_left_not_the_one_at_hand():
+    # retention deleted 5 and 6; 7 and 8 are there, but a record buffered before the
+    # seek (9) came first: applying it skipped 7 and 8, lost behind the high-water marks
+    rewind = FakeRewind()
+    rewind.log_start = 7
+    r, applied, _ = runner(4, rewind)
+    rewind._asked[("in", 0)] = (5, 0.0, GIVE_UP_AFTER)
+    asyncio.run(r.handle([message(9)]))
+    assert applied == [] and rewind.seeks[-1] == ("in", 0, 7)
+    asyncio.run(r.handle([message(7), message(8), message(9)]))
+    assert applied == [7, 8, 9]
 
 
 def test_a_hole_whose_records_still_exist_is_never_skipped():

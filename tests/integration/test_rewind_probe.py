@@ -1,0 +1,52 @@
+"""Rewind.first_record on the real broker: where a partition's records resume past a
+hole, read by a consumer of its own (a transaction's marker takes an offset that no
+consumer is ever handed; seeking back to it brought the next record again, for ever)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
+from yarl import URL
+
+from stream.shell.rewind import Rewind
+
+pytestmark = pytest.mark.integration
+
+
+async def _transactional_log(kafka: str, topic: str) -> list[int]:
+    """Two transactions of two records each; the offsets of the records."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, transactional_id=f"{topic}-tx")
+    await producer.start()
+    offsets = []
+    try:
+        for n in range(2):
+            async with producer.transaction():
+                for i in range(2):
+                    sent = await producer.send_and_wait(topic, f"{n}-{i}".encode(), partition=0)
+                    offsets.append(sent.offset)
+    finally:
+        await producer.stop()
+    return offsets
+
+
+def test_the_first_record_after_a_transactions_marker_is_the_next_transactions(kafka, settings):
+    topic = settings.topic_prefix + "probe"
+    offsets = asyncio.run(_transactional_log(kafka, topic))
+    assert offsets == [0, 1, 3, 4]  # offset 2 is the first transaction's commit marker
+    app = SimpleNamespace(conf=SimpleNamespace(broker=[URL(f"kafka://{kafka}")]))
+    rewind = Rewind(app)
+    tp = TP(topic, 0)
+    assert asyncio.run(rewind.first_record(tp, 1)) == 1  # a record: it exists
+    assert asyncio.run(rewind.first_record(tp, 2)) == 3  # the marker holds none
+    # (the topic has the deployment's prefix: the settings fixture deletes it)
