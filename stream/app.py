@@ -79,6 +79,9 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         # Defaults take ~30 s to join a group on one worker; these take ~1-2 s.
         "broker_session_timeout": settings.session_timeout,
+        # faust refuses a session timeout over its request timeout (90 s by default) when
+        # it builds the consumer: the worker crashed at start above 90 s
+        "broker_request_timeout": max(90.0, settings.session_timeout + 30.0),
         "broker_heartbeat_interval": settings.heartbeat_interval,
         "broker_rebalance_timeout": settings.rebalance_timeout,
         "stream_recovery_delay": 0.0,

@@ -1,3 +1,4 @@
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,20 @@ def test_a_connector_value_of_the_wrong_kind_is_named_without_python_jargon(env,
     with pytest.raises(ConfigError) as caught:
         from_env(CollectorConfig, env)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("seconds", ["6", "120", "1800"])
+def test_a_session_timeout_in_its_range_builds_a_consumer(seconds, tmp_path):
+    # faust refuses broker_session_timeout over broker_request_timeout (90 s by default)
+    # when it builds the consumer: a worker with C360_SESSION_TIMEOUT=120 crashed at start
+    from stream.app import create_app
+
+    settings = Settings.from_env({"C360_SESSION_TIMEOUT": seconds}, data_dir=tmp_path)
+    app = create_app(settings).app
+
+    async def build() -> None:  # the aiokafka consumer is built inside a running loop
+        thread = app.consumer._new_consumer_thread()
+        consumer = thread._create_worker_consumer(app.transport)  # ImproperlyConfigured?
+        assert consumer._session_timeout_ms == float(seconds) * 1000
+
+    asyncio.run(build())
