@@ -49,9 +49,14 @@ _ZEROS_AND_DASHES = re.compile(r"^[0\-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ADDRESS = re.compile(r"^0[xX][0-9a-fA-F]{40}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
-# invisible format characters (zero-width space and joiners, word joiner, BOM, bidi
-# marks): strip() keeps them, and an address pasted with one was a second identifier
-_FORMAT = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+# invisible format characters, Unicode's category Cf (zero-width space and joiners,
+# word joiner, BOM, bidi marks and isolates, soft hyphen, …): strip() keeps them, and an
+# address pasted with one was a second identifier
+def _has_format_character(value: str) -> bool:
+    return not value.isascii() and any(unicodedata.category(c) == "Cf" for c in value)
+
 
 # Addresses nobody owns: the zero address, burn addresses, the "native token"
 # placeholder of DEX aggregators, and the precompiles 0x01..0x11.
@@ -141,7 +146,7 @@ def _value(kind: str, raw: object) -> str:
         # NFC after lower-casing too: the lower case of a decomposed capital can have a
         # composed form ("J" + caron -> "ǰ"), else one address gave two identifiers
         value = unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).lower())
-        if len(value) > 254 or not _EMAIL.match(value) or _FORMAT.search(value):
+        if len(value) > 254 or not _EMAIL.match(value) or _has_format_character(value):
             raise IdentifierError("bad_email", f"{value!r} is not an email address")
         return value
     if kind in _SOCIAL:

@@ -61,6 +61,8 @@ def test_emails_are_trimmed_and_lower_cased():
         "ada@lovelace.dev\u200b",
         "\ufeffada@lovelace.dev",
         "ada\u200d@lovelace.dev",
+        "ada@lovelace.dev\u2069",  # a bidi isolate: any character of Unicode's Cf
+        "\u2066ada@lovelace.dev",
     ],
 )
 def test_bad_emails_are_refused(bad):
