@@ -313,7 +313,8 @@ def register(c360: C360) -> Lookups:
             status, body = exc.status, {"error": exc.error, "message": exc.message}
         except Exception as exc:  # a bug: logged, and answered in JSON like every error
             log.exception("%s %s failed", request.method, request.path)
-            status, body = 500, {"error": "internal_error", "message": repr(exc)[:500]}
+            message = f"{type(exc).__name__}; the worker's log has its traceback"
+            status, body = 500, {"error": "internal_error", "message": message}
         finally:
             METRICS.api_requests.labels(route, str(status)).inc()
             METRICS.api_seconds.labels(route, str(status)).observe(time.perf_counter() - started)
