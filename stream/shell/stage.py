@@ -406,10 +406,11 @@ class StageRunner:
         return fresh
 
     async def commit(self, applied: list[Applied], outbox: Outbox, opened: float) -> bool:
-        """Send the group's messages and the changelog records of every partition that
-        is due, wait for all the acknowledgements at once, then write each due
-        partition's WriteBatch (after the outputs of all its records were acknowledged:
-        those of earlier groups were, before their group ended). ``opened``: when the
+        """Send the group's messages, wait for their acknowledgements, then send the
+        changelog records of every partition that is due, wait for them, and write each
+        due partition's WriteBatch: a changelog marker is sent only once the outputs of
+        all the records it covers were acknowledged (those of earlier groups were, before
+        their group ended; the due partitions' rows are encoded meanwhile). ``opened``: when the
         group began (a transaction it opened is as old as that: a long group is due at
         its end). False when a rebalance began or came while waiting (see
         :meth:`forget`): then nothing more is sent or written (the input is redone from
@@ -451,6 +452,12 @@ class StageRunner:
                 if pace.due():
                     await pace.rest()
             encoded.append((partition, open_, changes))
+        # every output of the records a commit covers is acknowledged before its changelog
+        # is sent: recovery applies a changelog whose marker it finds, so a marker sent
+        # beside outputs that then failed (the worker stops on it) had the restart skip
+        # records whose outputs were never written
+        for s in sent:
+            await s.last_offset()
         changelog = self.table.changelog_topic.get_topic_name()
         waits = []
         for partition, open_, changes in encoded:
@@ -462,8 +469,6 @@ class StageRunner:
             commit = store.prepare(changes, {open_.tp: open_.offset})
             logged = await sender.send(changelog, partition, commit.records)
             waits.append((partition, logged, commit, open_))
-        for s in sent:
-            await s.last_offset()
         logged_at = [(await logged.last_offset()) for _, logged, _, _ in waits]
         if not self._current(generation):
             return False

@@ -441,6 +441,20 @@ async def test_a_revoked_partition_leaves_no_open_transaction_holding_its_databa
     open_db(str(tmp_path / "db")).close()  # the lock went with the transaction
 
 
+def test_a_changelog_is_sent_only_once_the_outputs_it_covers_were_acknowledged(tmp_path, clock):
+    """Recovery applies a changelog whose marker it finds: a marker sent beside outputs
+    that then failed (the worker stops on it) had the restart skip records whose outputs
+    were never written."""
+    r, _, sender, _ = runner(tmp_path, 0.2)
+    asyncio.run(r.handle([message(0)]))
+    clock.now += 0.3
+    asyncio.run(r.handle([message(1)]))
+    log = sender.log
+    changelog = log.index(("send", "changelog", 0, 2))
+    outputs = [i for i, e in enumerate(log) if e[0] == "ack" and e[1] != "changelog"]
+    assert len(outputs) == 2 and max(outputs) < changelog
+
+
 def test_a_rebalance_during_a_commit_stops_its_changelog_sends_there(tmp_path, clock):
     """The commit checked for a rebalance once, before its first changelog send; a send
     can wait in the producer, and a partition's records sent after faust flushed and
