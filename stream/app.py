@@ -81,7 +81,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": settings.session_timeout,
         # faust refuses a session timeout over its request timeout (90 s by default) when
         # it builds the consumer: the worker crashed at start above 90 s
-        "broker_request_timeout": max(90.0, settings.session_timeout + 30.0),
+        # (aiokafka sends JoinGroup with the request timeout too: above the rebalance's)
+        "broker_request_timeout": max(
+            90.0, settings.session_timeout + 30.0, settings.rebalance_timeout + 30.0
+        ),
         "broker_heartbeat_interval": settings.heartbeat_interval,
         "broker_rebalance_timeout": settings.rebalance_timeout,
         "stream_recovery_delay": 0.0,

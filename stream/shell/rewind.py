@@ -18,7 +18,9 @@ So:
   hole and seeks the consumer back to the missing offset (which also resets faust's read
   offset for it); the records it skipped come again after it (records buffered before
   the seek may still come first, in the same group: it looks on through its group). A
-  hole is given up only when the broker no longer holds its records (:meth:`Rewind.to`);
+  hole is given up only when the log holds no record there (retention deleted them, or
+  a transactional producer's markers), and the agent goes on from the first record
+  left (:meth:`Rewind.to`, :meth:`Rewind.floor_of`);
 - records handed over while faust is still assigning or recovering partitions are not
   applied (the state may be half recovered); their partitions are sought back to the
   first of them once faust has settled (faust acknowledges them anyway, and may even
@@ -37,6 +39,7 @@ So:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -52,10 +55,11 @@ RETRY_SECONDS = 1.0
 """A seek to the same offset is not repeated sooner (records already buffered after
 the hole keep arriving until the seek takes effect)."""
 GIVE_UP_AFTER = 30
-"""Seeks to one offset before the broker is asked whether its records still exist: a hole
-is accepted only when they are gone (retention)."""
+"""Seeks to one offset before a consumer of its own reads whether the log still holds
+records there (:meth:`Rewind.first_record`): a hole is given up only where it holds
+none (retention, a transaction's markers)."""
 PROBE_SECONDS = 5.0
-"""How long :meth:`Rewind.first_record` waits for the broker to hand it a record."""
+"""How long :meth:`Rewind.first_record` may take, connecting included (the agent waits)."""
 STALL_SECONDS = 2.0
 """How long an idle agent's partition may sit behind the records the consumer fetched for
 it before it is sought back to them (see :meth:`Rewind.unstick`)."""
@@ -224,8 +228,7 @@ class Rewind:
         from the floor, not from the record at hand: records between may exist.
         ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign, unstick."""
         key = (topic, partition)
-        if offset < self.floor.get(key, 0):
-            return False  # nothing to wait for there: go on from the floor (floor_of)
+        offset = max(offset, self.floor.get(key, 0))  # below the floor: nothing to wait for
         tp = TP(topic, partition)
         now = time.monotonic()
         asked = self._asked.get(key)
@@ -323,16 +326,23 @@ class Rewind:
 
         servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
         probe = AIOKafkaConsumer(
-            bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=int(PROBE_SECONDS * 1000),
         )
-        try:
+        where = TopicPartition(tp.topic, tp.partition)
+
+        async def read() -> int | None:
             await probe.start()
-            where = TopicPartition(tp.topic, tp.partition)
             probe.assign([where])
             probe.seek(where, offset)
-            batch = await probe.getmany(where, timeout_ms=int(PROBE_SECONDS * 1000), max_records=1)
+            batch = await probe.getmany(where, timeout_ms=int(PROBE_SECONDS * 500), max_records=1)
             records = batch.get(where) or []
             return records[0].offset if records else None
+
+        try:  # bounded: the agent waits, and a rebalance waits for the agent
+            return await asyncio.wait_for(read(), PROBE_SECONDS)
         except Exception as exc:  # the broker did not answer: the records may exist
             log.warning("first record of %s:%d not known: %r", tp.topic, tp.partition, exc)
             return None

@@ -8,7 +8,8 @@ partition in the group:
 1. skips records at or below the input offset committed with the partition's
    state (a redelivery after a restart), and applies the others strictly in offset
    order from there: a record past the next expected one (a hole faust left, see
-   :mod:`stream.shell.rewind`) is not applied, the partition is sought back instead;
+   :mod:`stream.shell.rewind`) is not applied, the partition is sought back instead
+   (offsets that hold no record, given up, are skipped: ``Rewind.floor_of``);
    nothing is applied while faust is still assigning or recovering partitions;
 2. decodes each record's segments and drops those a sender already delivered
    (the highest ``seq`` per ``source`` is kept in the state: ``h:{source}``);
