@@ -1,5 +1,8 @@
-"""Rewind.unstick: a partition whose fetched records never reached its agent is sought
-back to them once the agent has sat idle behind the consumer's end for a while."""
+"""Rewind: a partition whose fetched records never reached its agent is sought back to
+them once the agent has sat idle behind the consumer's end for a while (unstick); a
+hole is given up only where the log holds no record, and the agent goes on from the
+first record left (to, floor_of); refused ingest records hold the partition's commits
+(hold); ingest applies each partition in order (in_order)."""
 
 from __future__ import annotations
 

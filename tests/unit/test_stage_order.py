@@ -22,9 +22,9 @@ class FakeRewind(Rewind):
         super().__init__(None)
         self.is_settled = is_settled
         self.seeks: list[tuple[str, int, int]] = []
-        self.log_start: int | None = None  # the partition's earliest offset, as the broker says
+        self.log_start: int | None = None  # the log's first offset (None: the probe fails)
 
-    async def first_record(self, tp, offset: int) -> int | None:
+    async def first_record(self, tp, offset: int) -> int | None:  # the probe consumer's read
         return None if self.log_start is None else max(offset, self.log_start)
 
     def settled(self) -> bool:
