@@ -8,6 +8,8 @@ import gc
 import logging
 import os
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from stream.settings import OTHER_ENV, Settings, SettingsError, unknown_env
 
@@ -44,6 +46,20 @@ def kafka_failed(settings: Settings, exc: BaseException) -> int:
     """Say that Kafka could not be reached (or refused), and return the exit code."""
     print(f"c360: cannot reach Kafka at {settings.kafka_bootstrap}: {exc!r}", file=sys.stderr)
     return 1
+
+
+def on_kafka(
+    settings: Settings, work: Coroutine[Any, Any, Any], answered: tuple[type[Exception], ...]
+) -> tuple[Any, int | None]:
+    """Run ``work``: (its result, None), or (None, exit code 1) once said what failed — an
+    error of ``answered`` (the broker answered: its own words), else Kafka out of reach."""
+    try:
+        return asyncio.run(work), None
+    except answered as exc:
+        print(f"c360: {exc}", file=sys.stderr)
+        return None, 1
+    except Exception as exc:  # aiokafka's connection errors
+        return None, kafka_failed(settings, exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,13 +179,10 @@ def run_command(argv: list[str] | None) -> int:
                 file=sys.stderr,
             )
             return 2
-        try:
-            asyncio.run(send_tick(settings, now))
-        except admin.TopicProblem as exc:  # missing, or another partition count
-            print(f"c360: {exc}", file=sys.stderr)
-            return 1
-        except Exception as exc:  # aiokafka's connection errors
-            return kafka_failed(settings, exc)
+        # the topics missing, or another partition count: TopicProblem
+        _, failed = on_kafka(settings, send_tick(settings, now), (admin.TopicProblem,))
+        if failed is not None:
+            return failed
         print(f"tick {now} sent")
         return 0
     if args.command == "resend":
@@ -195,13 +208,9 @@ def cmd_topics(settings: Settings, list_only: bool) -> int:
     if list_only:
         print(topics.markdown_table(settings))
         return 0
-    try:
-        created = asyncio.run(admin.ensure_topics(settings))
-    except admin.TopicProblem as exc:  # the broker answered
-        print(f"c360: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # aiokafka's connection errors
-        return kafka_failed(settings, exc)
+    created, failed = on_kafka(settings, admin.ensure_topics(settings), (admin.TopicProblem,))
+    if failed is not None:
+        return failed
     print(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
     return 0
 
@@ -209,13 +218,10 @@ def cmd_topics(settings: Settings, list_only: bool) -> int:
 def cmd_resend(settings: Settings, suffix: str) -> int:
     from stream.resend import RESENDABLE, resend
 
-    try:
-        count = asyncio.run(resend(settings, RESENDABLE[suffix]))
-    except LookupError as exc:  # the topic does not exist
-        print(f"c360: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # aiokafka's connection errors
-        return kafka_failed(settings, exc)
+    # the topic does not exist: LookupError
+    count, failed = on_kafka(settings, resend(settings, RESENDABLE[suffix]), (LookupError,))
+    if failed is not None:
+        return failed
     print(f"{count} {suffix} records produced again")
     return 0
 
@@ -280,13 +286,9 @@ def run_worker(settings: Settings) -> int:
         await admin.ensure_topics(settings)
         await admin.ensure_faust_topics(settings, c360.app)
 
-    try:
-        asyncio.run(ensure())
-    except admin.TopicProblem as exc:  # the broker answered
-        print(f"c360: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        return kafka_failed(settings, exc)
+    _, failed = on_kafka(settings, ensure(), (admin.TopicProblem,))
+    if failed is not None:
+        return failed
     worker = Worker(c360.app, loglevel=settings.log_level, redirect_stdouts=False, quiet=True)
     tune_gc()
     worker.execute_from_commandline()

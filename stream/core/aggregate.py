@@ -259,6 +259,15 @@ def sessions_combine(a: list, b: list) -> list:
     return merged
 
 
+def _met(tier: VipTier, value: Mapping[str, Any]) -> tuple[str, float] | None:
+    """The first threshold of ``tier`` that ``value`` meets: (metric, threshold)."""
+    for metric in VIP_METRICS:
+        threshold = getattr(tier, metric)
+        if threshold is not None and value.get(metric, 0) >= threshold:
+            return metric, threshold
+    return None
+
+
 # --- the aggregator ---------------------------------------------------------------------------
 class Stored(Mapping):
     """The keys under ``prefix`` of a partition's state, as a read-only mapping without
@@ -717,21 +726,13 @@ class Aggregator:
 
     def tier(self, value: Mapping[str, Any]) -> str | None:
         for tier in self.tiers:
-            for metric in VIP_METRICS:
-                threshold = getattr(tier, metric)
-                if threshold is not None and value[metric] >= threshold:
-                    return tier.name
+            if _met(tier, value) is not None:
+                return tier.name
         return None
 
     def reached_by(self, tier_name: str, value: Mapping[str, Any]) -> tuple[str, float] | None:
         """The first threshold of tier ``tier_name`` that ``value`` meets: (metric, threshold)."""
-        for tier in self.tiers:
-            if tier.name == tier_name:
-                for metric in VIP_METRICS:
-                    threshold = getattr(tier, metric)
-                    if threshold is not None and value.get(metric, 0) >= threshold:
-                        return metric, threshold
-        return None
+        return next((_met(t, value) for t in self.tiers if t.name == tier_name), None)
 
     def summarize(self, agg: dict[str, Any]) -> tuple[list[int], int | None, int | None]:
         """(active days in order, first seen, last seen): what lifecycle and timers read."""

@@ -45,9 +45,6 @@ class Hook:
         self.read = read
         self.after = after
 
-    def counts(self) -> dict[Any, int]:
-        return self.read()
-
     @staticmethod
     def grown(before: dict[Any, int], now: dict[Any, int]) -> dict[Any, int]:
         """How much each counter's count grew from ``before`` to ``now``."""
@@ -113,10 +110,12 @@ def profile_hook(stage: ProfileStage) -> Hook:
     """Profile changes published, caps reached, and the event-time latency of the
     group's oldest event."""
     changes = _reader({"changes": METRICS.profile_changes}, stage.stats)
-    caps = {cap: METRICS.profile_caps.labels(cap) for cap in stage.agg.capped}
+    caps = _reader(
+        {cap: METRICS.profile_caps.labels(cap) for cap in stage.agg.capped}, stage.agg.capped
+    )
 
     def read() -> dict[Any, int]:
-        return {**changes(), **_reader(caps, stage.agg.capped)()}
+        return {**changes(), **caps()}
 
     def after() -> None:
         oldest = stage.oldest_event

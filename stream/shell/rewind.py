@@ -192,17 +192,28 @@ class Rewind:
             if want is not None and msg.offset > want:
                 if sought.get(tp) == want:
                     continue
-                if await self.to(*tp, want, _missing(who, msg, want)):
+                want, wait = await self.hole(msg, want, who)
+                expected[tp] = want
+                if wait:
                     sought[tp] = want
-                    continue
-                want = expected[tp] = self.floor_of(*tp)  # given up: on from the floor
-                if msg.offset > want:  # the records from the floor on exist: those first
-                    if await self.to(*tp, want, _missing(who, msg, want)):
-                        sought[tp] = want
                     continue
             expected[tp] = msg.offset + 1
             out.append(event)
         return out
+
+    async def hole(self, msg: Any, expected: int, who: str) -> tuple[int, bool]:
+        """``msg`` came past ``expected``, the next offset its agent applies: (the offset
+        to expect next, whether to wait). Waits for the records before it, sought back
+        (:meth:`to`); when they are given up, goes on from the floor, seeking back to it
+        first if records from there on come before ``msg``."""
+        topic, partition = msg.topic, msg.partition
+        if await self.to(topic, partition, expected, _missing(who, msg, expected)):
+            return expected, True
+        floor = self.floor_of(topic, partition)  # given up: on from the floor
+        if msg.offset > floor:  # the records from the floor on exist: those first
+            await self.to(topic, partition, floor, _missing(who, msg, floor))
+            return floor, True
+        return floor, False
 
     async def flush(self) -> None:
         """Once faust has settled, seek the partitions of refused records back to them."""

@@ -324,7 +324,7 @@ class StageRunner:
         source = f"{self.name}:{partition}"
         last = None
         pace = Pacer(self.yield_after)
-        before = self.observe.counts() if self.observe is not None else {}
+        before = self.observe.read() if self.observe is not None else {}
         n = 0
         # From the first record not stored, even with no state stored yet: the group's
         # committed offset is no start (it can be past state that was open, see realign).
@@ -344,18 +344,9 @@ class StageRunner:
             if message.offset > expected:
                 if sought == expected:
                     continue  # this group asked for them already
-                if await self.rewind.to(
-                    topic, partition, expected, self._missing(message, expected)
-                ):
+                expected, wait = await self.rewind.hole(message, expected, f"stage {self.name}")
+                if wait:
                     sought = expected
-                    continue
-                # given up (gone): on from the floor, not from the record at hand
-                expected = self.rewind.floor_of(topic, partition)
-                if message.offset > expected:  # the records from the floor on exist
-                    if await self.rewind.to(
-                        topic, partition, expected, self._missing(message, expected)
-                    ):
-                        sought = expected
                     continue
             expected = message.offset + 1
             last = message.offset
@@ -369,16 +360,9 @@ class StageRunner:
             n += 1
         if last is None:
             return None
-        counts = self.observe.grown(before, self.observe.counts()) if self.observe else {}
+        counts = self.observe.grown(before, self.observe.read()) if self.observe else {}
         counts[self.metric_records] = n
         return Applied(partition, tp, last, txn, records[0].timestamp or 0.0, counts)
-
-    def _missing(self, message: Any, expected: int) -> str:
-        """Why a partition is sought back: the records before the one at hand."""
-        return (
-            f"stage {self.name} {message.topic}:{message.partition}: records "
-            f"{expected}..{message.offset - 1} missing before {message.offset}"
-        )
 
     def _fresh(self, txn: Any, message: Any, outbox: Outbox) -> list[Any]:
         """The messages of a record's segments that were not applied yet."""

@@ -204,6 +204,9 @@ class Rewind:
     def floor_of(self, topic: str, partition: int) -> int:
         return 0  # no hole given up
 
+    async def hole(self, msg, expected: int, who: str) -> tuple[int, bool]:
+        return expected, await self.to(msg.topic, msg.partition, expected, who)
+
     async def to(
         self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
     ) -> bool:

@@ -17,11 +17,11 @@ def value(name: str, **labels: str) -> float:
 def mover(hook: Hook):
     """Move the hook's counters by what its stage counted since the last call (what a
     stage runner does once the state of the records counted is written)."""
-    seen = hook.counts()
+    seen = hook.read()
 
     def move() -> None:
         nonlocal seen
-        now = hook.counts()
+        now = hook.read()
         hook.move(hook.grown(seen, now))
         seen = now
         if hook.after is not None:
