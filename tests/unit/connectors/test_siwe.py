@@ -61,7 +61,9 @@ def sign(account, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def account():
-    return Account.create()
+    # a fixed key: a random account's checksummed address can hold no upper-case letter
+    # (its lower case is then its checksum), and the EIP-55 test did not raise (once, CI)
+    return Account.from_key("0x" + "4c" * 32)
 
 
 def setup(clock: Clock | None = None, chains=(1, 8453)) -> tuple[SiweVerifier, NonceStore, Clock]:
