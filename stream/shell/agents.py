@@ -52,6 +52,10 @@ def register(c360: C360) -> None:
     """Declare every table and agent of a worker."""
     c360.rewind = Rewind(c360.app)
 
+    @c360.app.on_before_shutdown.connect
+    async def _stop_probe(sender: Any, **kwargs: Any) -> None:
+        await c360.rewind.stop()  # after the consumer: no agent probes any more
+
     @c360.app.timer(interval=REWIND_INTERVAL, name="rewind")
     async def _rewind() -> None:
         await c360.rewind.flush()

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.types import TP
@@ -55,11 +55,12 @@ RETRY_SECONDS = 1.0
 """A seek to the same offset is not repeated sooner (records already buffered after
 the hole keep arriving until the seek takes effect)."""
 GIVE_UP_AFTER = 30
-"""Seeks to one offset before a consumer of its own reads whether the log still holds
-records there (:meth:`Rewind.first_record`): a hole is given up only where it holds
-none (retention, a transaction's markers)."""
+"""Seeks to one offset before a consumer of its own reads again whether the log still
+holds records there (:meth:`Rewind.first_record`; a hole is read at its first seek): a
+hole is given up only where it holds none (retention, a transaction's markers)."""
 PROBE_SECONDS = 5.0
-"""How long :meth:`Rewind.first_record` may take, connecting included (the agent waits)."""
+"""How long one read of a log by :meth:`Rewind.first_record` or :meth:`Rewind.log_start`
+may take, connecting included (the agent waits)."""
 STALL_SECONDS = 2.0
 """How long an idle agent's partition may sit behind the records the consumer fetched for
 it before it is sought back to them (see :meth:`Rewind.unstick`)."""
@@ -92,6 +93,8 @@ class Rewind:
         self.held: dict[tuple[str, int], list[int]] = {}
         self._guarded = False
         self.count = 0
+        self._probe: Any = None  # the consumer that reads where a log holds records
+        self._probe_lock = asyncio.Lock()
 
     def settled(self) -> bool:
         return self.app is None or settled(self.app)
@@ -204,10 +207,11 @@ class Rewind:
     async def hole(self, msg: Any, expected: int, who: str) -> tuple[int, bool]:
         """``msg`` came past ``expected``, the next offset its agent applies: (the offset
         to expect next, whether to wait). Waits for the records before it, sought back
-        (:meth:`to`); when they are given up, goes on from the floor, seeking back to it
-        first if records from there on come before ``msg``."""
+        (:meth:`to`, which first reads whether the log holds any); when they are given up,
+        goes on from the floor, seeking back to it first if records from there on come
+        before ``msg``."""
         topic, partition = msg.topic, msg.partition
-        if await self.to(topic, partition, expected, _missing(who, msg, expected)):
+        if await self.to(topic, partition, expected, _missing(who, msg, expected), probe=True):
             return expected, True
         floor = self.floor_of(topic, partition)  # given up: on from the floor
         if msg.offset > floor:  # the records from the floor on exist: those first
@@ -226,40 +230,44 @@ class Rewind:
             )
 
     async def to(
-        self, topic: str, partition: int, offset: int, why: str, reason: str = "hole"
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        why: str,
+        reason: str = "hole",
+        probe: bool = False,
     ) -> bool:
         """Seek ``topic:partition`` back to ``offset``; False when the caller should go on
-        from :meth:`floor_of` instead: sought there ``GIVE_UP_AFTER`` times, and the log
-        holds no record from ``offset`` up to the floor (retention deleted them, or the
-        offsets are a transactional producer's markers, which no consumer is handed).
-        Records that still exist are sought again, however often it takes: seeks can fail
-        to bring them (faust delivers the rest of what it fetched before a seek after it,
-        and then drops the records fetched again below its read offset), and a caller that
-        went on without them lost them for good. So a caller that is told False goes on
-        from the floor, not from the record at hand: records between may exist.
-        ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign, unstick."""
+        from :meth:`floor_of` instead: the log holds no record from ``offset`` up to the
+        floor (a transactional producer's commit markers, which take offsets and are never
+        handed to a consumer, or records retention deleted). Whether it holds any is read
+        by a consumer of its own (:meth:`first_record`) at the first seek to an offset when
+        ``probe`` (a hole: a record past it came), and after ``GIVE_UP_AFTER`` seeks to it
+        in any case. Records that still exist are sought again, however often it takes:
+        seeks can fail to bring them (faust delivers the rest of what it fetched before a
+        seek after it, and then drops the records fetched again below its read offset), and
+        a caller that went on without them lost them for good. So a caller that is told
+        False goes on from the floor, not from the record at hand: records between may
+        exist. ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign,
+        unstick."""
         key = (topic, partition)
         offset = max(offset, self.floor.get(key, 0))  # below the floor: nothing to wait for
         tp = TP(topic, partition)
         now = time.monotonic()
         asked = self._asked.get(key)
-        if asked is not None and asked[0] == offset:
-            if now - asked[1] < RETRY_SECONDS:
-                return True
-            if asked[2] >= GIVE_UP_AFTER:
-                first = await self.first_record(tp, offset)
-                if first is not None and first > offset:
-                    log.error(
-                        "%s: offsets %d..%d hold no record (gone with retention, or a "
-                        "transaction's markers); going on from %d",
-                        why,
-                        offset,
-                        first - 1,
-                        first,
-                    )
-                    self.floor[key] = first
-                    del self._asked[key]
-                    return False
+        if asked is not None and asked[0] != offset:
+            asked = None  # another offset: a new hole
+        if asked is not None and now - asked[1] < RETRY_SECONDS:
+            return True
+        if (probe and asked is None) or (asked is not None and asked[2] >= GIVE_UP_AFTER):
+            first = await self.first_record(tp, offset)
+            if first is not None and first > offset:
+                await self._gone(tp, offset, first, why)
+                self.floor[key] = first
+                self._asked.pop(key, None)
+                return False
+            if asked is not None:
                 log.error(
                     "%s: sought back to offset %d %d times, and the first record the log "
                     "holds from there is at %s: seeking again",
@@ -269,7 +277,7 @@ class Rewind:
                     "an unknown offset" if first is None else first,
                 )
                 asked = (offset, asked[1], 0)
-        tries = asked[2] + 1 if asked is not None and asked[0] == offset else 1
+        tries = asked[2] + 1 if asked is not None else 1
         self._asked[key] = (offset, now, tries)
         self.count += 1
         METRICS.redeliveries.labels(reason).inc()
@@ -287,6 +295,29 @@ class Rewind:
         except Exception as exc:  # e.g. the partition was revoked meanwhile
             log.warning("seek of %s:%d to %d failed: %r", topic, partition, offset, exc)
         return True
+
+    async def _gone(self, tp: TP, offset: int, first: int, why: str) -> None:
+        """Say that ``tp``'s offsets ``offset..first-1`` hold no record: quietly for a
+        transaction's markers (one per transaction), loudly for records retention deleted
+        before an agent applied them."""
+        start = await self.log_start(tp)
+        if start is not None and start > offset:
+            log.error(
+                "%s: records %d..%d were deleted (retention) before they were applied; "
+                "going on from %d",
+                why,
+                offset,
+                start - 1,
+                first,
+            )
+        else:
+            log.debug(
+                "%s: offsets %d..%d hold no record (a transaction's markers); going on from %d",
+                why,
+                offset,
+                first - 1,
+                first,
+            )
 
     async def unstick(self, tp: TP, expected: int, busy: bool) -> bool:
         """Seek ``tp`` back to ``expected`` (the next offset its agent applies) when the
@@ -327,38 +358,78 @@ class Rewind:
 
     async def first_record(self, tp: TP, offset: int) -> int | None:
         """The offset of the first record ``tp``'s log holds at or after ``offset``, read by
-        a consumer of its own (None: not known). Past the log's start if retention
-        deleted ``offset``; past a transaction's markers, which take offsets and are
-        never handed to a consumer."""
-        if self.app is None:
-            return None
-        from aiokafka import AIOKafkaConsumer
+        a consumer of its own (None: not known, or none yet). Past the log's start if
+        retention deleted ``offset``; past a transaction's markers, which take offsets and
+        are never handed to a consumer. Call it where a record past ``offset`` exists
+        (a hole): otherwise it waits up to ``PROBE_SECONDS`` for one."""
         from aiokafka.structs import TopicPartition
 
-        servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
-        probe = AIOKafkaConsumer(
-            bootstrap_servers=servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=int(PROBE_SECONDS * 1000),
-        )
         where = TopicPartition(tp.topic, tp.partition)
 
-        async def read() -> int | None:
-            await probe.start()
+        async def read(probe: Any) -> int | None:
             probe.assign([where])
             probe.seek(where, offset)
             batch = await probe.getmany(where, timeout_ms=int(PROBE_SECONDS * 500), max_records=1)
             records = batch.get(where) or []
             return records[0].offset if records else None
 
-        try:  # bounded: the agent waits, and a rebalance waits for the agent
-            return await asyncio.wait_for(read(), PROBE_SECONDS)
-        except Exception as exc:  # the broker did not answer: the records may exist
-            log.warning("first record of %s:%d not known: %r", tp.topic, tp.partition, exc)
+        return await self._probing(tp, read)
+
+    async def log_start(self, tp: TP) -> int | None:
+        """The first offset ``tp``'s log still holds (None: not known)."""
+        from aiokafka.structs import TopicPartition
+
+        where = TopicPartition(tp.topic, tp.partition)
+
+        async def read(probe: Any) -> int | None:
+            return (await probe.beginning_offsets([where])).get(where)
+
+        return await self._probing(tp, read)
+
+    async def _probing(self, tp: TP, read: Callable[[Any], Awaitable[int | None]]) -> int | None:
+        """``read(probe)`` with the consumer kept for probes, started on first use, one read
+        at a time, bounded by ``PROBE_SECONDS`` (the agent waits, and a rebalance waits for
+        the agent). A probe that fails is stopped, and the next read starts another."""
+        if self.app is None:
             return None
-        finally:
-            await probe.stop()
+
+        async def probing() -> int | None:
+            if self._probe is None:
+                self._probe = self._new_probe()
+                await self._probe.start()
+            return await read(self._probe)
+
+        async with self._probe_lock:
+            try:
+                return await asyncio.wait_for(probing(), PROBE_SECONDS)
+            except Exception as exc:  # the broker did not answer: the records may exist
+                log.warning("reading %s:%d's log failed: %r", tp.topic, tp.partition, exc)
+                await self.stop()
+                return None
+            finally:
+                if self._probe is not None:
+                    self._probe.assign([])  # no fetching in the background meanwhile
+
+    def _new_probe(self) -> Any:
+        from aiokafka import AIOKafkaConsumer
+
+        servers = [f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker]
+        return AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # below the log's start: from its first record
+            request_timeout_ms=int(PROBE_SECONDS * 1000),
+            max_partition_fetch_bytes=64 * 1024,  # one record is read (a batch comes whole)
+        )
+
+    async def stop(self) -> None:
+        """Stop the probe consumer, if one was started (the worker stops)."""
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            try:
+                await probe.stop()
+            except Exception as exc:
+                log.warning("stopping the probe consumer failed: %r", exc)
 
     def end(self, tp: TP) -> int | None:
         """The end offset of ``tp`` as the consumer last saw it (None: not known)."""

@@ -47,6 +47,15 @@ def test_the_first_record_after_a_transactions_marker_is_the_next_transactions(k
     app = SimpleNamespace(conf=SimpleNamespace(broker=[URL(f"kafka://{kafka}")]))
     rewind = Rewind(app)
     tp = TP(topic, 0)
-    assert asyncio.run(rewind.first_record(tp, 1)) == 1  # a record: it exists
-    assert asyncio.run(rewind.first_record(tp, 2)) == 3  # the marker holds none
+
+    async def probe(offsets: list[int]) -> tuple[list[int | None], int | None]:
+        try:  # one consumer for every read
+            firsts = [await rewind.first_record(tp, offset) for offset in offsets]
+            return firsts, await rewind.log_start(tp)
+        finally:
+            await rewind.stop()
+
+    # a record: it exists; the marker holds none; and again, once assigned afresh
+    assert asyncio.run(probe([1, 2, 0, 2])) == ([1, 3, 0, 3], 0)
+    assert rewind._probe is None  # stopped
     # (the topic has the deployment's prefix: the settings fixture deletes it)

@@ -46,6 +46,52 @@ async def produce(
         await producer.stop()
 
 
+async def produce_in_transactions(
+    address: str,
+    topic: str,
+    transactions: Iterable[Iterable[tuple[bytes | None, bytes]]],
+    partition: int | None = None,
+) -> list[int]:
+    """Produce each list of (key, value) records in a transaction of its own, as Kafka
+    Connect, Streams or Flink do with exactly-once; the offsets of the records."""
+    producer = AIOKafkaProducer(bootstrap_servers=address, transactional_id=f"{topic}-tx")
+    await producer.start()
+    offsets = []
+    try:
+        for records in transactions:
+            async with producer.transaction():
+                for key, value in records:
+                    sent = await producer.send_and_wait(
+                        topic, value=value, key=key, partition=partition
+                    )
+                    offsets.append(sent.offset)
+    finally:
+        await producer.stop()
+    return offsets
+
+
+async def wait_committed(
+    address: str, group: str, tp: TopicPartition, offset: int, timeout: float = 30.0
+) -> None:
+    """Wait until ``group`` has committed ``offset`` (or past it) for ``tp``; fail after
+    ``timeout`` with the offset it has committed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=address)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+            meta = offsets.get(tp)
+            committed = meta.offset if meta is not None else None
+            if committed is not None and committed >= offset:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} committed {committed} for {tp}, not {offset}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
 async def read_until(
     address: str,
     topic: str,

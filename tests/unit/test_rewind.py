@@ -44,6 +44,7 @@ class Consumer:
         self.ends = ends
         self._committed_offset = committed
         self.seeks: list[tuple[TP, int]] = []
+        self.probes: list[int] = []  # offsets a probe consumer read from
 
     def highwater(self, tp: TP) -> int | None:
         if tp not in self.ends:
@@ -72,9 +73,14 @@ def rewind_with(ends: dict, committed: dict) -> tuple[Rewind, Consumer]:
     rewind = Rewind(app)
 
     async def first_record(tp: TP, offset: int) -> int:  # what a probe consumer reads
+        consumer.probes.append(offset)
         return consumer.first_record(offset)
 
+    async def log_start(tp: TP) -> int:
+        return consumer.log_start
+
     rewind.first_record = first_record
+    rewind.log_start = log_start
     return rewind, consumer
 
 
@@ -140,17 +146,44 @@ def test_a_rebalance_forgets_how_long_a_partition_was_behind(clock):
 
 
 @pytest.mark.parametrize(("log_start", "gives_up"), [(0, False), (5, False), (6, True)])
-def test_a_hole_is_given_up_only_when_the_broker_no_longer_holds_its_records(
+def test_a_hole_is_read_at_its_first_seek_and_given_up_only_where_the_log_holds_no_record(
     clock, log_start, gives_up
 ):
+    # (a transactional producer's commit marker, or retention: no record at 5 any more)
     rewind, consumer = rewind_with({TPS: 9}, {TPS: 5})
     consumer.log_start = log_start
+    assert asyncio.run(rewind.to("in", 0, 5, "hole", probe=True)) is not gives_up
+    assert consumer.probes == [5]
+    assert consumer.seeks == ([] if gives_up else [(TPS, 5)])
+    assert rewind.floor_of("in", 0) == (6 if gives_up else 0)
+
+
+def test_records_that_exist_are_sought_again_and_read_again_after_give_up_after_seeks(clock):
+    rewind, consumer = rewind_with({TPS: 9}, {TPS: 5})
     for _ in range(rewind_mod.GIVE_UP_AFTER):
-        assert asyncio.run(rewind.to("in", 0, 5, "hole"))
+        assert asyncio.run(rewind.to("in", 0, 5, "hole", probe=True))
         clock.now += rewind_mod.RETRY_SECONDS
-    assert asyncio.run(rewind.to("in", 0, 5, "hole")) is not gives_up
-    seeks = rewind_mod.GIVE_UP_AFTER + (0 if gives_up else 1)
-    assert consumer.seeks == [(TPS, 5)] * seeks
+    assert consumer.probes == [5]  # once, at the first seek: the records exist
+    assert asyncio.run(rewind.to("in", 0, 5, "hole", probe=True))  # they still do
+    assert consumer.probes == [5, 5]
+    assert consumer.seeks == [(TPS, 5)] * (rewind_mod.GIVE_UP_AFTER + 1)
+    consumer.log_start = 7  # then retention deleted them
+    for _ in range(rewind_mod.GIVE_UP_AFTER - 1):
+        clock.now += rewind_mod.RETRY_SECONDS
+        assert asyncio.run(rewind.to("in", 0, 5, "hole"))
+    clock.now += rewind_mod.RETRY_SECONDS
+    assert not asyncio.run(rewind.to("in", 0, 5, "hole"))
+    assert consumer.probes == [5, 5, 5]
+    assert rewind.floor_of("in", 0) == 7
+
+
+def test_a_seek_not_for_a_hole_reads_the_log_only_after_give_up_after_seeks(clock):
+    # refused records, realign, unstick: no record past the offset need exist, and a
+    # probe of an empty end waits for one
+    rewind, consumer = rewind_with({TPS: 9}, {TPS: 5})
+    assert asyncio.run(rewind.to("in", 0, 5, "refused"))
+    assert consumer.probes == []
+    assert consumer.seeks == [(TPS, 5)]
 
 
 # --- hold: refused ingest records are never committed past ---------------------------------
@@ -287,19 +320,18 @@ def test_ingest_goes_past_offsets_that_hold_no_record_only(clock):
     # a transactional producer's commit marker takes an offset (10) no consumer is ever
     # handed: seeking back to it brought 11 again, for ever, and the records skipped
     # meanwhile were acknowledged, so a rebalance then lost them
+    # (then it waited 30 seeks a second apart for every marker: a stall per transaction)
     rewind, consumer = rewind_with({TPS: 20}, {TPS: 5})
-    consumer.markers = frozenset({10})
+    consumer.markers = frozenset({10, 13})
     in_order = ingest_order(rewind)
     assert asyncio.run(in_order([event(o) for o in range(5, 10)])) == [5, 6, 7, 8, 9]
-    for _ in range(rewind_mod.GIVE_UP_AFTER):
-        assert asyncio.run(in_order([event(11), event(12)])) == []
-        clock.now += rewind_mod.RETRY_SECONDS
-    assert asyncio.run(in_order([event(11), event(12)])) == [11, 12]
-    # and retention: records 13..15 gone, 16.. there; a record buffered before the seek
-    # (18) leads the group: on from 16, not from 18
-    consumer.log_start = 16
-    rewind._asked[("in", 0)] = (13, 0.0, rewind_mod.GIVE_UP_AFTER)
-    assert asyncio.run(in_order([event(18), event(16), event(17), event(18)])) == [16, 17, 18]
+    assert asyncio.run(in_order([event(11), event(12), event(14)])) == [11, 12, 14]
+    assert consumer.seeks == []
+    # and retention: records 15..17 gone, 18.. there; a record buffered before the seek
+    # (20) leads the group: on from 18, not from 20
+    consumer.log_start = 18
+    assert asyncio.run(in_order([event(20), event(18), event(19), event(20)])) == [18, 19, 20]
+    assert consumer.seeks == [(TPS, 5)]  # to 18, never past the committed offset
 
 
 def test_ingest_applies_the_records_a_seek_brought_back_behind_a_later_one(clock):
