@@ -74,6 +74,10 @@ from stream.core.state import Emit, State, prefix_end
 MAX_CAUSE_IDS = 10
 TICK_MAX = 200
 """Timers one tick message fires at most (see ProfileStage.tick)."""
+FLOOR_WAIT_MS = 5 * 60_000
+"""How long (the partition's clock) a merged or split-off part's tier is kept as a
+person's alert floor while the person shows a lower tier and holds unpriced tokens
+(see ProfileStage._keep_floor)."""
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 COUNTS = "s:counts"
@@ -295,6 +299,23 @@ class ProfileStage:
         best = min((tier, row.get("vt")), key=self.agg.tier_rank)
         if best is not None:
             row["vt"] = best
+            row.pop("vs", None)  # a new floor waits afresh (_keep_floor)
+
+    def _keep_floor(
+        self, row: dict, view: dict, floor: str | None, since: int | None, clock: int
+    ) -> bool:
+        """Keep ``floor`` past this publish (True) while the person shows a lower tier and
+        holds tokens it cannot value yet: a price reaches every profile partition one
+        after another, and a VIP absorbed where it had not arrived showed no tier at the
+        survivor's first publish, then was announced again when it came. Kept for up to
+        ``FLOOR_WAIT_MS`` of the partition's clock from that publish (``vs``): a token that
+        is never priced must not silence the person's alerts for good."""
+        if floor is None or row.get("mi") is not None or not view.get("unpriced_tokens"):
+            return False
+        if self.agg.tier_rank(view.get("vip_tier")) <= self.agg.tier_rank(floor):
+            return False  # reached: nothing to wait for
+        row["vt"], row["vs"] = floor, since or clock  # 0: no tick yet, the wait starts at one
+        return True
 
     def merge_in(self, state: State, m: MergeIn, touched: dict, emit: Emit) -> None:
         row = self._row(state, m.target)
@@ -511,7 +532,10 @@ class ProfileStage:
         )
         ctx.summary = None
         dirty = self._channel(person, row, emit) or dirty
-        floor = row.pop("vt", None)  # a merged or split-off part's tier: consumed here
+        # a merged or split-off part's tier: consumed here, unless prices are awaited
+        floor, since = row.pop("vt", None), row.pop("vs", None)
+        if since and ctx.now(state) - since > FLOOR_WAIT_MS:
+            floor = None  # kept for prices that did not come: no longer
         if changes:
             row["v"] += 1
             row["w"] = view
@@ -545,7 +569,8 @@ class ProfileStage:
             )
             self._segments(person, row["v"], old, view, at, emit, floor)
             self._count(state, old, view)
-        if changes or dirty:
+        kept = self._keep_floor(row, view, floor, since, ctx.now(state))
+        if changes or dirty or kept:
             state.put("p:" + person, row)
 
     def _count(self, state: State, old: dict, new: dict) -> None:
