@@ -103,3 +103,20 @@ def test_the_long_running_services_are_restarted():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for name in ("worker", "web", "support", "chain"):
         assert services[name].get("restart") == "unless-stopped", name
+
+
+def test_kafka_keeps_its_log_on_a_named_volume():
+    """The worker's state and the chain checkpoint outlive `docker compose down` on
+    named volumes, and remember offsets: a Kafka whose log stayed in its container
+    would come back empty, its topics made again, and the stages would skip the new
+    topics' first records as already applied (README, Topics)."""
+    compose = load()
+    kafka = compose["services"]["kafka"]
+    log_dirs = str(kafka["environment"].get("KAFKA_LOG_DIRS", ""))
+    assert log_dirs, "KAFKA_LOG_DIRS unset: the image's default is /tmp in the container"
+    mounts = dict(v.split(":")[:2] for v in kafka.get("volumes", []))
+    for log_dir in log_dirs.split(","):
+        held = [s for s, p in mounts.items() if log_dir == p or log_dir.startswith(p + "/")]
+        assert held and held[0] in compose["volumes"], log_dir
+    # the cluster id is pinned: the log on the volume is formatted with it once
+    assert kafka["environment"].get("CLUSTER_ID")
