@@ -5,7 +5,11 @@ from pathlib import Path
 
 import yaml
 
+from connectors import cli as connectors_cli
 from connectors.chain.config import ChainConfig
+from connectors.support.config import SupportConfig
+from connectors.web.config import CollectorConfig
+from stream.settings import OTHER_ENV, Settings
 
 ROOT = Path(__file__).parents[2]
 
@@ -120,3 +124,45 @@ def test_kafka_keeps_its_log_on_a_named_volume():
         assert held and held[0] in compose["volumes"], log_dir
     # the cluster id is pinned: the log on the volume is formatted with it once
     assert kafka["environment"].get("CLUSTER_ID")
+
+
+def image_env() -> dict[str, str]:
+    """The ``ENV`` of the Dockerfile, which every service built from it inherits."""
+    out = {}
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("ENV "):
+            out.update(pair.split("=", 1) for pair in line[4:].split())
+    return out
+
+
+def test_every_c360_service_reads_its_variables_and_serves_where_it_is_scraped():
+    """Each service built from the Dockerfile: no ``C360_*`` variable that nothing reads
+    (a typo is a silent default), values its command accepts, and the port it binds is
+    the one compose publishes and Prometheus scrapes."""
+    services = load()["services"]
+    prom = yaml.safe_load((ROOT / "ops/prometheus/prometheus.yml").read_text())
+    targets = {
+        t.split(":")[0]: int(t.split(":")[1])
+        for job in prom["scrape_configs"]
+        for static in job["static_configs"]
+        for t in static["targets"]
+    }
+    known = Settings.env_names() | OTHER_ENV | connectors_cli.env_names()
+    configs = {"web": CollectorConfig, "support": SupportConfig, "chain": ChainConfig}
+    built = {name: s for name, s in services.items() if s.get("build") == "."}
+    assert set(built) == {"worker", "web", "support", "chain"}
+    for name, service in built.items():
+        env = {**image_env(), **resolved(service.get("environment", {}))}
+        assert [v for v in env if v.startswith("C360_") and v not in known] == [], name
+        settings = Settings.from_env(env)
+        command = service["command"]
+        if command == ["worker"]:
+            host, port = settings.web_host, settings.web_port
+        else:
+            config = configs[command[1]].from_env(env)
+            host = getattr(config, "host", None) or config.metrics_host
+            port = getattr(config, "port", None) or config.metrics_port
+        assert host == "0.0.0.0", name  # reachable from the other containers
+        published = [int(p.rsplit(":", 1)[1]) for p in service.get("ports", [])]
+        assert port in published, name
+        assert targets[name] == port, name
