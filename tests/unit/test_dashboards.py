@@ -4,6 +4,7 @@ valid PromQL (promtool), and reading only catalogued metrics."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 
 import yaml
@@ -15,12 +16,16 @@ from tests.support.observability import (
     ROOT,
     catalogue,
     dashboards,
+    metric_names,
     panel_exprs,
     promtool,
     referenced_metrics,
+    rule_groups,
 )
 
 GRAFANA = ROOT / "ops" / "grafana"
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+_MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 EXPECTED = {
     "c360-pipeline.json",
     "c360-identity.json",
@@ -100,3 +105,45 @@ def test_the_chain_metrics_read_are_the_chain_connectors():
     chain = {m for m in referenced_metrics() if m.startswith("c360_chain_")}
     own = {name for name, _, _ in registered(ChainMetrics().registry)}
     assert chain == {m for m in own if m.startswith("c360_chain_")}
+
+
+def labels_read(expr: str) -> set[str]:
+    """Labels a PromQL expression groups, joins or matches on."""
+    out = set()
+    for group in _GROUPING.finditer(expr):
+        out |= {label.strip() for label in group.group(1).split(",") if label.strip()}
+    for selector in re.findall(r"\{([^}]*)\}", expr):
+        out |= set(_MATCHER.findall(selector))
+    return out
+
+
+def test_dashboards_and_alerts_use_labels_their_metrics_have():
+    """A label a metric does not carry groups or matches nothing (an empty panel, a
+    silent alert): every label an expression, a legend or an annotation names is one of
+    its metrics' (docs/metrics.md) or a target's (job, instance)."""
+    labels: dict[str, set[str]] = {"up": set()}
+    for section in catalogue().values():
+        for name, (kind, names) in section.items():
+            labels[name] = set(names)
+            if kind == "histogram":
+                labels[f"{name}_bucket"] = {*names, "le"}
+                labels[f"{name}_sum"] = labels[f"{name}_count"] = set(names)
+    uses = []  # (where, expression, labels named outside it)
+    for group in rule_groups():
+        for rule in group["rules"]:
+            text = " ".join(rule.get("annotations", {}).values())
+            named = set(re.findall(r"\$labels\.([a-zA-Z_]+)", text))
+            uses.append((rule.get("alert") or rule.get("record"), rule["expr"], named))
+    for file, dashboard in dashboards().items():
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                named = set(
+                    re.findall(r"\{\{\s*([a-zA-Z_]+)\s*\}\}", target.get("legendFormat", ""))
+                )
+                uses.append((f"{file} {panel['title']}", target["expr"], named))
+    wrong = {}
+    for where, expr, named in uses:
+        have = {"job", "instance"}.union(*(labels[m] for m in metric_names(expr)))
+        if (labels_read(expr) | named) - have:
+            wrong[where] = sorted((labels_read(expr) | named) - have)
+    assert wrong == {}
