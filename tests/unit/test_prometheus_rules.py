@@ -6,6 +6,7 @@ these tests fail: untested alert rules are not an option.
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import yaml
@@ -54,3 +55,10 @@ def test_every_alert_has_a_severity_and_a_summary():
     for name, rule in alert_rules().items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         assert rule["annotations"]["summary"], name
+
+
+def test_the_observability_page_lists_every_alert_with_its_severity():
+    """docs/observability.md's alert table is what an operator reads when one fires."""
+    page = (PROMETHEUS.parents[1] / "docs" / "observability.md").read_text()
+    listed = dict(re.findall(r"^\| `(C360[A-Za-z]+)` \| (\w+) \|", page, re.M))
+    assert listed == {name: rule["labels"]["severity"] for name, rule in alert_rules().items()}
