@@ -150,7 +150,7 @@ def test_every_c360_service_reads_its_variables_and_serves_where_it_is_scraped()
     known = Settings.env_names() | OTHER_ENV | connectors_cli.env_names()
     configs = {"web": CollectorConfig, "support": SupportConfig, "chain": ChainConfig}
     built = {name: s for name, s in services.items() if s.get("build") == "."}
-    assert set(built) == {"worker", "web", "support", "chain"}
+    assert set(built) >= {"worker", "web", "support", "chain"}
     for name, service in built.items():
         env = {**image_env(), **resolved(service.get("environment", {}))}
         assert [v for v in env if v.startswith("C360_") and v not in known] == [], name
@@ -166,3 +166,27 @@ def test_every_c360_service_reads_its_variables_and_serves_where_it_is_scraped()
         published = [int(p.rsplit(":", 1)[1]) for p in service.get("ports", [])]
         assert port in published, name
         assert targets[name] == port, name
+
+
+def test_each_worker_has_its_own_state_url_and_scrape_target():
+    """README, "Several workers": each worker needs its own C360_DATA_DIR and a URL the
+    others reach it at; a worker service advertises its service name (a copy for a second
+    worker changes the name, the volume and the host port together), and Prometheus
+    scrapes each (each reports only its own partitions' gauges)."""
+    compose = load()
+    prom = yaml.safe_load((ROOT / "ops/prometheus/prometheus.yml").read_text())
+    [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "c360-worker"]
+    scraped = {t for static in job["static_configs"] for t in static["targets"]}
+    workers = {n: s for n, s in compose["services"].items() if s.get("command") == ["worker"]}
+    assert workers
+    urls, volumes = set(), set()
+    for name, service in workers.items():
+        settings = Settings.from_env({**image_env(), **resolved(service["environment"])})
+        assert settings.advertised_url == f"http://{name}:{settings.web_port}", name
+        assert f"{name}:{settings.web_port}" in scraped, name
+        mounts = dict(v.split(":")[:2] for v in service["volumes"])
+        [volume] = [s for s, p in mounts.items() if p == str(settings.data_dir)]
+        assert volume in compose["volumes"], name
+        urls.add(settings.advertised_url)
+        volumes.add(volume)
+    assert len(urls) == len(volumes) == len(workers)
