@@ -56,3 +56,20 @@ def test_channels_beyond_the_top_n_add_up_as_other():
     assert top[0] == (f"ch{TOP_CHANNELS + 4}", TOP_CHANNELS + 4, (TOP_CHANNELS + 4) * 10.0)
     assert top[-1] == ("other", sum(range(5)), sum(i * 10.0 for i in range(5)))
     assert top_channels({"a": (1, 2.0)}) == [("a", 1, 2.0)]
+
+
+def test_the_series_c360_webhook_kafka_unavailable_counts_exist_from_the_start():
+    """Prometheus takes a new series' first sample as its baseline: a series born with
+    the receiver's first 503 hid that 503 from the alert's increase()."""
+    from prometheus_client import generate_latest
+
+    from connectors.support.mapping import MAPPERS
+    from tests.support.observability import samples
+
+    exposed = samples(generate_latest(SupportMetrics().registry).decode())
+    unavailable = {
+        labels["system"]: value
+        for labels, value in exposed.get("c360_webhook_requests_total", [])
+        if labels["result"] == "kafka_unavailable"
+    }
+    assert unavailable == dict.fromkeys(MAPPERS, 0.0)
