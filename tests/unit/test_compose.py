@@ -190,3 +190,14 @@ def test_each_worker_has_its_own_state_url_and_scrape_target():
         urls.add(settings.advertised_url)
         volumes.add(volume)
     assert len(urls) == len(volumes) == len(workers)
+
+
+def test_prometheus_keeps_its_history_on_a_named_volume():
+    """C360MergeRefusalSpike compares with the hour before and C360WorkerRestarting
+    counts restarts over 15 minutes: a `docker compose down` must not reset them."""
+    compose = load()
+    prometheus = compose["services"]["prometheus"]
+    [path] = [a.split("=", 1)[1] for a in prometheus["command"] if "storage.tsdb.path" in a]
+    mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
+    [volume] = [s for s, p in mounts.items() if p == path]
+    assert volume in compose["volumes"]
