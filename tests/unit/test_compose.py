@@ -201,3 +201,10 @@ def test_prometheus_keeps_its_history_on_a_named_volume():
     mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
     [volume] = [s for s, p in mounts.items() if p == path]
     assert volume in compose["volumes"]
+
+
+def test_compose_runs_the_kafka_the_tests_run_against():
+    """ops/kafka/pom.xml fetches the jars of the broker every test runs on."""
+    pom = (ROOT / "ops/kafka/pom.xml").read_text()
+    [version] = re.findall(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert load()["services"]["kafka"]["image"] == f"apache/kafka:{version}"
