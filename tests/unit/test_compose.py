@@ -208,3 +208,12 @@ def test_compose_runs_the_kafka_the_tests_run_against():
     pom = (ROOT / "ops/kafka/pom.xml").read_text()
     [version] = re.findall(r"<kafka.version>([^<]+)</kafka.version>", pom)
     assert load()["services"]["kafka"]["image"] == f"apache/kafka:{version}"
+
+
+def test_a_worker_is_healthy_when_ready():
+    # docker compose ps shows a worker that restores its state or lost the broker as
+    # unhealthy: the check asks the worker's own /ready, on the port it serves
+    worker = load()["services"]["worker"]
+    check = " ".join(worker["healthcheck"]["test"])
+    port = Settings.from_env(worker["environment"]).web_port
+    assert f"http://127.0.0.1:{port}/ready" in check
