@@ -80,6 +80,8 @@ class Rewind:
         self.app = app
         self._asked: dict[tuple[str, int], tuple[int, float, int]] = {}
         self._refused: dict[tuple[str, int], int] = {}
+        # per partition: the offset of the last hole whose log was read (first_record)
+        self._read: dict[tuple[str, int], int] = {}
         # the next offset to apply, for agents that keep no state (ingest)
         self.next: dict[tuple[str, int], int] = {}
         # offsets below which a partition holds no record to wait for (holes given up)
@@ -243,14 +245,15 @@ class Rewind:
         floor (a transactional producer's commit markers, which take offsets and are never
         handed to a consumer, or records retention deleted). Whether it holds any is read
         by a consumer of its own (:meth:`first_record`) at the first seek to an offset when
-        ``probe`` (a hole: a record past it came), and after ``GIVE_UP_AFTER`` seeks to it
-        in any case. Records that still exist are sought again, however often it takes:
-        seeks can fail to bring them (faust delivers the rest of what it fetched before a
-        seek after it, and then drops the records fetched again below its read offset), and
-        a caller that went on without them lost them for good. So a caller that is told
-        False goes on from the floor, not from the record at hand: records between may
-        exist. ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign,
-        unstick."""
+        ``probe`` (a hole: a record past it came; seeks there for other reasons, such as
+        unstick's at a marker that ends the log, do not count), and after
+        ``GIVE_UP_AFTER`` seeks to it in any case. Records that still exist are sought
+        again, however often it takes: seeks can fail to bring them (faust delivers the
+        rest of what it fetched before a seek after it, and then drops the records fetched
+        again below its read offset), and a caller that went on without them lost them
+        for good. So a caller that is told False goes on from the floor, not from the
+        record at hand: records between may exist. ``reason`` labels
+        ``c360_redeliveries_total``: hole, refused, realign, unstick."""
         key = (topic, partition)
         offset = max(offset, self.floor.get(key, 0))  # below the floor: nothing to wait for
         tp = TP(topic, partition)
@@ -258,16 +261,20 @@ class Rewind:
         asked = self._asked.get(key)
         if asked is not None and asked[0] != offset:
             asked = None  # another offset: a new hole
-        if asked is not None and now - asked[1] < RETRY_SECONDS:
+        # a hole whose log was not read yet: read it even if a seek that was not for a
+        # hole (unstick at a marker that ends the log, realign, refused) went there first
+        unread = probe and self._read.get(key) != offset
+        if not unread and asked is not None and now - asked[1] < RETRY_SECONDS:
             return True
-        if (probe and asked is None) or (asked is not None and asked[2] >= GIVE_UP_AFTER):
+        if unread or (asked is not None and asked[2] >= GIVE_UP_AFTER):
+            self._read[key] = offset
             first = await self.first_record(tp, offset)
             if first is not None and first > offset:
                 await self._gone(tp, offset, first, why)
                 self.floor[key] = first
                 self._asked.pop(key, None)
                 return False
-            if asked is not None:
+            if asked is not None and asked[2] >= GIVE_UP_AFTER:
                 log.error(
                     "%s: sought back to offset %d %d times, and the first record the log "
                     "holds from there is at %s: seeking again",
@@ -277,6 +284,8 @@ class Rewind:
                     "an unknown offset" if first is None else first,
                 )
                 asked = (offset, asked[1], 0)
+            elif asked is not None and now - asked[1] < RETRY_SECONDS:
+                return True  # the records exist, and were sought there just now
         tries = asked[2] + 1 if asked is not None else 1
         self._asked[key] = (offset, now, tries)
         self.count += 1
@@ -451,6 +460,7 @@ class Rewind:
     def forget(self) -> None:
         """After a rebalance (refused records stay: they still have to come again)."""
         self._asked.clear()
+        self._read.clear()
         self.next.clear()
         self._behind.clear()
         self._unstuck.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import msgspec
 import orjson
@@ -14,7 +15,7 @@ from aiokafka import TopicPartition
 
 from stream import topics
 from stream.contract.outputs import DeadLetter
-from stream.core.messages import DECODERS
+from stream.core.messages import DECODERS, Tick
 from tests.support.kafka import produce, produce_in_transactions, read_until, wait_committed
 from tests.support.worker import http_get
 
@@ -124,3 +125,47 @@ def test_a_transactional_producers_events_flow_on_past_its_commit_markers(settin
     asyncio.run(
         wait_committed(settings.kafka_bootstrap, settings.app_id, TopicPartition(web, 0), 14)
     )
+
+
+def redeliveries(settings, reason: str) -> float:
+    """A worker's ``c360_redeliveries_total`` for ``reason`` (0: not counted yet)."""
+    status, body = http_get(settings.web_url + "/metrics")
+    assert status == 200
+    pattern = rf'^c360_redeliveries_total\{{reason="{reason}"\}} (\S+)$'
+    found = re.search(pattern, body.decode(), re.M)
+    return float(found.group(1)) if found is not None else 0.0
+
+
+def test_a_transaction_after_a_quiet_spell_flows_on_past_the_marker_unstick_sought(
+    settings, start_worker
+):
+    # The log ends in the last transaction's marker while the producer is quiet: the end
+    # is past ingest's next offset, so unstick seeks it there (once). The next
+    # transaction's record then shows the hole at the marker, which was not read (its seek
+    # was not the first): ingest sought it back once a second for ~30 s, a stall per quiet
+    # spell, as before probes at the first seek.
+    worker = start_worker(settings)
+    worker.wait_ready()
+    web = topics.WEB_EVENTS.name(settings)
+    route = topics.ROUTE.name(settings)
+
+    def send(name: str) -> list[int]:
+        batch = [[(b"device-7", orjson.dumps(page(f"{name}-{i}"))) for i in range(2)]]
+        return asyncio.run(produce_in_transactions(settings.kafka_bootstrap, web, batch, 0))
+
+    def ids(records: list) -> list[str]:  # the facts' (the leader's ticks come too)
+        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
+
+    def facts(n: int, timeout: float) -> list[str]:
+        read = read_until(settings.kafka_bootstrap, route, lambda rs: len(ids(rs)) >= n, timeout)
+        return ids(asyncio.run(read))
+
+    assert send("a") == [0, 1]  # 2: the marker, the log's end
+    assert facts(2, 30.0) == ["a-0", "a-1"]
+    deadline = time.monotonic() + 30.0
+    while redeliveries(settings, "unstick") < 1:  # idle at the marker: sought there
+        assert time.monotonic() < deadline, "unstick never sought the marker"
+        time.sleep(0.1)
+    assert send("b") == [3, 4]
+    assert facts(4, 15.0) == ["a-0", "a-1", "b-0", "b-1"]
+    assert redeliveries(settings, "hole") == 0.0  # the marker was read, not sought

@@ -348,3 +348,23 @@ def test_ingest_applies_the_records_a_seek_brought_back_behind_a_later_one(clock
         9,
     ]
     assert consumer.seeks == [(TPS, 5)]  # to 6, never past the committed offset
+
+
+def test_a_marker_unstick_sought_is_read_at_the_holes_first_seek_all_the_same(clock):
+    # a transactional producer's last transaction ends in a marker (10): the end is past
+    # ingest's next offset, so after STALL_SECONDS unstick seeks to it (no probe: no record
+    # need be past an end). The next transaction's record (11) then shows the hole: it
+    # was not read, as its seek was not the first, and ingest sought 10 once a second for
+    # GIVE_UP_AFTER seeks (a stall per quiet spell) while faust acknowledged 11 on
+    rewind, consumer = rewind_with({TPS: 11}, {TPS: 5})
+    consumer.markers = frozenset({10})
+    in_order = ingest_order(rewind)
+    assert asyncio.run(in_order([event(o) for o in range(5, 10)])) == [5, 6, 7, 8, 9]
+    assert not asyncio.run(rewind.unstick(TPS, 10, busy=False))
+    clock.now += STALL_SECONDS
+    assert asyncio.run(rewind.unstick(TPS, 10, busy=False))
+    assert consumer.seeks == [(TPS, 5)]  # to 10, never past the committed offset
+    consumer.ends[TPS] = 13
+    clock.now += 60.0  # the producer was quiet for a minute
+    assert asyncio.run(in_order([event(11), event(12)])) == [11, 12]
+    assert consumer.probes == [10] and consumer.seeks == [(TPS, 5)]
