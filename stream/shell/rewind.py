@@ -376,9 +376,20 @@ class Rewind:
         where = TopicPartition(tp.topic, tp.partition)
 
         async def read(probe: Any) -> int | None:
-            probe.assign([where])
+            # The partitions read stay assigned, paused between reads: assigning anew (or
+            # nothing, which asks for every topic) sent metadata requests at every read
+            assigned = probe.assignment()
+            if where not in assigned:
+                probe.assign([*assigned, where])
+                probe.pause(*assigned)
+            probe.resume(where)
             probe.seek(where, offset)
-            batch = await probe.getmany(where, timeout_ms=int(PROBE_SECONDS * 500), max_records=1)
+            try:
+                timeout = int(PROBE_SECONDS * 500)
+                batch = await probe.getmany(where, timeout_ms=timeout, max_records=1)
+            finally:
+                probe.pause(where)  # no fetching in the background between reads
+                probe.seek(where, offset)  # nor the rest of the fetch kept (it holds fetches)
             records = batch.get(where) or []
             return records[0].offset if records else None
 
@@ -415,9 +426,6 @@ class Rewind:
                 log.warning("reading %s:%d's log failed: %r", tp.topic, tp.partition, exc)
                 await self.stop()
                 return None
-            finally:
-                if self._probe is not None:
-                    self._probe.assign([])  # no fetching in the background meanwhile
 
     def _new_probe(self) -> Any:
         from aiokafka import AIOKafkaConsumer

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -59,3 +60,50 @@ def test_the_first_record_after_a_transactions_marker_is_the_next_transactions(k
     assert asyncio.run(probe([1, 2, 0, 2])) == ([1, 3, 0, 3], 0)
     assert rewind._probe is None  # stopped
     # (the topic has the deployment's prefix: the settings fixture deletes it)
+
+
+def test_probes_ask_the_cluster_for_no_metadata_once_the_partition_was_read(kafka, settings):
+    # Each probe assigned the partition and then nothing (no background fetch): two
+    # metadata requests a probe, one of them for every topic of the cluster (aiokafka asks
+    # for all topics when a consumer tracks none), once per transaction marker.
+    topic, other = settings.topic_prefix + "probe", settings.topic_prefix + "probe2"
+    asyncio.run(_transactional_log(kafka, topic))
+    asyncio.run(_transactional_log(kafka, other))
+    app = SimpleNamespace(conf=SimpleNamespace(broker=[URL(f"kafka://{kafka}")]))
+    rewind = Rewind(app)
+    tp, tp2 = TP(topic, 0), TP(other, 0)
+    asked: list[list[str] | None] = []  # each metadata request's topics (None: all)
+    new_probe = rewind._new_probe
+
+    def counted() -> Any:
+        probe = new_probe()
+        update = probe._client._metadata_update
+
+        async def metadata(cluster: Any, topics: Any) -> Any:
+            asked.append(sorted(topics) or None)
+            return await update(cluster, topics)
+
+        probe._client._metadata_update = metadata
+        return probe
+
+    rewind._new_probe = counted
+
+    async def probe() -> tuple[list[int | None], list[list[str] | None]]:
+        try:
+            await rewind.first_record(tp, 2)
+            await rewind.first_record(tp2, 2)
+            before = len(asked)
+            firsts = [
+                await rewind.first_record(where, offset)
+                for where in [tp, tp2] * 5
+                for offset in [1, 2, 0, 2]
+            ]
+            await rewind.log_start(tp)
+            return firsts, asked[before:]
+        finally:
+            await rewind.stop()
+
+    firsts, later = asyncio.run(probe())
+    assert firsts == [1, 3, 0, 3] * 10
+    # (the last first read's own request for its topics may come after it)
+    assert None not in later and len(later) <= 1, later
