@@ -80,8 +80,9 @@ class Rewind:
         self.app = app
         self._asked: dict[tuple[str, int], tuple[int, float, int]] = {}
         self._refused: dict[tuple[str, int], int] = {}
-        # per partition: the offset of the last hole whose log was read (first_record)
-        self._read: dict[tuple[str, int], int] = {}
+        # per partition: the last hole whose log was read (first_record), and when the
+        # read failed (None: it answered)
+        self._read: dict[tuple[str, int], tuple[int, float | None]] = {}
         # the next offset to apply, for agents that keep no state (ingest)
         self.next: dict[tuple[str, int], int] = {}
         # offsets below which a partition holds no record to wait for (holes given up)
@@ -246,14 +247,14 @@ class Rewind:
         handed to a consumer, or records retention deleted). Whether it holds any is read
         by a consumer of its own (:meth:`first_record`) at the first seek to an offset when
         ``probe`` (a hole: a record past it came; seeks there for other reasons, such as
-        unstick's at a marker that ends the log, do not count), and after
-        ``GIVE_UP_AFTER`` seeks to it in any case. Records that still exist are sought
-        again, however often it takes: seeks can fail to bring them (faust delivers the
-        rest of what it fetched before a seek after it, and then drops the records fetched
-        again below its read offset), and a caller that went on without them lost them
-        for good. So a caller that is told False goes on from the floor, not from the
-        record at hand: records between may exist. ``reason`` labels
-        ``c360_redeliveries_total``: hole, refused, realign, unstick."""
+        unstick's at a marker that ends the log, do not count; a read that failed is tried
+        again a second later), and after ``GIVE_UP_AFTER`` seeks to it in any case.
+        Records that still exist are sought again, however often it takes: seeks can fail
+        to bring them (faust delivers the rest of what it fetched before a seek after it,
+        and then drops the records fetched again below its read offset), and a caller
+        that went on without them lost them for good. So a caller that is told False goes
+        on from the floor, not from the record at hand: records between may exist.
+        ``reason`` labels ``c360_redeliveries_total``: hole, refused, realign, unstick."""
         key = (topic, partition)
         offset = max(offset, self.floor.get(key, 0))  # below the floor: nothing to wait for
         tp = TP(topic, partition)
@@ -262,13 +263,19 @@ class Rewind:
         if asked is not None and asked[0] != offset:
             asked = None  # another offset: a new hole
         # a hole whose log was not read yet: read it even if a seek that was not for a
-        # hole (unstick at a marker that ends the log, realign, refused) went there first
-        unread = probe and self._read.get(key) != offset
+        # hole (unstick at a marker that ends the log, realign, refused) went there first,
+        # and again a second after a read that failed
+        read = self._read.get(key)
+        unread = probe and (
+            read is None
+            or read[0] != offset
+            or (read[1] is not None and now - read[1] >= RETRY_SECONDS)
+        )
         if not unread and asked is not None and now - asked[1] < RETRY_SECONDS:
             return True
         if unread or (asked is not None and asked[2] >= GIVE_UP_AFTER):
-            self._read[key] = offset
             first = await self.first_record(tp, offset)
+            self._read[key] = (offset, None if first is not None else now)
             if first is not None and first > offset:
                 await self._gone(tp, offset, first, why)
                 self.floor[key] = first

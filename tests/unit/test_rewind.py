@@ -368,3 +368,31 @@ def test_a_marker_unstick_sought_is_read_at_the_holes_first_seek_all_the_same(cl
     clock.now += 60.0  # the producer was quiet for a minute
     assert asyncio.run(in_order([event(11), event(12)])) == [11, 12]
     assert consumer.probes == [10] and consumer.seeks == [(TPS, 5)]
+
+
+def test_a_read_of_the_log_that_failed_is_tried_again_at_the_next_seek(clock):
+    # the probe timed out (a broker slow to answer): the hole at a marker was sought
+    # once a second and read again only after GIVE_UP_AFTER seeks, ~30 s in which faust
+    # acknowledged, and could commit, the records past it that ingest skipped
+    rewind, consumer = rewind_with({TPS: 20}, {TPS: 5})
+    consumer.markers = frozenset({10})
+    answer = rewind.first_record
+    failed: list[int] = []
+
+    async def first_record(tp: TP, offset: int) -> int | None:
+        if not failed:
+            failed.append(offset)
+            return None  # not known
+        return await answer(tp, offset)
+
+    rewind.first_record = first_record
+    in_order = ingest_order(rewind)
+    assert asyncio.run(in_order([event(o) for o in range(5, 10)])) == [5, 6, 7, 8, 9]
+    assert asyncio.run(in_order([event(11)])) == []  # not known: sought back
+    assert consumer.seeks == [(TPS, 5)]
+    clock.now += rewind_mod.RETRY_SECONDS / 2
+    assert asyncio.run(in_order([event(11)])) == []  # not read again at once
+    assert failed == [10] and consumer.probes == []
+    clock.now += rewind_mod.RETRY_SECONDS
+    assert asyncio.run(in_order([event(11), event(12)])) == [11, 12]
+    assert consumer.probes == [10] and consumer.seeks == [(TPS, 5)]
