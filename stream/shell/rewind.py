@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -83,6 +84,9 @@ class Rewind:
         # per partition: the last hole whose log was read (first_record), and when the
         # read failed (None: it answered)
         self._read: dict[tuple[str, int], tuple[int, float | None]] = {}
+        # per partition: the offset the last read of its log began at, and the offsets of
+        # the records it brought (see first_record)
+        self._seen: dict[tuple[str, int], tuple[int, list[int]]] = {}
         # the next offset to apply, for agents that keep no state (ingest)
         self.next: dict[tuple[str, int], int] = {}
         # offsets below which a partition holds no record to wait for (holes given up)
@@ -274,6 +278,8 @@ class Rewind:
         if not unread and asked is not None and now - asked[1] < RETRY_SECONDS:
             return True
         if unread or (asked is not None and asked[2] >= GIVE_UP_AFTER):
+            if not unread:  # read the log afresh: records seen may be gone (retention)
+                self._seen.pop(key, None)
             first = await self.first_record(tp, offset)
             self._read[key] = (offset, None if first is not None else now)
             if first is not None and first > offset:
@@ -316,7 +322,11 @@ class Rewind:
         """Say that ``tp``'s offsets ``offset..first-1`` hold no record: quietly for a
         transaction's markers (one per transaction), loudly for records retention deleted
         before an agent applied them."""
-        start = await self.log_start(tp)
+        seen = self._seen.get((tp.topic, tp.partition))
+        if seen is not None and seen[1][0] < offset:  # a record before them: not retention
+            start = None
+        else:
+            start = await self.log_start(tp)
         if start is not None and start > offset:
             log.error(
                 "%s: records %d..%d were deleted (retention) before they were applied; "
@@ -377,9 +387,16 @@ class Rewind:
         a consumer of its own (None: not known, or none yet). Past the log's start if
         retention deleted ``offset``; past a transaction's markers, which take offsets and
         are never handed to a consumer. Call it where a record past ``offset`` exists
-        (a hole): otherwise it waits up to ``PROBE_SECONDS`` for one."""
+        (a hole): otherwise it waits up to ``PROBE_SECONDS`` for one. The offsets of the
+        records a read brings (a fetch: up to 64 KiB) are kept, and an offset up to the
+        last of them is answered from them: a producer of small transactions leaves a
+        marker every few offsets, and a read for each cost more than ingest itself."""
         from aiokafka.structs import TopicPartition
 
+        key = (tp.topic, tp.partition)
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] <= offset <= seen[1][-1]:
+            return seen[1][bisect_left(seen[1], offset)]
         where = TopicPartition(tp.topic, tp.partition)
 
         async def read(probe: Any) -> int | None:
@@ -393,12 +410,15 @@ class Rewind:
             probe.seek(where, offset)
             try:
                 timeout = int(PROBE_SECONDS * 500)
-                batch = await probe.getmany(where, timeout_ms=timeout, max_records=1)
+                batch = await probe.getmany(where, timeout_ms=timeout)
             finally:
                 probe.pause(where)  # no fetching in the background between reads
                 probe.seek(where, offset)  # nor the rest of the fetch kept (it holds fetches)
             records = batch.get(where) or []
-            return records[0].offset if records else None
+            if not records:
+                return None
+            self._seen[key] = (offset, [record.offset for record in records])
+            return records[0].offset
 
         return await self._probing(tp, read)
 
@@ -476,6 +496,7 @@ class Rewind:
         """After a rebalance (refused records stay: they still have to come again)."""
         self._asked.clear()
         self._read.clear()
+        self._seen.clear()
         self.next.clear()
         self._behind.clear()
         self._unstuck.clear()

@@ -19,8 +19,8 @@ from stream.shell.rewind import Rewind
 pytestmark = pytest.mark.integration
 
 
-async def _transactional_log(kafka: str, topic: str) -> list[int]:
-    """Two transactions of two records each; the offsets of the records."""
+async def _transactional_log(kafka: str, topic: str, transactions: int = 2) -> list[int]:
+    """Transactions of two records each; the offsets of the records."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
     try:
@@ -31,7 +31,7 @@ async def _transactional_log(kafka: str, topic: str) -> list[int]:
     await producer.start()
     offsets = []
     try:
-        for n in range(2):
+        for n in range(transactions):
             async with producer.transaction():
                 for i in range(2):
                     sent = await producer.send_and_wait(topic, f"{n}-{i}".encode(), partition=0)
@@ -107,3 +107,45 @@ def test_probes_ask_the_cluster_for_no_metadata_once_the_partition_was_read(kafk
     assert firsts == [1, 3, 0, 3] * 10
     # (the last first read's own request for its topics may come after it)
     assert None not in later and len(later) <= 1, later
+
+
+def test_one_read_of_the_log_answers_for_the_markers_it_passed(kafka, settings):
+    # A producer of small transactions leaves a marker every few offsets: a read of the
+    # log (and a ListOffsets request, to tell markers from retention) for each one kept
+    # ingest to ~300 one-event transactions a second. The records one read brings show
+    # the markers up to its last one.
+    topic = settings.topic_prefix + "small-tx"
+    asyncio.run(_transactional_log(kafka, topic, transactions=5))
+    app = SimpleNamespace(conf=SimpleNamespace(broker=[URL(f"kafka://{kafka}")]))
+    rewind = Rewind(app)
+    calls: list[str] = []
+    new_probe = rewind._new_probe
+
+    def counted() -> Any:
+        probe = new_probe()
+        getmany, beginning_offsets = probe.getmany, probe.beginning_offsets
+
+        async def fetch(*args: Any, **kwargs: Any) -> Any:
+            calls.append("fetch")
+            return await getmany(*args, **kwargs)
+
+        async def start(*args: Any, **kwargs: Any) -> Any:
+            calls.append("start")
+            return await beginning_offsets(*args, **kwargs)
+
+        probe.getmany, probe.beginning_offsets = fetch, start
+        return probe
+
+    rewind._new_probe = counted
+
+    async def holes() -> list[bool]:
+        try:  # 2, 5, 8, 11: the markers of the first four transactions
+            return [await rewind.to(topic, 0, m, "hole", probe=True) for m in (2, 5, 8, 11)]
+        finally:
+            await rewind.stop()
+
+    assert asyncio.run(holes()) == [False] * 4  # given up, unsought
+    assert rewind.floor_of(topic, 0) == 12
+    # one read, and the log's start for the first (no record before it was read); the
+    # next follow a record: not retention
+    assert calls == ["fetch", "start"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -396,3 +397,61 @@ def test_a_read_of_the_log_that_failed_is_tried_again_at_the_next_seek(clock):
     clock.now += rewind_mod.RETRY_SECONDS
     assert asyncio.run(in_order([event(11), event(12)])) == [11, 12]
     assert consumer.probes == [10] and consumer.seeks == [(TPS, 5)]
+
+
+class ProbeConsumer:
+    """The probe's consumer: a log of record offsets from ``start`` (the rest: markers)."""
+
+    def __init__(self, records: list[int]) -> None:
+        self.records = records
+        self.start = 0
+        self.position: dict = {}
+        self.fetches = 0
+
+    def assignment(self) -> set:
+        return set(self.position)
+
+    def assign(self, tps: list) -> None:
+        self.position = dict.fromkeys(tps, 0)
+
+    def pause(self, *tps: Any) -> None: ...
+
+    def resume(self, *tps: Any) -> None: ...
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.position[tp] = offset
+
+    async def getmany(self, tp: Any, timeout_ms: int) -> dict:
+        self.fetches += 1
+        at = max(self.position[tp], self.start)  # earliest, below the log's start
+        return {tp: [SimpleNamespace(offset=o) for o in self.records if o >= at]}
+
+    async def beginning_offsets(self, tps: list) -> dict:
+        return dict.fromkeys(tps, self.start)
+
+
+def test_the_records_a_read_brought_answer_later_holes_until_a_read_afresh(clock):
+    # one read for the markers of many small transactions; records it saw that
+    # retention deleted since are read again after GIVE_UP_AFTER seeks, not skipped
+    consumer = Consumer({TPS: 20}, {TPS: 2})
+    recovery = SimpleNamespace(completed=SimpleNamespace(is_set=lambda: True), in_recovery=False)
+    app = SimpleNamespace(consumer=consumer, tables=SimpleNamespace(recovery=recovery))
+    app.rebalancing = False
+    rewind = Rewind(app)
+    probe = ProbeConsumer([0, 1, 3, 4, 6, 7, 9, 10])  # 2, 5, 8: markers
+
+    async def probing(tp: TP, read: Any) -> int | None:
+        return await read(probe)
+
+    rewind._probing = probing
+    in_order = ingest_order(rewind)
+    assert asyncio.run(in_order([event(o) for o in [3, 4, 6, 7, 9]])) == [3, 4, 6, 7, 9]
+    assert probe.fetches == 1 and consumer.seeks == []
+    probe.start = 11  # retention: 10 is gone, and 11.. hold no record yet (nor 12)
+    probe.records = [13]
+    for _ in range(rewind_mod.GIVE_UP_AFTER):  # 10 was seen: sought back
+        assert asyncio.run(in_order([event(13)])) == []
+        clock.now += rewind_mod.RETRY_SECONDS
+    assert probe.fetches == 1 and len(consumer.seeks) == rewind_mod.GIVE_UP_AFTER
+    assert asyncio.run(in_order([event(13)])) == [13]  # read afresh: gone
+    assert probe.fetches == 2 and rewind.floor_of("in", 0) == 13
