@@ -102,6 +102,7 @@ class Rewind:
         self.count = 0
         self._probe: Any = None  # the consumer that reads where a log holds records
         self._probe_lock = asyncio.Lock()
+        self._stopped = False  # the worker stops: no probe consumer is started any more
 
     def settled(self) -> bool:
         return self.app is None or settled(self.app)
@@ -436,7 +437,8 @@ class Rewind:
     async def _probing(self, tp: TP, read: Callable[[Any], Awaitable[int | None]]) -> int | None:
         """``read(probe)`` with the consumer kept for probes, started on first use, one read
         at a time, bounded by ``PROBE_SECONDS`` (the agent waits, and a rebalance waits for
-        the agent). A probe that fails is stopped, and the next read starts another."""
+        the agent). A probe that fails is stopped, and the next read starts another; none
+        once :meth:`stop` was called (None: not known)."""
         if self.app is None:
             return None
 
@@ -447,11 +449,13 @@ class Rewind:
             return await read(self._probe)
 
         async with self._probe_lock:
+            if self._stopped:
+                return None
             try:
                 return await asyncio.wait_for(probing(), PROBE_SECONDS)
             except Exception as exc:  # the broker did not answer: the records may exist
                 log.warning("reading %s:%d's log failed: %r", tp.topic, tp.partition, exc)
-                await self.stop()
+                await self._close()
                 return None
 
     def _new_probe(self) -> Any:
@@ -463,11 +467,18 @@ class Rewind:
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # below the log's start: from its first record
             request_timeout_ms=int(PROBE_SECONDS * 1000),
-            max_partition_fetch_bytes=64 * 1024,  # one record is read (a batch comes whole)
+            max_partition_fetch_bytes=64 * 1024,  # a read's records (a batch comes whole)
         )
 
     async def stop(self) -> None:
-        """Stop the probe consumer, if one was started (the worker stops)."""
+        """Stop the probe consumer, if one was started (the worker stops), once the read
+        under way is done, and for good: stopped under a read, it failed the read, and a
+        read after it started a consumer that nothing stopped."""
+        self._stopped = True
+        async with self._probe_lock:
+            await self._close()
+
+    async def _close(self) -> None:
         probe, self._probe = self._probe, None
         if probe is not None:
             try:

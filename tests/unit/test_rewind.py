@@ -404,7 +404,7 @@ class ProbeConsumer:
 
     def __init__(self, records: list[int]) -> None:
         self.records = records
-        self.start = 0
+        self.log_start = 0
         self.position: dict = {}
         self.fetches = 0
 
@@ -423,11 +423,11 @@ class ProbeConsumer:
 
     async def getmany(self, tp: Any, timeout_ms: int) -> dict:
         self.fetches += 1
-        at = max(self.position[tp], self.start)  # earliest, below the log's start
+        at = max(self.position[tp], self.log_start)  # earliest, below the log's start
         return {tp: [SimpleNamespace(offset=o) for o in self.records if o >= at]}
 
     async def beginning_offsets(self, tps: list) -> dict:
-        return dict.fromkeys(tps, self.start)
+        return dict.fromkeys(tps, self.log_start)
 
 
 def test_the_records_a_read_brought_answer_later_holes_until_a_read_afresh(clock):
@@ -447,7 +447,7 @@ def test_the_records_a_read_brought_answer_later_holes_until_a_read_afresh(clock
     in_order = ingest_order(rewind)
     assert asyncio.run(in_order([event(o) for o in [3, 4, 6, 7, 9]])) == [3, 4, 6, 7, 9]
     assert probe.fetches == 1 and consumer.seeks == []
-    probe.start = 11  # retention: 10 is gone, and 11.. hold no record yet (nor 12)
+    probe.log_start = 11  # retention: 10 is gone, and 11.. hold no record yet (nor 12)
     probe.records = [13]
     for _ in range(rewind_mod.GIVE_UP_AFTER):  # 10 was seen: sought back
         assert asyncio.run(in_order([event(13)])) == []
@@ -455,3 +455,54 @@ def test_the_records_a_read_brought_answer_later_holes_until_a_read_afresh(clock
     assert probe.fetches == 1 and len(consumer.seeks) == rewind_mod.GIVE_UP_AFTER
     assert asyncio.run(in_order([event(13)])) == [13]  # read afresh: gone
     assert probe.fetches == 2 and rewind.floor_of("in", 0) == 13
+
+
+class StartedProbe(ProbeConsumer):
+    """A probe consumer that counts its starts and stops, its fetch held by ``gate``."""
+
+    def __init__(self, records: list[int]) -> None:
+        super().__init__(records)
+        self.started = self.stopped = False
+        self.fetching = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def getmany(self, tp: Any, timeout_ms: int) -> dict:
+        self.fetching.set()
+        await self.gate.wait()
+        if self.stopped:
+            raise RuntimeError("the consumer was stopped")
+        return await super().getmany(tp, timeout_ms)
+
+
+def test_the_probe_stops_after_the_read_under_way_and_for_good():
+    # the worker stops: a read under way was failed by the consumer stopped under it,
+    # and a read after the stop started a consumer that nothing stopped any more
+    rewind = Rewind(SimpleNamespace())
+    made: list[StartedProbe] = []
+
+    def new_probe() -> StartedProbe:
+        made.append(StartedProbe([0, 1]))
+        return made[-1]
+
+    rewind._new_probe = new_probe
+
+    async def run() -> tuple[int | None, int | None]:
+        await rewind.first_record(TPS, 0)
+        made[0].gate.clear()
+        read = asyncio.create_task(rewind.first_record(TP("in", 1), 1))
+        await asyncio.wait_for(made[0].fetching.wait(), 5.0)
+        stop = asyncio.create_task(rewind.stop())
+        made[0].gate.set()
+        first = await read
+        await stop
+        return first, await rewind.first_record(TP("in", 2), 0)
+
+    assert asyncio.run(run()) == (1, None)  # the read under way answered; none after
+    assert len(made) == 1 and made[0].stopped
