@@ -22,6 +22,15 @@ def positive(raw: str) -> int:
     return value
 
 
+def seed(raw: str) -> int:
+    """An argparse type: a random seed, an integer ≥ 0 (Python seeds with the absolute
+    value, so -7 would silently repeat 7's run)."""
+    value = int(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{raw} is not ≥ 0 (a seed and its negative give one run)")
+    return value
+
+
 def event_time(raw: str) -> int:
     """An argparse type: epoch milliseconds between 2000 and 2100 (what ingest accepts)."""
     from stream.core.ingest import MAX_EVENT_MS, MIN_EVENT_MS
@@ -107,7 +116,7 @@ def run_command(argv: list[str] | None) -> int:
         "--partitions", type=positive, default=4, help="route and profile partitions (4)"
     )
     p_replay.add_argument(
-        "--seed", type=int, default=0, help="seed of the simulated delivery order (0)"
+        "--seed", type=seed, default=0, help="seed of the simulated delivery order (0)"
     )
     p_replay.add_argument(
         "--rules", help="identity rules file (JSON) to try (default: C360_RULES_FILE's)"

@@ -42,7 +42,7 @@ def short_address(address: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from stream.cli import positive
+    from stream.cli import positive, seed
 
     parser.add_argument(
         "--persons", type=positive, default=10_000, help="synthetic persons (10000)"
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events", type=positive, default=None, help="activity events (default 12 per person)"
     )
-    parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    parser.add_argument("--seed", type=seed, default=7, help="random seed (7)")
     parser.add_argument(
         "--exit", action="store_true", help="stop once the results are printed (for scripts)"
     )

@@ -21,9 +21,11 @@ from stream.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stream.cli import seed
+
     parser.add_argument("--persons", type=int, default=1000, help="synthetic persons (1000)")
     parser.add_argument("--events", type=int, default=20000, help="activity events (20000)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed (7)")
+    parser.add_argument("--seed", type=seed, default=7, help="random seed (7)")
     parser.add_argument("--out", type=Path, help="write replay JSONL here ('-' = stdout)")
     parser.add_argument("--truth", type=Path, help="write the ground truth JSON here")
     parser.add_argument("--produce", action="store_true", help="produce to Kafka")

@@ -95,7 +95,10 @@ class Population:
         first: int = 0,
     ):
         """``persons`` persons numbered from ``first`` (their identifiers derive from the
-        number, so populations with disjoint ranges share no identifier)."""
+        number, so populations with disjoint ranges share no identifier). ``seed`` ≥ 0:
+        random.Random seeds with its absolute value, so -7 would repeat 7's population."""
+        if seed < 0:
+            raise ValueError(f"seed {seed}: a population's seed is ≥ 0")
         self.r = random.Random(seed)
         self.days = days
         self.end = end if end is not None else 1_795_000_000_000  # 2026-11-17

@@ -38,6 +38,9 @@ def run(argv: list[str], capsys) -> tuple[int, str]:
         (["generate", "--out", "-", "--truth", "-"], "--truth needs a file"),
         (["demo", "--persons", "0"], "0 is not ≥ 1"),
         (["demo", "--events", "-5"], "-5 is not ≥ 1"),
+        (["generate", "--out", "-", "--seed", "-7"], "-7 is not ≥ 0"),
+        (["demo", "--seed", "-7"], "-7 is not ≥ 0"),
+        (["replay", "-", "--seed", "-1"], "-1 is not ≥ 0"),
     ],
 )
 def test_bad_arguments_get_one_clear_line(argv, message, capsys, monkeypatch):

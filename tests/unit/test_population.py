@@ -35,6 +35,12 @@ def test_the_same_seed_gives_the_same_stream_and_another_seed_another():
     assert Population(200, seed=5).truth() == Population(200, seed=5).truth()
 
 
+def test_a_negative_seed_is_refused():
+    # random.Random seeds with the absolute value: seed -5 gave seed 5's population
+    with pytest.raises(ValueError, match="seed"):
+        Population(10, seed=-5)
+
+
 def test_every_event_passes_the_contract(events):
     ingest = Ingest(Compiled(DEFAULT))
     for suffix, _key, payload in events:
