@@ -70,6 +70,15 @@ def refused(args: argparse.Namespace, settings: Settings) -> str | None:
             return f"{name} {path} is a directory"
     if args.truth is not None and str(args.truth) == "-":
         return "--truth needs a file (the events may be on stdout)"
+    if (
+        args.out is not None
+        and args.truth is not None
+        and str(args.out) != "-"
+        and args.out.resolve() == args.truth.resolve()
+    ):
+        return (
+            f"--out and --truth are the same file {args.out} (the truth would replace the events)"
+        )
     return None
 
 

@@ -140,6 +140,15 @@ def test_replay_refuses_a_file_that_is_not_utf8_and_reads_the_deployments_prefix
     assert code == 0 and '"persons": 1' in err
 
 
+def test_generate_refuses_one_file_for_the_events_and_the_truth(tmp_path, capsys, monkeypatch):
+    # the truth, written last, replaced the events: rc 0, and the events were gone
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", "--persons", "5", "--events", "20", "--out", "run.json"]
+    code, err = run([*argv, "--truth", str(tmp_path / "run.json")], capsys)
+    assert code == 2 and "the same file" in err
+    assert not (tmp_path / "run.json").exists()
+
+
 def test_generate_writes_the_truth_of_the_events_it_wrote(tmp_path, capsys):
     out, truth = tmp_path / "events.jsonl", tmp_path / "truth.json"
     argv = ["generate", "--persons", "30", "--events", "200", "--out", str(out)]
