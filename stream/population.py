@@ -251,13 +251,17 @@ class Population:
                     at = self.r.random() * weights[-1]
                     person = arrived[bisect.bisect_left(weights, at)]
                 ts = clock if newcomer is None else min(clock, latest_first)
-            for event in self._activity(person, ts, first_visit=newcomer is not None):
+            # the visit drawn whole (nothing else draws meanwhile: the same stream), so
+            # that a newcomer counts as onboarded as its last event goes out, even when
+            # that event ends the stream
+            visit = list(self._activity(person, ts, first_visit=newcomer is not None))
+            for n, event in enumerate(visit, 1):
+                if newcomer is not None and n == len(visit):
+                    self.onboarded.append(newcomer.index)  # its onboarding was yielded whole
                 yield event
                 produced += 1
                 if produced >= count:
                     return
-            if newcomer is not None:
-                self.onboarded.append(newcomer.index)  # its onboarding was yielded whole
             last = produced - before
 
     def _activity(self, p: Person, ts: int, first_visit: bool) -> Iterator[tuple[str, str, dict]]:

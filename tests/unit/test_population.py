@@ -150,6 +150,23 @@ def test_no_event_is_dated_after_the_end(population, count, spread):
     assert fact_times(population, count, spread)[-1] <= END
 
 
+def test_a_stream_that_ends_with_an_onboarding_counts_that_person_as_emitted():
+    # the onboarding's last event was yielded, but the person was recorded only when
+    # the generator was asked for one more: a stream cut there left them unscored
+    arrivals = sorted(Population(20, seed=7).persons, key=lambda p: p.joined)
+    second = arrivals[1].devices[0]
+    activity = [
+        p for s, _, p in Population(20, seed=7).events(200) if s not in ("prices", "labels")
+    ]
+    boundary = next(n for n, p in enumerate(activity) if p.get("anonymousId") == second)
+    pop = Population(20, seed=7)
+    assert len(list(pop.events(boundary))) == boundary + 6
+    assert pop.truth()["emitted"] == [arrivals[0].index]
+    pop = Population(20, seed=7)
+    list(pop.events(boundary - 1))
+    assert pop.truth()["emitted"] == []
+
+
 def test_populations_numbered_apart_share_no_identifier():
     a, b = Population(50, seed=1), Population(50, seed=1, first=1000)
     assert not set(a.truth()["owner"]) & set(b.truth()["owner"])
