@@ -145,7 +145,8 @@ class Population:
         return person
 
     def truth(self) -> dict[str, Any]:
-        """Ground truth: identifier -> synthetic person, the identifiers shared by many,
+        """Ground truth: identifier -> synthetic person, the identifiers shared by many
+        (the kiosk, the exchange hot wallets, the router),
         and the persons whose every identifier the events generated so far carried
         (``emitted``: their onboarding was generated whole), whom scoring expects c360
         to have placed."""
@@ -153,7 +154,12 @@ class Population:
         return {
             "persons": len(self.persons),
             "owner": owner,
-            "shared": [f"anon:{self.kiosk}", *(f"wallet:{w}" for w in self.exchanges)],
+            # the router too: every person's swaps and many transfers go to it
+            "shared": [
+                f"anon:{self.kiosk}",
+                *(f"wallet:{w}" for w in self.exchanges),
+                f"wallet:{ROUTER}",
+            ],
             "emitted": sorted(self.onboarded),
         }
 
@@ -579,8 +585,8 @@ def score(truth: dict[str, Any], assigned: dict[str, str]) -> dict[str, Any]:
     """Pairwise precision and recall of identity resolution against the ground truth.
 
     A pair of identifiers is positive when the truth puts both in one person;
-    identifiers the truth shares between persons (the kiosk, exchange wallets) are
-    left out of the pairs and reported apart. ``assigned``: identifier -> c360 person.
+    identifiers the truth shares between persons (the kiosk, exchange wallets, the
+    router) are left out of the pairs and reported apart. ``assigned``: identifier -> c360 person.
 
     Scored: every identifier of the persons the stream carried whole (the truth's
     ``emitted``). One that c360 placed in no person counts as a person of its own (its
