@@ -138,6 +138,42 @@ def find(
     return None
 
 
+def examples(settings: Settings, people: list[Person]) -> list[tuple[str, dict | None]]:
+    """The profiles the demo shows: a VIP, a person with three wallets and a support
+    history, a campaign user who never transacted (None: none found)."""
+    vip = find(settings, [p for p in people if p.whale] + people, lambda p: bool(p.get("vip_tier")))
+    three = find(
+        settings,
+        [p for p in people if len(p.wallets) >= 3],
+        lambda p: len(p["identifiers"].get("wallet", [])) >= 3 and p.get("tickets_total", 0) > 0,
+    )
+    campaign = find(
+        settings,
+        [p for p in people if p.channel[0]],
+        lambda p: (
+            bool((p.get("first_touch") or {}).get("campaign"))
+            and not p.get("transactions")
+            and not p.get("volume")
+        ),
+    )
+    return [
+        ("A VIP", vip),
+        ("Three wallets and a support history", three),
+        ("A campaign user who never transacted", campaign),
+    ]
+
+
+def quality_lines(q: dict[str, Any]) -> list[str]:
+    """The identity quality of a :func:`stream.population.score`, as the demo prints it."""
+    return [
+        f"precision {q['precision']:.4f}   recall {q['recall']:.4f}   "
+        f"persons: {q['persons_found']:,} found / {q['persons_true']:,} true   "
+        f"shared identifiers kept apart: {q['shared_kept_apart']}/{q['shared_identifiers']}",
+        f"{q['identifiers_scored']:,} identifiers scored (every one the stream carried), "
+        f"{q['unplaced']:,} of them in no person",
+    ]
+
+
 def show_profile(title: str, p: dict | None) -> None:
     print(f"\n  ── {title}")
     if p is None:
@@ -235,50 +271,15 @@ def run(settings: Settings, args: argparse.Namespace | None = None) -> int:
         asyncio.run(send_tick(settings, now))
         asyncio.run(wait_quiet(settings, timeout=300, settle=0.5))
 
-        people = population.persons
-        show_profile(
-            "A VIP",
-            find(
-                settings, [p for p in people if p.whale] + people, lambda p: bool(p.get("vip_tier"))
-            ),
-        )
-        show_profile(
-            "Three wallets and a support history",
-            find(
-                settings,
-                [p for p in people if len(p.wallets) >= 3],
-                lambda p: (
-                    len(p["identifiers"].get("wallet", [])) >= 3 and p.get("tickets_total", 0) > 0
-                ),
-            ),
-        )
-        show_profile(
-            "A campaign user who never transacted",
-            find(
-                settings,
-                [p for p in people if p.channel[0]],
-                lambda p: (
-                    bool((p.get("first_touch") or {}).get("campaign"))
-                    and not p.get("transactions")
-                    and not p.get("volume")
-                ),
-            ),
-        )
+        for title, profile in examples(settings, population.persons):
+            show_profile(title, profile)
         show_channels(settings)
 
         truth = population.truth()
         print("\n  ── Identity quality against the ground truth (pairwise over identifiers)")
         assigned = asyncio.run(assignments(settings, truth["owner"].keys() | set(truth["shared"])))
-        q = score(truth, assigned)
-        print(
-            f"     precision {q['precision']:.4f}   recall {q['recall']:.4f}   "
-            f"persons: {q['persons_found']:,} found / {q['persons_true']:,} true   "
-            f"shared identifiers kept apart: {q['shared_kept_apart']}/{q['shared_identifiers']}"
-        )
-        print(
-            f"     {q['identifiers_scored']:,} identifiers scored (every one the stream carried), "
-            f"{q['unplaced']:,} of them in no person"
-        )
+        for line in quality_lines(score(truth, assigned)):
+            print(f"     {line}")
 
         example = population.persons[0].identifiers[0]
         print("\n  ── Where it answers (API key: header X-API-Key: " + settings.api_key + ")")
