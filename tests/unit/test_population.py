@@ -91,6 +91,15 @@ def test_link_events_are_a_few_percent_once_users_return():
     # events per person (the benchmark's mix), a quarter while everyone is new
     assert 0.02 < link_share(100, 10_000) < 0.1
     assert link_share(400, 6_000) > 0.15
+    # the demo's 12 events a person: as the README and the module doc say
+    assert 0.25 < link_share(1000, 12_000) < 0.37
+
+
+def test_a_returning_persons_traffic_has_a_few_percent_of_link_events():
+    pop = Population(100, seed=4)
+    stream = [(s, p) for s, _, p in pop.events(30_000) if s not in ("prices", "labels")]
+    later = stream[len(stream) // 2 :]  # every onboarding is long past
+    assert 0.025 < sum(is_link_event(s, p) for s, p in later) / len(later) < 0.05
 
 
 def test_spread_arrivals_keep_the_mix_steady_and_onboard_everyone_before_their_activity():
