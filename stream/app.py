@@ -16,11 +16,21 @@ from faust.web import Request, Response, View, Web
 from stream import topics
 from stream.core import rules as rules_mod
 from stream.settings import Settings
-from stream.shell import store
+from stream.shell import gaps, store
 from stream.shell.api import json_errors
 from stream.shell.metrics import METRICS
 
 log = logging.getLogger(__name__)
+
+
+class App(faust.App):
+    """faust's App, whose consumer keeps the offsets it skipped without a rebuild per
+    skip (see :mod:`stream.shell.gaps`)."""
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        gaps.install(consumer)
+        return consumer
 
 
 @dataclass
@@ -120,7 +130,7 @@ def create_app(settings: Settings, rules: rules_mod.Rules | None = None) -> C360
     if rules is None:
         rules = rules_mod.load(settings.rules_file)
     store.register()
-    app = faust.App(settings.app_id, **faust_options(settings))
+    app = App(settings.app_id, **faust_options(settings))
     c360 = C360(settings, app, rules_mod.Compiled(rules))
     for spec in topics.ALL:
         c360.topics[spec.suffix] = app.topic(
