@@ -569,7 +569,8 @@ class ProfileStage:
             )
             self._segments(person, row["v"], old, view, at, emit, floor)
             self._count(state, old, view)
-        kept = self._keep_floor(row, view, floor, since, ctx.now(state))
+        # (the clock is a state read: only for a person with a floor, not per publish)
+        kept = floor is not None and self._keep_floor(row, view, floor, since, ctx.now(state))
         if changes or dirty or kept:
             state.put("p:" + person, row)
 

@@ -392,15 +392,12 @@ class Rewind:
         records a read brings (a fetch: up to 64 KiB) are kept, and an offset up to the
         last of them is answered from them: a producer of small transactions leaves a
         marker every few offsets, and a read for each cost more than ingest itself."""
-        from aiokafka.structs import TopicPartition
-
         key = (tp.topic, tp.partition)
         seen = self._seen.get(key)
         if seen is not None and seen[0] <= offset <= seen[1][-1]:
             return seen[1][bisect_left(seen[1], offset)]
-        where = TopicPartition(tp.topic, tp.partition)
 
-        async def read(probe: Any) -> int | None:
+        async def read(probe: Any, where: Any) -> int | None:
             # The partitions read stay assigned, paused between reads: assigning anew (or
             # nothing, which asks for every topic) sent metadata requests at every read
             assigned = probe.assignment()
@@ -425,28 +422,30 @@ class Rewind:
 
     async def log_start(self, tp: TP) -> int | None:
         """The first offset ``tp``'s log still holds (None: not known)."""
-        from aiokafka.structs import TopicPartition
 
-        where = TopicPartition(tp.topic, tp.partition)
-
-        async def read(probe: Any) -> int | None:
+        async def read(probe: Any, where: Any) -> int | None:
             return (await probe.beginning_offsets([where])).get(where)
 
         return await self._probing(tp, read)
 
-    async def _probing(self, tp: TP, read: Callable[[Any], Awaitable[int | None]]) -> int | None:
-        """``read(probe)`` with the consumer kept for probes, started on first use, one read
-        at a time, bounded by ``PROBE_SECONDS`` (the agent waits, and a rebalance waits for
-        the agent). A probe that fails is stopped, and the next read starts another; none
-        once :meth:`stop` was called (None: not known)."""
+    async def _probing(
+        self, tp: TP, read: Callable[[Any, Any], Awaitable[int | None]]
+    ) -> int | None:
+        """``read(probe, where)`` (``where``: ``tp`` as aiokafka names it) with the consumer
+        kept for probes, started on first use, one read at a time, bounded by
+        ``PROBE_SECONDS`` (the agent waits, and a rebalance waits for the agent). A probe
+        that fails is stopped, and the next read starts another; none once :meth:`stop`
+        was called (None: not known)."""
         if self.app is None:
             return None
+
+        from aiokafka.structs import TopicPartition
 
         async def probing() -> int | None:
             if self._probe is None:
                 self._probe = self._new_probe()
                 await self._probe.start()
-            return await read(self._probe)
+            return await read(self._probe, TopicPartition(tp.topic, tp.partition))
 
         async with self._probe_lock:
             if self._stopped:

@@ -441,7 +441,7 @@ def test_the_records_a_read_brought_answer_later_holes_until_a_read_afresh(clock
     probe = ProbeConsumer([0, 1, 3, 4, 6, 7, 9, 10])  # 2, 5, 8: markers
 
     async def probing(tp: TP, read: Any) -> int | None:
-        return await read(probe)
+        return await read(probe, tp)
 
     rewind._probing = probing
     in_order = ingest_order(rewind)

@@ -32,17 +32,9 @@ class FakeRewind(Rewind):
     def settled(self) -> bool:
         return self.is_settled
 
-    async def to(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        why: str,
-        reason: str = "hole",
-        probe: bool = False,
-    ) -> bool:
+    async def to(self, topic: str, partition: int, offset: int, *args, **kwargs) -> bool:
         self.seeks.append((topic, partition, offset))
-        return await super().to(topic, partition, offset, why, reason, probe)
+        return await super().to(topic, partition, offset, *args, **kwargs)
 
     async def log_start(self, tp) -> int | None:
         return self.log_start_offset
