@@ -190,19 +190,20 @@ class Simulator:
         self._enqueue("labels", ("link", 0), [message])
 
     def _price(self, item: Input) -> None:
-        from stream.core.reference import price_entry
+        from stream.core.reference import price_entry, supersedes
 
-        entry = price_entry((item.key or "").encode(), item.value)
-        if not isinstance(entry, tuple):
-            self.outputs.dead_letters.append((item.topic, entry))
+        quote = price_entry((item.key or "").encode(), item.value)
+        if isinstance(quote, Rejection):
+            self.outputs.dead_letters.append((item.topic, quote))
             return
-        token, value = entry
-        if value is None:
-            self.prices.pop(token, None)
+        if not supersedes(quote, self.prices.get(quote.token)):
+            return  # older than the quote held (the worker counts it)
+        if quote.value is None:
+            self.prices.pop(quote.token, None)
         else:
-            self.prices[token] = value
+            self.prices[quote.token] = quote.held()
         for p in range(self.partitions):
-            self._enqueue("prices", ("profile", p), [Price(token, value)])
+            self._enqueue("prices", ("profile", p), [Price(quote.token, quote.value)])
 
     def _dispatch(self, source: str, emit: _Emit) -> None:
         for (suffix, partition), messages in emit.groups.items():

@@ -3,11 +3,13 @@ turned into what the stages use, or a rejection to dead-letter."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 
 from stream.contract.inputs import Price, WalletLabels
 from stream.core.identifiers import IdentifierError, normalize_address
-from stream.core.ingest import Rejection
+from stream.core.ingest import Rejection, ms
 from stream.core.messages import Label
 
 _labels = msgspec.json.Decoder(WalletLabels)
@@ -55,19 +57,47 @@ def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
         return Rejection("bad_identifier", f"labels key/address: {exc}", value or key or b"")
 
 
-def price_entry(key: bytes | None, value: bytes | None) -> tuple[str, list | None] | Rejection:
-    """A prices record as (token key, [price_usd, decimals, symbol]) — None deletes — or why not."""
+class Quote(NamedTuple):
+    """A prices record: ``token`` (``chain:token``), ``value`` [price_usd, decimals,
+    symbol] (None: the token's price is deleted) and ``at``, the quote's timestamp (ms;
+    0 for a deletion)."""
+
+    token: str
+    value: list | None
+    at: int
+
+    def held(self) -> list | None:
+        """What the prices table holds for it: the value and the quote's time."""
+        return None if self.value is None else [*self.value, self.at]
+
+
+def price_entry(key: bytes | None, value: bytes | None) -> Quote | Rejection:
+    """A prices record as a Quote (an empty value deletes), or why not."""
     try:
         if not value:
             chain, token = _key(key)
-            return f"{chain}:{token}", None
+            return Quote(f"{chain}:{token}", None, 0)
         price = _price.decode(value)
         token = "native" if price.token == "native" else normalize_address(price.token)
         wrong = _mismatch(key, price.chain_id, token)
         if wrong is not None:
             return Rejection("invalid_field", wrong, value)
-        return f"{price.chain_id}:{token}", [price.price_usd, price.decimals, price.symbol]
+        quoted = [price.price_usd, price.decimals, price.symbol]
+        return Quote(f"{price.chain_id}:{token}", quoted, ms(price.timestamp))
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejection("invalid_field", str(exc), value or b"")
     except (IdentifierError, ValueError, UnicodeDecodeError) as exc:
         return Rejection("bad_identifier", f"prices key/token: {exc}", value or key or b"")
+
+
+def supersedes(quote: Quote, held: list | None) -> bool:
+    """Whether ``quote`` replaces what the prices table holds for its token (``held``,
+    :meth:`Quote.held`): a deletion always, a price unless the one held is newer by the
+    quotes' timestamps. The topic brings a token's quotes in the order they were
+    produced, and a feed that backfills, or a second source, can produce an older
+    quote after a newer one: the newer is kept. An equal time replaces (a record
+    applied again after a crash, a resend). A value held without a time (written
+    before c360 kept one) is replaced."""
+    if quote.value is None or held is None or len(held) < 4:
+        return True
+    return quote.at >= held[3]

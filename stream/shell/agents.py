@@ -20,7 +20,7 @@ from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
 from stream.core.messages import DECODERS, Price
 from stream.core.profile import ProfileStage
-from stream.core.reference import price_entry, wallet_label
+from stream.core.reference import price_entry, supersedes, wallet_label
 from stream.core.route import RouteStage
 from stream.shell import observe
 from stream.shell.batching import take_groups
@@ -274,25 +274,29 @@ def register_reference(c360: C360) -> Any:
     options = {"partitions": 1, "recovery_buffer_size": 1, "options": c360.rocksdb_options}
     prices = app.GlobalTable(
         "prices",
-        help="chain:token -> [usd, decimals, symbol]",
+        help="chain:token -> [usd, decimals, symbol, quote time (ms)]",
         store="c360v:prices",  # counts changes: GlobalView caches reads between them
         **options,
     )
     c360.tables["prices"] = prices
     profile_partitions = topics.PROFILE.partition_count(settings)
 
+    stale = METRICS.prices_stale
+
     def price(msg: Any, outbox: Outbox) -> Rejection | None:
-        entry = price_entry(msg.key, msg.value)
-        if isinstance(entry, Rejection):
-            return entry
-        token, value = entry
-        if value is None:
-            prices.pop(token, None)
+        quote = price_entry(msg.key, msg.value)
+        if isinstance(quote, Rejection):
+            return quote
+        if not supersedes(quote, prices.get(quote.token)):
+            stale.inc()  # a valid quote older than the one held: counted, not applied
+            return None
+        if quote.value is None:
+            prices.pop(quote.token, None)
         else:
-            prices[token] = value
+            prices[quote.token] = quote.held()
         # every profile partition values at the prices its own input brought
         for partition in range(profile_partitions):
-            outbox.internal_at(topics.PROFILE, partition, Price(token, value))
+            outbox.internal_at(topics.PROFILE, partition, Price(quote.token, quote.value))
         return None
 
     def label(msg: Any, outbox: Outbox) -> Rejection | None:

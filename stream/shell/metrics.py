@@ -63,6 +63,11 @@ class Metrics:
             ["source", "reason"],
             registry=r,
         )
+        self.prices_stale = Counter(
+            "c360_prices_stale",
+            "Price quotes not applied: older (by their timestamp) than the token's quote held.",
+            registry=r,
+        )
         # --- stages ---
         self.stage_records = Counter(
             "c360_stage_records",

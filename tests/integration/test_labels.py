@@ -18,7 +18,7 @@ from stream import topics
 from stream.contract.outputs import DeadLetter
 from tests.support.kafka import produce, read_until
 from tests.support.waiting import wait_for
-from tests.support.worker import http_get
+from tests.support.worker import http_get, metric_total
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_a_label_and_its_change_reach_the_profile(settings, start_worker):
     assert wait_for(labels, lambda got: got == {IDENT: ["dao"]}) == {IDENT: ["dao"]}
 
 
-def price(usd: float) -> bytes:
+def price(usd: float, at: str = "2026-11-02T12:00:00Z") -> bytes:
     return json.dumps(
         {
             "chain_id": 1,
@@ -80,7 +80,7 @@ def price(usd: float) -> bytes:
             "symbol": "ETH",
             "decimals": 18,
             "price_usd": usd,
-            "timestamp": "2026-11-02T12:00:00Z",
+            "timestamp": at,
         }
     ).encode()
 
@@ -114,6 +114,9 @@ def test_bad_reference_records_are_dead_lettered_and_the_good_ones_around_them_a
         profile, lambda p: p and p["labels"] == {IDENT: ["dao"]} and p["net_worth_usd"] == 2000.0
     )
     assert got["labels"] == {IDENT: ["dao"]} and got["net_worth_usd"] == 2000.0
+    # an older quote after the newer one is valid input: counted, not applied
+    send(topics.PRICES, [(b"1:native", price(1000.0, at="2026-11-02T11:00:00Z"))])
+    assert wait_for(lambda: metric_total(settings, "c360_prices_stale_total"), bool) == 1
 
     dead = asyncio.run(
         read_until(

@@ -24,8 +24,11 @@ def wallet(i: int) -> str:
     return f"0x{(0x5EED0000 + i):040x}"
 
 
-def price_input(token: str, usd: float | None, decimals: int) -> Input:
-    """A prices record of chain 1 (``usd`` None: the deletion of the token's price)."""
+def price_input(
+    token: str, usd: float | None, decimals: int, at: str = "2026-09-01T00:00:00Z"
+) -> Input:
+    """A prices record of chain 1 quoted at ``at`` (``usd`` None: the deletion of the
+    token's price)."""
     key = f"1:{token}"
     if usd is None:
         return Input("prices", None, key=key)
@@ -35,7 +38,7 @@ def price_input(token: str, usd: float | None, decimals: int) -> Input:
         "symbol": "T",
         "decimals": decimals,
         "price_usd": usd,
-        "timestamp": "2026-09-01T00:00:00Z",
+        "timestamp": at,
     }
     return Input("prices", json.dumps(body).encode(), key=key)
 

@@ -86,3 +86,22 @@ def test_a_deleted_price_leaves_its_holders_unpriced_at_the_next_tick():
     assert worth(sim, a) == (0.0, [f"1:{TOKEN}"])
     sim.run([holding(wallet(2), 10**18, 4 * HOUR)])  # a new holder: not at the old price
     assert worth(sim, wallet(2)) == (0.0, [f"1:{TOKEN}"])
+
+
+def test_an_older_quote_arriving_after_a_newer_one_is_not_applied():
+    # a feed backfilling, or a second source, produces an older quote after a newer
+    # one: the holders keep the newer price, at the tick too, and the table the API
+    # values at holds it; a quote of the same time, or a newer one, applies as before
+    sim = Simulator(partitions=3, seed=0, check_views=True)
+    a = wallet(1)
+    sim.run([price_input(TOKEN, 2000.0, 18, "2026-09-01T12:00:00Z"), holding(a, 10**18, HOUR)])
+    sim.run([price_input(TOKEN, 1000.0, 18, "2026-09-01T11:59:59Z")])
+    sim.run([Input("tick", now=T0 + 2 * HOUR)])
+    assert worth(sim, a) == (2000.0, [])
+    assert sim.prices[f"1:{TOKEN}"][0] == 2000.0
+    sim.run([price_input(TOKEN, 2100.0, 18, "2026-09-01T12:00:00Z")])  # the same time
+    sim.run([Input("tick", now=T0 + 3 * HOUR)])
+    assert worth(sim, a) == (2100.0, [])
+    sim.run([price(None), price_input(TOKEN, 900.0, 18, "2026-09-01T00:00:00Z")])
+    sim.run([Input("tick", now=T0 + 4 * HOUR)])  # a deletion forgets the time held
+    assert worth(sim, a) == (900.0, [])

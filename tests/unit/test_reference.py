@@ -6,13 +6,13 @@ import orjson
 import pytest
 
 from stream.core.ingest import Rejection
-from stream.core.reference import price_entry, wallet_label
+from stream.core.reference import price_entry, supersedes, wallet_label
 
 USDC = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
 WALLET = "0x28c6c06298d514db089934071355e5743bf21d60"
 
 
-def price(token: str = USDC, chain: int = 1) -> bytes:
+def price(token: str = USDC, chain: int = 1, at: str = "2026-11-30T12:00:00Z") -> bytes:
     return orjson.dumps(
         {
             "chain_id": chain,
@@ -20,7 +20,7 @@ def price(token: str = USDC, chain: int = 1) -> bytes:
             "symbol": "USDC",
             "decimals": 6,
             "price_usd": 1.0,
-            "timestamp": "2026-11-30T12:00:00Z",
+            "timestamp": at,
         }
     )
 
@@ -37,13 +37,29 @@ def label(address: str = WALLET, chain: int = 1) -> bytes:
 
 
 def test_a_price_is_filed_under_its_token_and_an_empty_value_deletes_its_key():
-    assert price_entry(f"1:{USDC}".encode(), price()) == (f"1:{USDC}", [1.0, 6, "USDC"])
+    noon = 1_796_040_000_000  # 2026-11-30T12:00:00Z
+    assert price_entry(f"1:{USDC}".encode(), price()) == (f"1:{USDC}", [1.0, 6, "USDC"], noon)
     # the value's address in any case names the same token
     assert price_entry(f"1:{USDC}".encode(), price(USDC.upper().replace("0X", "0x")))[0] == (
         f"1:{USDC}"
     )
-    assert price_entry(b"1:native", price("native")) == ("1:native", [1.0, 6, "USDC"])
-    assert price_entry(f"1:{USDC}".encode(), b"") == (f"1:{USDC}", None)
+    assert price_entry(b"1:native", price("native")) == ("1:native", [1.0, 6, "USDC"], noon)
+    assert price_entry(f"1:{USDC}".encode(), b"") == (f"1:{USDC}", None, 0)
+
+
+def test_a_quote_replaces_the_one_held_unless_that_one_is_newer():
+    key = f"1:{USDC}".encode()
+    noon = price_entry(key, price())
+    later = price_entry(key, price(at="2026-11-30T12:00:00.001Z"))
+    earlier = price_entry(key, price(at="2026-11-30T13:00:00+02:00"))  # 11:00 UTC
+    assert noon.held() == [1.0, 6, "USDC", noon.at]
+    assert supersedes(noon, None)  # nothing held
+    assert supersedes(later, noon.held())
+    assert supersedes(noon, noon.held())  # the same quote again (a redo, a resend)
+    assert not supersedes(earlier, noon.held())
+    assert supersedes(earlier, [1.0, 6, "USDC"])  # held before c360 kept the time
+    deletion = price_entry(key, b"")
+    assert deletion.held() is None and supersedes(deletion, later.held())
 
 
 SPELLINGS = [f"01:{USDC}", f" 1:{USDC}", f"1:{USDC} ", f"1:{USDC.upper().replace('0X', '0x')}"]
