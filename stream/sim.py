@@ -107,6 +107,7 @@ class Simulator:
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
         # the labels as the labels topic says them (what profiles should show in the end)
         self.labels: dict[str, dict[str, list[str]]] = {}
+        self._label_times: dict[str, dict[int, int]] = {}  # of the dated records applied
         self.aggregator = Aggregator(rules)
         self.profile = ProfileStage(self.aggregator, check_views=check_views)
         self.channel = ChannelStage()
@@ -176,18 +177,25 @@ class Simulator:
         self._dispatch(f"ingest:{item.topic}", emit)
 
     def _labels(self, item: Input) -> None:
-        from stream.core.reference import wallet_label
+        from stream.core.reference import label_supersedes, wallet_label
 
         message = wallet_label((item.key or "").encode(), item.value)
         if not isinstance(message, Label):
             self.outputs.dead_letters.append((item.topic, message))
             return
+        self._enqueue("labels", ("link", 0), [message])  # the link stage decides
+        dated = self._label_times.setdefault(message.wallet, {})
+        if not label_supersedes(message, dated.get(message.chain)):
+            return  # older than the record held: not what profiles should show
+        if message.at:
+            dated[message.chain] = message.at
+        else:
+            dated.pop(message.chain, None)
         table = self.labels.setdefault(message.wallet, {})
         if message.categories:
             table[str(message.chain)] = message.categories
         else:
             table.pop(str(message.chain), None)
-        self._enqueue("labels", ("link", 0), [message])
 
     def _price(self, item: Input) -> None:
         from stream.core.reference import price_entry, supersedes

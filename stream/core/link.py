@@ -12,7 +12,9 @@ State (one writer, so the guards are exact):
   the label is removed;
 - ``c:{person}`` component: ``m`` members, ``t`` members by identifier type;
 - ``l:{wallet}`` labels ``{chain: [categories]}`` (the profile stage learns them from
-  this stage only: a label change's ``Refresh`` and every member list carry them);
+  this stage only: a label change's ``Refresh`` and every member list carry them),
+  and ``lt:{wallet}`` ``{chain: updated_at}`` of the dated records applied: an older
+  record that comes after a newer one is not applied (``label_supersedes``);
 - ``seq``: the last sequence number. Every recorded decision (merge, refusal,
   split) takes the next one; assignments carry it so that later beats earlier.
 
@@ -82,6 +84,7 @@ from stream.core.messages import (
     person_of,
     split_person,
 )
+from stream.core.reference import label_supersedes
 from stream.core.rules import Compiled
 from stream.core.state import Emit, State
 
@@ -107,6 +110,7 @@ class LinkStage:
             "splits": 0,
             "known": 0,
             "retried": 0,
+            "labels_stale": 0,  # labels records older than the ones held: not applied
         }
         self.refusals: dict[str, int] = {}  # by rule (metrics)
         self.log: list[tuple] | None = None  # set to a list to record decisions (tests)
@@ -347,8 +351,21 @@ class LinkStage:
     # --- blocking and splits ---
     def label(self, state: State, label: Label, emit: Emit) -> None:
         key = "l:" + label.wallet
-        labels = dict(state.get(key) or {})  # a new dict: messages sent before hold the old
         chain = str(label.chain)
+        # when each chain's labels were updated (``updated_at``), for records that come late
+        dated = dict(state.get("lt:" + label.wallet) or {})
+        if not label_supersedes(label, dated.get(chain)):
+            self.stats["labels_stale"] += 1
+            return
+        if label.at:
+            dated[chain] = label.at
+        else:
+            dated.pop(chain, None)
+        if dated:
+            state.put("lt:" + label.wallet, dated)
+        elif state.get("lt:" + label.wallet) is not None:
+            state.delete("lt:" + label.wallet)
+        labels = dict(state.get(key) or {})  # a new dict: messages sent before hold the old
         if label.categories:
             labels[chain] = sorted(set(label.categories))
         else:

@@ -73,11 +73,13 @@ class Assign(InternalMessage, tag="a"):
 
 # --- link topic (one partition) ---
 class Label(InternalMessage, tag="l"):
-    """Labels of a wallet on one chain (from the labels topic); empty categories delete."""
+    """Labels of a wallet on one chain (from the labels topic); empty categories delete.
+    ``at``: the record's ``updated_at`` (ms; 0: undated, as a deletion by an empty value)."""
 
     wallet: str
     chain: int
     categories: list[str] = []
+    at: int = 0
 
 
 # --- profile topic (keyed by person) ---

@@ -50,7 +50,8 @@ def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
         if wrong is not None:
             return Rejection("invalid_field", wrong, value)
         wallet = "wallet:" + address
-        return Label(wallet, labels.chain_id, sorted({x.category for x in labels.labels}))
+        at = 0 if labels.updated_at is None else ms(labels.updated_at)
+        return Label(wallet, labels.chain_id, sorted({x.category for x in labels.labels}), at)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejection("invalid_field", str(exc), value or b"")
     except (IdentifierError, ValueError, UnicodeDecodeError) as exc:
@@ -88,6 +89,16 @@ def price_entry(key: bytes | None, value: bytes | None) -> Quote | Rejection:
         return Rejection("invalid_field", str(exc), value or b"")
     except (IdentifierError, ValueError, UnicodeDecodeError) as exc:
         return Rejection("bad_identifier", f"prices key/token: {exc}", value or key or b"")
+
+
+def label_supersedes(label: Label, held_at: int | None) -> bool:
+    """Whether a labels record replaces what is held for its wallet on its chain, whose
+    ``updated_at`` was ``held_at`` (None: undated or nothing held): an undated record
+    always (a deletion by an empty value, a provider that sends no time); a dated one
+    unless the one held is newer. As for prices (:func:`supersedes`): a provider that
+    backfills can send an older record after a newer one, and an old ``exchange``
+    label applied again would block the wallet and split its person."""
+    return not label.at or held_at is None or label.at >= held_at
 
 
 def supersedes(quote: Quote, held: list | None) -> bool:

@@ -134,6 +134,11 @@ class Metrics:
             "Links (two identifiers and their evidence) the link stage evaluated.",
             registry=r,
         )
+        self.labels_stale = Counter(
+            "c360_labels_stale",
+            "Wallet labels records not applied: older (updated_at) than the ones held.",
+            registry=r,
+        )
         self.merges = Counter(
             "c360_merges", "Persons merged (absorbed into another) by the link stage.", registry=r
         )

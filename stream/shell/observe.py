@@ -88,6 +88,7 @@ def link_hook(stage: LinkStage) -> Hook:
         "merges": METRICS.merges,
         "splits": METRICS.splits,
         "retried": METRICS.merge_retries,
+        "labels_stale": METRICS.labels_stale,
     }
     stats = _reader(counters, stage.stats)
     # refusal counters: one per rule from the start (a counter born with its first

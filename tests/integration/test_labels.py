@@ -39,13 +39,13 @@ def holding(block: int) -> bytes:
     ).encode()
 
 
-def label(category: str) -> bytes:
+def label(category: str, at: str = "2026-10-01T00:00:00Z") -> bytes:
     return json.dumps(
         {
             "chain_id": 1,
             "address": WALLET,
             "labels": [{"label": "Test", "category": category, "source": "test"}],
-            "updated_at": "2026-10-01T00:00:00Z",
+            "updated_at": at,
         }
     ).encode()
 
@@ -114,9 +114,12 @@ def test_bad_reference_records_are_dead_lettered_and_the_good_ones_around_them_a
         profile, lambda p: p and p["labels"] == {IDENT: ["dao"]} and p["net_worth_usd"] == 2000.0
     )
     assert got["labels"] == {IDENT: ["dao"]} and got["net_worth_usd"] == 2000.0
-    # an older quote after the newer one is valid input: counted, not applied
+    # an older record after the newer one is valid input: counted, not applied
     send(topics.PRICES, [(b"1:native", price(1000.0, at="2026-11-02T11:00:00Z"))])
     assert wait_for(lambda: metric_total(settings, "c360_prices_stale_total"), bool) == 1
+    send(topics.LABELS, [(exact, label("exchange", at="2026-09-01T00:00:00Z"))])
+    assert wait_for(lambda: metric_total(settings, "c360_labels_stale_total"), bool) == 1
+    assert profile()["labels"] == {IDENT: ["dao"]}
 
     dead = asyncio.run(
         read_until(

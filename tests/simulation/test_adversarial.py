@@ -43,9 +43,13 @@ def connect(mid: str, device: str, address: str) -> Input:
     )
 
 
-def _label(address: str, categories: list[str], name: str = "Mislabelled") -> Input:
+def _label(
+    address: str, categories: list[str], name: str = "Mislabelled", at: str | None = None
+) -> Input:
     labels = [{"label": name, "category": c} for c in categories]
     body = {"chain_id": 1, "address": address, "labels": labels}
+    if at is not None:
+        body["updated_at"] = at
     return Input("labels", json.dumps(body).encode(), key=f"1:{address}")
 
 
@@ -226,6 +230,28 @@ def test_a_wallet_whose_label_is_removed_links_again_from_its_device(label_first
     sim.run(inputs)
     assert sim.person_of("anon:dev-77") == sim.person_of("wallet:" + own)
     assert [c.rule for c in sim.outputs.conflicts] == [rule]
+
+
+def test_an_older_label_record_after_a_newer_one_neither_blocks_nor_splits():
+    """A labels provider backfilling sends a wallet's old exchange label after the
+    record that corrected it: applied, it would block the wallet and split it off its
+    person. A record goes by its updated_at (same time: applied again); an undated one
+    always applies and forgets the time held, so a later dated record applies."""
+    own = wallet(78)
+    ident = "wallet:" + own
+    sim = Simulator(partitions=2, seed=8, inject_probability=0.0)
+    sim.run([siwe("s-1", "dev-78", own), _label(own, ["fund"], at="2026-10-02T00:00:00Z")])
+    sim.run([_label(own, ["exchange"], at="2026-10-01T00:00:00Z")])
+    assert sim.person_of("anon:dev-78") == sim.person_of(ident)
+    assert sim.outputs.conflicts == [] and sim.link.stats["labels_stale"] == 1
+    assert sim.labels[ident] == {"1": ["fund"]}
+    assert sim.persons()[sim.person_of(ident)]["w"]["labels"] == {ident: ["fund"]}
+    sim.run([_label(own, ["dao"], at="2026-10-02T00:00:00Z")])  # the same time
+    assert sim.persons()[sim.person_of(ident)]["w"]["labels"] == {ident: ["dao"]}
+    sim.run([_label(own, []), _label(own, ["exchange"], at="2026-10-01T00:00:00Z")])
+    assert [c.rule for c in sim.outputs.conflicts] == ["label:exchange"]  # after the undated
+    assert sim.person_of("anon:dev-78") != sim.person_of(ident)
+    assert sim.link.stats["labels_stale"] == 1
 
 
 def test_a_refusal_kept_for_a_retry_survives_a_label_on_its_wallet():

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from stream.core.ingest import Rejection
-from stream.core.reference import price_entry, supersedes, wallet_label
+from stream.core.messages import DECODERS, Label
+from stream.core.reference import label_supersedes, price_entry, supersedes, wallet_label
 
 USDC = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
 WALLET = "0x28c6c06298d514db089934071355e5743bf21d60"
@@ -84,3 +85,18 @@ def test_a_label_under_another_key_is_refused_and_its_own_key_is_kept():
     assert isinstance(wrong, Rejection) and wrong.reason == "invalid_field"
     assert wrong.original == label()
     assert wallet_label(f"1:{WALLET}".encode(), b"").categories == []
+
+
+def test_a_labels_record_replaces_the_one_held_unless_that_one_is_newer():
+    key = f"1:{WALLET}".encode()
+    dated = wallet_label(key, label())
+    assert dated.at == 1_796_040_000_000  # its updated_at, 2026-11-30T12:00:00Z
+    undated = wallet_label(key, orjson.dumps({**orjson.loads(label()), "updated_at": None}))
+    assert undated.at == 0 and wallet_label(key, b"").at == 0
+    assert label_supersedes(dated, None) and label_supersedes(dated, dated.at)
+    assert not label_supersedes(dated, dated.at + 1)
+    assert label_supersedes(undated, dated.at + 1)  # undated: applies, as a deletion does
+    # a record sent by a version without the time decodes as undated
+    old = orjson.dumps([["labels:0", 7, [["l", "wallet:" + WALLET, 1, ["exchange"]]]]])
+    [(_, _, [decoded])] = DECODERS["link"].decode(old)
+    assert decoded == Label("wallet:" + WALLET, 1, ["exchange"], 0)
