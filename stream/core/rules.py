@@ -121,6 +121,9 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
     known_links_cache: PositiveInt = 64
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     vip: list[VipTier] = field(default_factory=lambda: list(DEFAULT_VIP))
+    # a VIP alert is not sent again for a tier as high or lower within this many hours
+    # of the person's last one (by the alerts' time); 0: every entry into a tier alerts
+    vip_alert_cooldown_hours: Annotated[float, Meta(ge=0)] = 24.0
 
     def __post_init__(self) -> None:
         unknown = set(self.evidence) - set(DEFAULT_EVIDENCE)
@@ -159,6 +162,16 @@ class Rules(Struct, forbid_unknown_fields=True, omit_defaults=True):
                         f"threshold is met is a person's tier): {lower.name!r} has "
                         f"{metric} {below:g} above {higher.name!r}'s {above:g}"
                     )
+        cooldown = self.vip_alert_cooldown_hours
+        if (
+            isinstance(cooldown, bool)
+            or not isinstance(cooldown, (int, float))
+            or not (math.isfinite(cooldown) and cooldown >= 0)
+        ):
+            raise RulesError(
+                f"vip_alert_cooldown_hours: {cooldown!r} is not a number of hours ≥ 0 "
+                "(0: no cooldown)"
+            )
         categories = set(get_args(LabelCategory))
         unknown_categories = set(self.blocked_label_categories) - categories
         if unknown_categories:
