@@ -108,6 +108,7 @@ class MergeIn(InternalMessage, tag="m"):
     fragments: dict[str, Any]
     absorbed: list[str] = []
     tier: str | None = None  # the VIP tier the source's profile showed (alerts: see vt)
+    alerted: dict[str, int] | None = None  # the source's VIP alerts (cooldown: see va)
 
 
 class Split(InternalMessage, tag="s"):
@@ -126,6 +127,7 @@ class SplitIn(InternalMessage, tag="i"):
     seq: int
     fragments: dict[str, Any]
     tier: str | None = None  # the VIP tier the source's profile showed (alerts: see vt)
+    alerted: dict[str, int] | None = None  # the source's VIP alerts (cooldown: see va)
 
 
 class Members(InternalMessage, tag="n"):

@@ -9,7 +9,9 @@ Keyed by person. State:
   when known: the lookup API resolves an absorbed person id through it, since a
   split may have moved it away from ``mi``), ``vt`` the best VIP tier a merged or
   split-off part showed, until the next publish (its alert is for a higher tier
-  only), ``ab`` persons it absorbed (a repeated absorb is a
+  only), ``va`` the VIP alerts sent ``{tier: at}`` (the latest of each tier no later
+  alert of a higher tier covers: one, but after a merge or a split; see
+  ``ProfileStage._alerted``), ``ab`` persons it absorbed (a repeated absorb is a
   no-op), ``mv`` identifiers split away ``{ident: [person, seq]}``, ``a`` the
   profile aggregate, ``w`` the last published view (to diff against), ``at`` the
   time of its last change published before the partition's first tick (a later
@@ -81,6 +83,7 @@ person's alert floor while the person shows a lower tier and holds unpriced toke
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 COUNTS = "s:counts"
+HOUR = 3_600_000
 
 
 class _Touched:
@@ -109,7 +112,9 @@ class ProfileStage:
             "applied": 0, "forwarded": 0, "merges": 0, "splits": 0, "changes": 0,
             "tick_parts": 0,  # ticks sent on to their partition with a cursor
             "revalued": 0,  # persons a tick revalued (a price moved, or came)
+            "vip_alerts_suppressed": 0,  # VIP alerts not sent: within the cooldown
         }  # fmt: skip
+        self.cooldown = round(aggregator.rules.vip_alert_cooldown_hours * HOUR)
         # for metrics: the event time (ms) of the oldest event applied since the shell
         # last read it (None: none since)
         self.oldest_event: int | None = None
@@ -270,6 +275,7 @@ class ProfileStage:
                 fragments,
                 [a.absorbed, *row["ab"]],
                 self._shown_tier(row),
+                row.pop("va", None),  # its alerts go with its facts (the tombstone: none)
             ),
         )
         founding = founder(a.absorbed, row["m"])
@@ -317,18 +323,66 @@ class ProfileStage:
         row["vt"], row["vs"] = floor, since or clock  # 0: no tick yet, the wait starts at one
         return True
 
+    def _alerted(self, *records: dict[str, int] | None) -> dict[str, int]:
+        """Combine records of VIP alerts sent (``va``, ``{tier: at}``): the latest alert of
+        each tier, but for one that an alert of a higher tier, as late or later, covers
+        (it silences everything that one does), and for a tier the rules no longer have
+        (it silences nothing). Associative, commutative and idempotent, like the
+        aggregates: the order merges and splits arrive in does not matter. One person's
+        record holds one alert (its last: an alert is sent only above every tier alerted
+        within the cooldown, or when none is); a merge or a split can bring more."""
+        rank = self.agg.tier_rank
+        none = rank(None)
+        latest: dict[str, int] = {}
+        for record in records:
+            for tier, at in (record or {}).items():
+                if rank(tier) < none and (tier not in latest or at > latest[tier]):
+                    latest[tier] = at
+        return {
+            tier: at
+            for tier, at in sorted(latest.items(), key=lambda item: rank(item[0]))
+            if not any(rank(t) < rank(tier) and a >= at for t, a in latest.items())
+        }
+
+    def _heard(self, row: dict, alerted: dict[str, int] | None) -> None:
+        """Add to the person's record the alerts a merged or split-off part was sent: the
+        VIP desk was paged for this human (under another person id), and a survivor
+        showing no tier yet, or a lower one (the floor, ``vt``, is the tier the part
+        showed, not the tier it was paged for), must not page it again within the
+        cooldown. Kept, unlike the floor, until a later alert lets it go."""
+        if alerted:
+            row["va"] = self._alerted(row.get("va"), alerted)
+
+    def _cooling(self, row: dict, tier: str, at: int) -> bool:
+        """Was the person alerted for ``tier`` or a higher one less than the cooldown
+        before ``at``? (A row from before the cooldown has no record: never alerted.)"""
+        if not self.cooldown:
+            return False
+        rank = self.agg.tier_rank(tier)
+        return any(
+            self.agg.tier_rank(t) <= rank and at - a < self.cooldown
+            for t, a in row.get("va", {}).items()
+        )
+
+    def _alert_sent(self, row: dict, tier: str, at: int) -> None:
+        """Record an alert (``va``): it covers the lower tiers' alerts before it, and the
+        alerts that have cooled down by then silence nothing more."""
+        record = self._alerted(row.get("va"), {tier: at})
+        row["va"] = {t: a for t, a in record.items() if t == tier or at - a < self.cooldown}
+
     def merge_in(self, state: State, m: MergeIn, touched: dict, emit: Emit) -> None:
         row = self._row(state, m.target)
         merged_into = row.get("mi")
         if merged_into is None and m.source in row["ab"]:
             return  # this absorb was already combined: exactly once
-        rest = self._receive(state, m.target, row, m.fragments, m.seq, emit, m.tier)
+        rest = self._receive(state, m.target, row, m.fragments, m.seq, emit, m.tier, m.alerted)
         if merged_into is not None:
             # absorbed meanwhile: what was not split away since goes on to the survivor
-            onward = MergeIn(m.source, merged_into, m.seq, rest, m.absorbed, m.tier)
+            onward = MergeIn(m.source, merged_into, m.seq, rest, m.absorbed, m.tier, m.alerted)
             emit.internal(topics.PROFILE, merged_into, onward)
             return
         self._floor(row, m.tier)
+        self._heard(row, m.alerted)
         row["ab"] = sorted(set(row["ab"]) | set(m.absorbed))
         state.put("p:" + m.target, row)
         # an absorbed person with no facts (the usual new wallet of a sign-in) changes
@@ -345,6 +399,7 @@ class ProfileStage:
         seq: int,
         emit: Emit,
         tier: str | None = None,
+        alerted: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Route incoming fragments one by one: to where an identifier was split away
         since ``seq``, else here (combined) — or, if this person was absorbed, they are
@@ -370,7 +425,9 @@ class ProfileStage:
         for target, moved_fragments in onward.items():
             seq_out = max(row["mv"][i][1] for i in moved_fragments)
             emit.internal(
-                topics.PROFILE, target, SplitIn(person, target, seq_out, moved_fragments, tier)
+                topics.PROFILE,
+                target,
+                SplitIn(person, target, seq_out, moved_fragments, tier, alerted),
             )
         return rest
 
@@ -388,9 +445,10 @@ class ProfileStage:
             row["mv"][ident] = [target, s.seq]
             row["m"].pop(ident, None)
         row["ms"] = max(row["ms"], s.seq)  # identity_seq never goes back
-        tier = self._shown_tier(row)
+        tier, alerted = self._shown_tier(row), row.get("va")
         for target, fragments in outgoing.items():
-            emit.internal(topics.PROFILE, target, SplitIn(s.person, target, s.seq, fragments, tier))
+            split_in = SplitIn(s.person, target, s.seq, fragments, tier, alerted)
+            emit.internal(topics.PROFILE, target, split_in)
         # the person's aggregate is the combine of what remains
         aggregate = self.agg.empty()
         for _, fragment in self._fragments(state, s.person):
@@ -403,17 +461,18 @@ class ProfileStage:
 
     def split_in(self, state: State, s: SplitIn, touched: dict, emit: Emit) -> None:
         row = self._row(state, s.target)
-        rest = self._receive(state, s.target, row, s.fragments, s.seq, emit, s.tier)
+        rest = self._receive(state, s.target, row, s.fragments, s.seq, emit, s.tier, s.alerted)
         merged_into = row.get("mi")
         if merged_into is not None:
             if rest:
                 emit.internal(
                     topics.PROFILE,
                     merged_into,
-                    SplitIn(s.source, merged_into, s.seq, rest, s.tier),
+                    SplitIn(s.source, merged_into, s.seq, rest, s.tier, s.alerted),
                 )
             return
         self._floor(row, s.tier)
+        self._heard(row, s.alerted)
         state.put("p:" + s.target, row)
         t = self._touch(touched, s.target, "split")
         t.persons.append(s.source)
@@ -567,7 +626,7 @@ class ProfileStage:
                     identity_seq=max(row["ms"], *row["m"].values()) if row["m"] else row["ms"],
                 ),
             )
-            self._segments(person, row["v"], old, view, at, emit, floor)
+            self._segments(person, row["v"], old, view, at, emit, floor, row=row)
             self._count(state, old, view)
         # (the clock is a state read: only for a person with a floor, not per publish)
         kept = floor is not None and self._keep_floor(row, view, floor, since, ctx.now(state))
@@ -612,10 +671,14 @@ class ProfileStage:
         at: int,
         emit: Emit,
         floor: str | None = None,
+        *,
+        row: dict | None = None,
     ) -> None:
         """Segment enter/exit for lifecycle stage and VIP tier; an alert when a tier is
         reached above both the tier shown before and ``floor`` (what a merged or
-        split-off part showed)."""
+        split-off part showed), unless the person (``row``) was alerted for that tier or
+        a higher one less than the rules' cooldown before ``at`` (counted as
+        ``vip_alerts_suppressed``; its segment entry is sent all the same)."""
         for field, prefix in (("lifecycle", "lifecycle"), ("vip_tier", "vip")):
             before, after = old.get(field), new.get(field)
             if before == after:
@@ -635,6 +698,11 @@ class ProfileStage:
         before, after = old.get("vip_tier"), new.get("vip_tier")
         known = min((before, floor), key=self.agg.tier_rank)
         if after is not None and self.agg.tier_rank(after) < self.agg.tier_rank(known):
+            if row is not None:
+                if self._cooling(row, after, at):
+                    self.stats["vip_alerts_suppressed"] += 1
+                    return
+                self._alert_sent(row, after, at)
             worth = new.get("net_worth_usd", 0.0)
             details = {"tier": after, "previous": before, "net_worth_usd": worth}
             reached = self.agg.reached_by(after, new)

@@ -12,7 +12,7 @@ import pytest
 from stream.core.messages import person_of
 from stream.core.partitioner import partition_for
 from stream.core.profile import FLOOR_WAIT_MS
-from stream.core.rules import Rules
+from stream.core.rules import DEFAULT, Rules
 from stream.sim import Input, Simulator
 
 NOW = 1_762_074_000_000  # 2025-11-02
@@ -188,14 +188,18 @@ def test_a_vip_absorbed_where_its_price_has_not_arrived_yet_is_not_alerted_again
     assert tiers_alerted(sim)[1:] == [(survivor, "whale")]
 
 
-def test_the_floor_kept_for_a_price_lasts_five_minutes_of_the_partitions_clock():
-    # a token that is never priced must not silence a person's alerts for good
-    sim = Simulator(partitions=3, seed=1, inject_probability=0.0)
+@pytest.mark.parametrize("cooldown", [0, 24])
+def test_the_floor_kept_for_a_price_lasts_five_minutes_of_the_partitions_clock(cooldown):
+    # a token that is never priced must not silence a person's alerts for good (the
+    # floor alone: without the cooldown, which now keeps the survivor from re-paging)
+    rules = Rules(vip_alert_cooldown_hours=cooldown)
+    sim = Simulator(partitions=3, seed=1, inject_probability=0.0, rules=rules)
     survivor, late = absorbed_before_its_price(sim)
     sim.run([Input("tick", now=NOW + FLOOR_WAIT_MS + 60_000)])
     sim.channels[("prices", "profile", partition_for(survivor, 3))].append(late)
     sim.run([])
-    assert tiers_alerted(sim) == [(person_of("anon:devA"), "gold"), (survivor, "gold")]
+    again = [(survivor, "gold")] if cooldown == 0 else []
+    assert tiers_alerted(sim) == [(person_of("anon:devA"), "gold"), *again]
 
 
 def test_a_vip_absorbed_by_a_new_device_is_announced_once_however_deliveries_interleave():
@@ -215,3 +219,113 @@ def test_a_vip_absorbed_by_a_new_device_is_announced_once_however_deliveries_int
         if len(tiers_alerted(sim)) != 1:
             twice.append((seed, tiers_alerted(sim)))
     assert twice == []
+
+
+# --- the VIP alert cooldown (rules: vip_alert_cooldown_hours) ---
+HOUR = 3_600_000
+
+
+def price(usd: float) -> Input:
+    quote = {"chain_id": 1, "token": "native", "symbol": "ETH", "decimals": 18,
+             "price_usd": usd, "timestamp": "2025-11-01T00:00:00Z"}  # fmt: skip
+    return Input("prices", json.dumps(quote).encode(), key="1:native")
+
+
+def flap(start: int, times: int, low: float = 2000.0, high: float = 3400.0) -> list[Input]:
+    """ETH down to ``low`` and up to ``high`` again ``times`` times, an hour apart (a
+    changed price revalues its holders at the next tick)."""
+    out = []
+    for k in range(times):
+        at = start + 2 * k * HOUR
+        out += [price(low), Input("tick", now=at), price(high), Input("tick", now=at + HOUR)]
+    return out
+
+
+def gold_near_its_threshold(rules: Rules = DEFAULT) -> tuple[Simulator, str]:
+    """40 ETH at $3,400 ($136k): gold, which $2,000 ETH ($80k) takes back to silver."""
+    sim = Simulator(partitions=3, seed=1, inject_probability=0.0, rules=rules)
+    sim.run([PRICE, Input("tick", now=NOW), connect(1, "devA", wallet(1)), holding(wallet(1), 40)])
+    person = sim.person_of("anon:devA")
+    assert tiers_alerted(sim) == [(person, "gold")]
+    return sim, person
+
+
+def gold_entries(sim: Simulator, person: str) -> list[str]:
+    return [
+        s.action for s in sim.outputs.segments if s.person_id == person and s.segment == "vip:gold"
+    ]
+
+
+def test_a_net_worth_flapping_across_a_threshold_is_alerted_once_within_the_cooldown():
+    # prices move with ticks: a whale near a threshold paged the VIP desk at each entry
+    sim, person = gold_near_its_threshold()
+    sim.run(flap(NOW + HOUR, 5))
+    assert sim.persons()[person]["w"]["vip_tier"] == "gold"
+    assert tiers_alerted(sim) == [(person, "gold")]  # once
+    # every entry and exit is still a segment change (state, not a page)
+    assert gold_entries(sim, person) == ["enter"] + ["exit", "enter"] * 5
+    assert sim.profile.stats["vip_alerts_suppressed"] == 5
+
+
+def test_a_tier_reached_again_after_the_cooldown_is_alerted_again():
+    sim, person = gold_near_its_threshold()
+    sim.run(flap(NOW + HOUR, 2))
+    assert len(tiers_alerted(sim)) == 1
+    sim.run(flap(NOW + 24 * HOUR, 1))  # back in gold 25 h after the alert
+    assert tiers_alerted(sim) == [(person, "gold")] * 2
+    # and the cooldown runs from that alert
+    sim.run(flap(NOW + 30 * HOUR, 2))
+    assert tiers_alerted(sim) == [(person, "gold")] * 2
+
+
+def test_a_higher_tier_within_the_cooldown_is_alerted_at_once_and_then_cools_down():
+    sim, person = gold_near_its_threshold()
+    sim.run([price(30_000.0), Input("tick", now=NOW + HOUR)])  # $1.2M: whale
+    assert tiers_alerted(sim) == [(person, "gold"), (person, "whale")]
+    # whale and gold back and forth: nothing new within the cooldown of the whale alert
+    sim.run(flap(NOW + 2 * HOUR, 3, low=3400.0, high=30_000.0))
+    sim.run(flap(NOW + 8 * HOUR, 2, low=2000.0, high=3400.0))
+    assert tiers_alerted(sim) == [(person, "gold"), (person, "whale")]
+
+
+def test_a_cooldown_of_zero_alerts_every_entry_as_before():
+    sim, person = gold_near_its_threshold(Rules(vip_alert_cooldown_hours=0))
+    sim.run(flap(NOW + HOUR, 3))
+    assert tiers_alerted(sim) == [(person, "gold")] * 4
+    assert gold_entries(sim, person) == ["enter"] + ["exit", "enter"] * 3
+    assert sim.profile.stats["vip_alerts_suppressed"] == 0
+
+
+def test_a_row_from_before_the_cooldown_counts_as_never_alerted():
+    sim, person = gold_near_its_threshold()
+    for (stage, _), state in sim.states.items():
+        row = state.get("p:" + person) if stage == "profile" else None
+        if row is not None:
+            del row["va"]  # what a row written before the cooldown holds
+            state.put("p:" + person, row)
+            state.commit()
+    sim.run(flap(NOW + HOUR, 2))
+    assert tiers_alerted(sim) == [(person, "gold")] * 2  # the first entry since: alerted
+
+
+def test_a_vip_paged_and_absorbed_is_not_paged_again_within_the_cooldown():
+    # devA is paged for gold, falls to silver, and is absorbed by a new device: the
+    # merge's floor is silver (what devA showed), so gold again was paged again
+    new = next(
+        d
+        for d in (f"dev{i}" for i in range(1000))
+        if person_of("anon:" + d) < person_of("anon:devA")
+    )
+    survivor = person_of("anon:" + new)
+    sim, person = gold_near_its_threshold()
+    sim.run([price(2000.0), Input("tick", now=NOW + HOUR)])
+    assert sim.persons()[person]["w"]["vip_tier"] == "silver"
+    sim.run([connect(2, new, wallet(1))])
+    assert sim.person_of("anon:devA") == survivor
+    sim.run([price(3400.0), Input("tick", now=NOW + 2 * HOUR)])
+    assert sim.persons()[survivor]["w"]["vip_tier"] == "gold"
+    assert tiers_alerted(sim) == [(person, "gold")]  # not again, under the survivor's id
+    assert sim.profile.stats["vip_alerts_suppressed"] == 1
+    # after the cooldown of devA's alert, the survivor's entry is news
+    sim.run(flap(NOW + 25 * HOUR, 1))
+    assert tiers_alerted(sim) == [(person, "gold"), (survivor, "gold")]
