@@ -163,6 +163,12 @@ class Metrics:
         self.profile_changes = Counter(
             "c360_profile_changes", "Profile change events published.", registry=r
         )
+        self.vip_alerts_suppressed = Counter(
+            "c360_vip_alerts_suppressed",
+            "VIP alerts not sent: the person was alerted for that tier or a higher one "
+            "within the rules' vip_alert_cooldown_hours.",
+            registry=r,
+        )
         self.profile_caps = _every_series(
             Counter(
                 "c360_profile_caps",

@@ -108,9 +108,15 @@ def link_hook(stage: LinkStage) -> Hook:
 
 
 def profile_hook(stage: ProfileStage) -> Hook:
-    """Profile changes published, caps reached, and the event-time latency of the
-    group's oldest event."""
-    changes = _reader({"changes": METRICS.profile_changes}, stage.stats)
+    """Profile changes published, VIP alerts the cooldown suppressed, caps reached, and
+    the event-time latency of the group's oldest event."""
+    changes = _reader(
+        {
+            "changes": METRICS.profile_changes,
+            "vip_alerts_suppressed": METRICS.vip_alerts_suppressed,
+        },
+        stage.stats,
+    )
     caps = _reader(
         {cap: METRICS.profile_caps.labels(cap) for cap in stage.agg.capped}, stage.agg.capped
     )

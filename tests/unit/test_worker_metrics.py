@@ -127,6 +127,20 @@ def test_the_profile_hook_observes_the_oldest_event_once():
     assert stage.oldest_event is None
 
 
+def test_the_profile_hook_counts_the_vip_alerts_the_cooldown_suppressed():
+    stage = SimpleNamespace(
+        stats={"changes": 0, "vip_alerts_suppressed": 0},
+        oldest_event=None,
+        agg=SimpleNamespace(capped={}),
+    )
+    observe = mover(profile_hook(stage))
+    suppressed = value("c360_vip_alerts_suppressed_total")
+    stage.stats["vip_alerts_suppressed"] = 3
+    observe()
+    observe()
+    assert value("c360_vip_alerts_suppressed_total") - suppressed == 3
+
+
 def test_the_profile_hook_counts_the_caps_the_aggregator_reached():
     from stream.core import aggregate
     from stream.core.aggregate import Aggregator
