@@ -138,10 +138,27 @@ def find(
     return None
 
 
+def best_vip(settings: Settings | None, people: list[Person], tries: int = 400) -> dict | None:
+    """The profile of the highest VIP tier among the first ``tries`` of ``people`` (the
+    first found of it), or None when none shows a tier."""
+    from stream.core.rules import load
+
+    tiers = [t.name for t in load(settings.rules_file if settings else None).vip]
+    best: dict | None = None
+    for person in people[:tries]:
+        profile = profile_of(settings, person.identifiers[0])
+        tier = (profile or {}).get("vip_tier")
+        if tier in tiers and (best is None or tiers.index(tier) < tiers.index(best["vip_tier"])):
+            best = profile
+            if tiers.index(tier) == 0:
+                break
+    return best
+
+
 def examples(settings: Settings, people: list[Person]) -> list[tuple[str, dict | None]]:
     """The profiles the demo shows: a VIP, a person with three wallets and a support
     history, a campaign user who never transacted (None: none found)."""
-    vip = find(settings, [p for p in people if p.whale] + people, lambda p: bool(p.get("vip_tier")))
+    vip = best_vip(settings, [p for p in people if p.whale] + people)
 
     def three(exactly: bool) -> dict | None:
         def fits(n: int) -> bool:

@@ -47,3 +47,14 @@ def test_the_quality_lines_give_the_figures():
     lines = demo.quality_lines(score(truth, assigned))
     assert lines[0].startswith("precision 1.0000   recall 1.0000")
     assert "persons: 20 found / 20 true" in lines[0]
+
+
+def test_the_vip_example_shows_the_highest_tier_any_of_them_reached(monkeypatch):
+    # the first whale with any tier was shown: a silver VIP beside whales in the stream
+    people = Population(40, seed=7).persons
+    tiers = {0: "silver", 5: "whale", 9: "gold"}
+    shown = {people[i].identifiers[0]: {"vip_tier": t} for i, t in tiers.items()}
+    monkeypatch.setattr(demo, "profile_of", lambda settings, ident: shown.get(ident))
+    assert demo.best_vip(None, people)["vip_tier"] == "whale"
+    assert demo.best_vip(None, people[6:])["vip_tier"] == "gold"
+    assert demo.best_vip(None, people[10:]) is None
