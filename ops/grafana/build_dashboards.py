@@ -156,6 +156,16 @@ PIPELINE = dashboard(
             unit="ops",
         ),
         panel(
+            "Reference records older than the ones held (not applied)",
+            [
+                (f"sum(rate(c360_prices_stale_total[{RATE}]))", "prices"),
+                (f"sum(rate(c360_labels_stale_total[{RATE}]))", "wallet labels"),
+            ],
+            unit="ops",
+            description="A price quote older (timestamp) or a labels record older (updated_at) "
+            "than the one applied for its key: a feed backfilling, or a second source.",
+        ),
+        panel(
             "Facts routed, duplicates dropped, facts outside the duplicate window",
             [
                 (
@@ -388,6 +398,12 @@ VIP = dashboard(
             "VIP persons over time",
             [("sum by (tier) (c360_persons_by_vip_tier)", "{{tier}}")],
             stack=True,
+        ),
+        panel(
+            "VIP alerts held back by the cooldown",
+            [("sum(increase(c360_vip_alerts_suppressed_total[1h]))", "in the last hour")],
+            description="A tier reached again within the rules' vip_alert_cooldown_hours of "
+            "the person's last alert for it (or a higher one) is not paged again.",
         ),
         panel(
             "Revenue by channel (USD)",
