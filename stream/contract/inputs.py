@@ -349,6 +349,14 @@ class SupportTicketEvent(Struct, omit_defaults=True, forbid_unknown_fields=False
     channel: ShortText | None = None
     tags: list[ShortText] = []
     csat: Csat | None = None
+    by_requester: Annotated[
+        bool | None,
+        Meta(
+            description="True: the requester made this change (opened, replied, rated); "
+            "False: someone else did (an agent, an automation), which is not the requester's "
+            "activity; absent: unknown (counted as the requester's activity)."
+        ),
+    ] = None
 
 
 # --- reference data (global tables) ---

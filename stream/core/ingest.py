@@ -507,6 +507,8 @@ class Converter:
             data["channel"] = e.channel[:64]
         if e.csat is not None:
             data["csat"] = e.csat.score
+        if e.by_requester is not None:  # unknown: not carried (the person's activity)
+            data["by_requester"] = e.by_requester
         fact = Fact(id=e.event_id, ident=primary, kind="ticket", ts=ts, src=src, data=data)
         self._links(fact, "support_requester", candidates)
         return [fact]

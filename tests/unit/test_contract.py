@@ -58,6 +58,7 @@ MUTATIONS = [
     ("holding-snapshot", "usdc", {"wallet": "0x" + "q" * 40}),
     ("chain-event", "tx-with-fee-and-revenue", {"fee_wei": -1}),
     ("support-ticket", "zendesk-created", {"status": "exploded"}),
+    ("support-ticket", "zendesk-solved-by-agent", {"by_requester": "agent"}),
     ("price", "eth", {"price_usd": "cheap"}),
 ]
 

@@ -391,3 +391,15 @@ def test_a_server_sign_in_vouches_for_its_user_id():
     assert f.links == (("anon:dev-1", "ids_server"), (WALLET, "siwe"))
     [f], _ = one("web.events", _signed_in("server", userId="u-1"))
     assert f.links == ((WALLET, "siwe"),)
+
+
+def test_a_ticket_event_carries_who_made_it_only_when_the_help_desk_says():
+    # an agent's update is no activity of the requester (docs/profiles.md): the fact says
+    # so; unknown (an older producer, a help desk that does not tell) stays out of it
+    ticket = example("support-ticket/zendesk-created.json")
+    del ticket["by_requester"]
+    for by_requester in (True, False):
+        [f], _ = one("support", {**ticket, "by_requester": by_requester})
+        assert f.data["by_requester"] is by_requester
+    [f], _ = one("support", ticket)
+    assert "by_requester" not in f.data
