@@ -455,7 +455,9 @@ class Aggregator:
             return
         side = data.get("side")
         chain_fact = kind in CHAIN
-        own = side != "in"  # receiving a transfer is not the person's own activity
+        # not the person's own activity: receiving a transfer, a ticket change the help
+        # desk says someone else made (an agent closing it); unknown counts as theirs
+        own = side != "in" and data.get("by_requester") is not False
         ts = fact.ts
         if own:
             _add(agg["days"], str(ts // DAY), sign)

@@ -81,6 +81,7 @@ def facts(draw, ident=None):
         }
         if draw(st.booleans()):
             data["csat"] = draw(st.integers(1, 5))
+        data["by_requester"] = draw(st.sampled_from([None, True, False]))
         data = {k: v for k, v in data.items() if v is not None}
     if kind == "social":
         data = {
@@ -368,3 +369,73 @@ def test_socials_and_chains_are_capped():
         AGG.apply(agg, Fact(f"s{n}", "user:u", "social", T0 + n, "t", data=social))
         AGG.apply(agg, Fact(f"w{n}", "anon:a", "wallet", T0 + n, "t", data={"chain": n + 1}))
     assert len(agg["so"]) == len(agg["ch"]) == MAX_ASSOCIATIONS
+
+
+DAY = 86_400_000
+
+
+def _ticket(n: int, ts: int, by_requester: bool | None, op: int = 1) -> Fact:
+    data = {"ticket": "zendesk:7", "event": "updated", "status": "solved"}
+    if by_requester is not None:
+        data["by_requester"] = by_requester
+    return Fact(f"z{n}", "user:u", "ticket", ts, "support", op=op, data=data)
+
+
+def _activity(agg: dict, now: int) -> dict:
+    return AGG.view_groups(("activity",), {"a": agg, "m": {"user:u": 0}, "now": now}, CTX)
+
+
+def _seen_60_days_ago() -> dict:
+    agg = AGG.empty()
+    AGG.apply(agg, Fact("p1", "user:u", "page", T0, "web.events"))
+    return agg
+
+
+def test_an_agents_update_of_a_churned_persons_ticket_does_not_resurrect_them():
+    now = T0 + 60 * DAY
+    agg = _seen_60_days_ago()
+    before = _activity(agg, now)
+    assert (before["lifecycle"], before["last_seen"]) == ("churned", T0)
+    AGG.apply(agg, _ticket(1, now - 3_600_000, by_requester=False))
+    assert _activity(agg, now) == before  # no active day, first/last seen as they were
+    support = AGG.view_groups(("support",), {"a": agg, "m": {}, "now": now}, CTX)
+    assert support["last_ticket"]["status"] == "solved"  # the ticket itself is applied
+    assert support["tickets_total"] == 1 and support["tickets_open"] == 0
+
+
+def test_a_requesters_reply_resurrects_a_churned_person_and_so_does_one_of_unknown_author():
+    # unknown: an older producer, a help desk that does not tell (counted as before)
+    now = T0 + 60 * DAY
+    for by_requester in (True, None):
+        agg = _seen_60_days_ago()
+        AGG.apply(agg, _ticket(1, now - 3_600_000, by_requester))
+        after = _activity(agg, now)
+        assert after["lifecycle"] == "resurrected", by_requester
+        assert (after["last_seen"], after["active_days_30"]) == (now - 3_600_000, 1)
+
+
+def test_an_agents_updates_do_not_keep_an_at_risk_person_active():
+    now = T0 + 20 * DAY
+    agg = _seen_60_days_ago()
+    for n in range(5):
+        AGG.apply(agg, _ticket(n, T0 + (15 + n) * DAY, by_requester=False))
+    assert _activity(agg, now)["lifecycle"] == "at_risk"
+
+
+def test_a_retracted_ticket_event_takes_back_exactly_the_activity_it_gave():
+    """The fact's own data decides on apply and on retract, whichever comes first: an
+    agent's update gives and takes back nothing, a requester's its active day."""
+    now = T0 + 60 * DAY
+    for by_requester in (True, False, None):
+        before = roundtrip(_seen_60_days_ago())
+        upsert = _ticket(1, now - 3_600_000, by_requester)
+        retract = msgspec.structs.replace(upsert, op=-1)
+        for pair in ((upsert, retract), (retract, upsert)):
+            agg = roundtrip(before)
+            AGG.apply(agg, pair[0])
+            if by_requester is False:
+                assert _activity(agg, now) == _activity(before, now)
+            AGG.apply(agg, pair[1])
+            assert (agg["days"], agg["n"], agg["k"]) == (before["days"], before["n"], before["k"])
+            if by_requester is False:
+                assert _activity(agg, now) == _activity(before, now)
