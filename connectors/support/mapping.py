@@ -38,6 +38,7 @@ INTERCOM_STATES = {"open": "open", "closed": "solved", "snoozed": "pending"}
 INTERCOM_CREATED = {"conversation.user.created", "conversation.admin.single.created"}
 INTERCOM_CHANNELS = {"conversation": "chat", "chat": "chat", "email": "email", "phone": "phone"}
 INTERCOM_PEOPLE = {"user", "lead", "contact"}
+INTERCOM_BY_CONTACT = {"conversation.rating.added"}  # besides conversation.user.*
 
 
 class Unmappable(Exception):
@@ -160,7 +161,8 @@ def zendesk(payload: Any) -> SupportTicketEvent | Ignored:
 
     The requester's identity comes from ``detail.requester`` (``email``,
     ``external_id`` = the product's user id, ``name``): Zendesk's own
-    ``requester_id`` is an id in Zendesk, not an identifier c360 knows.
+    ``requester_id`` is an id in Zendesk, not an identifier c360 knows: it is only
+    compared with ``actor_id`` (``by_requester``).
     """
     body = _obj(payload, "the payload")
     kind = body.get("type")
@@ -217,8 +219,19 @@ def zendesk(payload: Any) -> SupportTicketEvent | Ignored:
             "channel": (_text(via.get("channel")) or "").lower() or None,
             "tags": _tags(detail.get("tags")),
             "csat": _zendesk_csat(rating),
+            "by_requester": _zendesk_by_requester(detail),
         }
     )
+
+
+def _zendesk_by_requester(detail: dict[str, Any]) -> bool | None:
+    """Whether the requester made the change: ``detail.actor_id`` (who did it; ``-1``
+    for Zendesk itself) against ``detail.requester_id``, strings or numbers; either
+    missing: unknown."""
+    actor, requester = _text(detail.get("actor_id")), _text(detail.get("requester_id"))
+    if actor is None or requester is None:
+        return None
+    return actor == requester
 
 
 def _zendesk_csat(rating: Any) -> dict[str, Any] | None:
@@ -307,8 +320,20 @@ def intercom(payload: Any) -> SupportTicketEvent | Ignored:
             "channel": INTERCOM_CHANNELS.get(channel.lower(), channel.lower()) if channel else None,
             "tags": _tags(tags.get("tags") if isinstance(tags, dict) else tags),
             "csat": csat,
+            "by_requester": _intercom_by_requester(topic),
         }
     )
+
+
+def _intercom_by_requester(topic: str) -> bool | None:
+    """Whether the contact made the change, as the topic says: ``conversation.user.*``
+    (created, replied) and a rating are the contact's, ``conversation.admin.*`` a
+    teammate's (replied, closed, assigned, noted, snoozed, …); any other: unknown."""
+    if topic.startswith("conversation.user.") or topic in INTERCOM_BY_CONTACT:
+        return True
+    if topic.startswith("conversation.admin."):
+        return False
+    return None
 
 
 MAPPERS = {"zendesk": zendesk, "intercom": intercom}

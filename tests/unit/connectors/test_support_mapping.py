@@ -61,6 +61,7 @@ def test_a_zendesk_ticket_created_maps_to_a_created_event():
         "priority": "high",
         "channel": "email",
         "tags": ["bridge", "base"],
+        "by_requester": True,  # detail.actor_id is the requester_id
     }
     [fact] = ingested(ticket).facts
     assert fact.ident == "user:user_4815162342"
@@ -119,6 +120,33 @@ def test_zendesk_priority_changes_use_the_new_value_and_trigger_bodies_are_accep
     assert ticket.priority is None and ticket.external_id == "48213"
 
 
+def test_a_zendesk_event_says_whether_the_requester_made_it_when_it_names_the_actor():
+    # ids are strings or numbers; an agent (or a trigger, actor -1) is not the requester
+    by = {}
+    for name, ids in {
+        "requester": {"actor_id": 8447388090494, "requester_id": "8447388090494"},
+        "agent": {"actor_id": "9001", "requester_id": "8447388090494"},
+        "system": {"actor_id": -1, "requester_id": 8447388090494},
+        "no actor": {"actor_id": None},
+        "no requester": {"requester_id": ""},
+    }.items():
+        payload = zendesk_status_changed("SOLVED", **ids)
+        by[name] = mapping.zendesk(payload).by_requester
+    assert by == {
+        "requester": True,
+        "agent": False,
+        "system": False,
+        "no actor": None,
+        "no requester": None,
+    }
+    payload = copy.deepcopy(ZENDESK_TICKET_CREATED)
+    del payload["detail"]["actor_id"], payload["detail"]["requester_id"]
+    ticket = mapping.zendesk(payload)
+    assert ticket.by_requester is None and "by_requester" not in as_dict(ticket)
+    [fact] = ingested(mapping.zendesk(zendesk_status_changed("SOLVED", actor_id="9001"))).facts
+    assert fact.data["by_requester"] is False
+
+
 def test_non_ticket_zendesk_events_are_ignored():
     payload = {"type": "zen:event-type:user.active_changed", "id": "x", "detail": {}}
     assert isinstance(mapping.zendesk(payload), mapping.Ignored)
@@ -168,6 +196,7 @@ def test_an_intercom_conversation_created_maps_to_a_created_event():
         "priority": "normal",
         "channel": "chat",
         "tags": ["swap"],
+        "by_requester": True,  # conversation.user.*: the contact did it
     }
     assert ingested(ticket).facts[0].ident == "user:user_4815162342"
 
@@ -177,6 +206,38 @@ def test_an_intercom_close_is_solved_with_its_rating():
     assert (ticket.event, ticket.status) == ("solved", "solved")
     assert ticket.event_id == "intercom:215469:solved:notif_0f1e2d3c-0000-4000-8000-00000000cafe"
     assert (ticket.csat.score, ticket.csat.comment) == (4, "Fast and clear")
+
+
+def test_an_intercom_topic_says_whether_the_contact_or_a_teammate_acted():
+    by = {}
+    for topic in (
+        "conversation.user.created",
+        "conversation.user.replied",
+        "conversation.rating.added",
+        "conversation.admin.replied",
+        "conversation.admin.closed",
+        "conversation.admin.single.created",
+        "conversation.admin.assigned",
+        "conversation.admin.noted",
+        "conversation.admin.snoozed",
+        "conversation.priority.updated",
+        "conversation.read",
+    ):
+        by[topic] = mapping.intercom({**INTERCOM_USER_CREATED, "topic": topic}).by_requester
+    assert by == {
+        "conversation.user.created": True,
+        "conversation.user.replied": True,
+        "conversation.rating.added": True,  # the contact rated it
+        "conversation.admin.replied": False,
+        "conversation.admin.closed": False,
+        "conversation.admin.single.created": False,
+        "conversation.admin.assigned": False,
+        "conversation.admin.noted": False,
+        "conversation.admin.snoozed": False,
+        "conversation.priority.updated": None,  # the topic does not say who
+        "conversation.read": None,
+    }
+    assert mapping.intercom(intercom_closed_with_rating(4)).by_requester is False
 
 
 def test_intercom_api_1_conversations_and_snoozes_map_too():
