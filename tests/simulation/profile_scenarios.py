@@ -63,7 +63,7 @@ class Truth:
     id: str
     ident: str
     ts: int
-    own: bool = True  # the person's own action (receiving tokens is not)
+    own: bool = True  # the person's own action (receiving tokens, an agent's ticket change is not)
     web: bool = False
     page: bool = False
     chain: int | None = None  # a chain used
@@ -88,8 +88,11 @@ class ProfileScenario:
 
 
 class ProfileGenerator:
-    def __init__(self, rnd: random.Random, persons: int) -> None:
+    def __init__(self, rnd: random.Random, persons: int, who: random.Random | None = None) -> None:
         self.r = rnd
+        # who made a ticket change: drawn apart, so the rest of a seed's scenario (and the
+        # examples pinned by seed) stays what it was before tickets said who acted
+        self.who = who or random.Random(0)
         self.persons = persons
         self.inputs: list[Input] = []
         self.truths: dict[str, Truth] = {}
@@ -377,6 +380,10 @@ class ProfileGenerator:
         csat = self.r.choice([None, None, 4, 5])
         if csat:
             payload["csat"] = {"score": csat}
+        # the requester, an agent (not the person's activity), or unknown (counted as theirs)
+        by_requester = self.who.choice([True, False, None])
+        if by_requester is not None:
+            payload["by_requester"] = by_requester
         self._add(
             "support",
             payload,
@@ -385,6 +392,7 @@ class ProfileGenerator:
                     eid,
                     f"user:user-{p}",
                     ts,
+                    own=by_requester is not False,
                     ticket=(f"zendesk:{ext}", ts, status, priority, None),
                     csat=csat,
                 )
@@ -420,7 +428,7 @@ class ProfileGenerator:
 
 def profile_scenario(seed: int, events: int = 120, persons: int = 6) -> ProfileScenario:
     r = random.Random(seed)
-    g = ProfileGenerator(r, persons)
+    g = ProfileGenerator(r, persons, random.Random(f"{seed}:who"))
     g.price("native", 3000.0, 18)
     g.price(USDC, 1.0, 6)
     steps = [g.page] * 5 + [

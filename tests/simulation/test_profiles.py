@@ -102,6 +102,25 @@ def test_the_cases_contain_reorgs_duplicates_merges_and_revaluations():
     assert all(counts.values()), counts
 
 
+def test_the_cases_contain_ticket_changes_by_requesters_agents_and_unknown_that_matter():
+    """Each kind is sent, and agents' changes are a person's latest event often enough
+    that counting them as activity would move their last seen."""
+    by: dict = {True: 0, False: 0, None: 0}
+    later = 0
+    for seed in range(8):
+        sc = profile_scenario(seed)
+        for item in sc.inputs:
+            if item.topic == "support":
+                by[json.loads(item.value).get("by_requester")] += 1
+        persons = check(seed, 2).persons()
+        owner = {ident: pid for pid, row in persons.items() for ident in row["m"]}
+        for t in sc.truths.values():
+            if t.ticket and not t.own:
+                last = persons[owner[t.ident]]["w"]["last_seen"]
+                later += last is None or t.ts > last
+    assert all(by.values()) and later, (by, later)
+
+
 def test_a_social_revoked_the_day_it_was_verified_is_revoked_and_a_resend_counts_once():
     # the revocation carries the verification's id: the fact id holds its time too, or
     # the duplicate check (by day and id) took the revocation for a resend of the grant
