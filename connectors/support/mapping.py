@@ -328,10 +328,11 @@ def intercom(payload: Any) -> SupportTicketEvent | Ignored:
 def _intercom_by_requester(topic: str) -> bool | None:
     """Whether the contact made the change, as the topic says: ``conversation.user.*``
     (created, replied) and a rating are the contact's, ``conversation.admin.*`` a
-    teammate's (replied, closed, assigned, noted, snoozed, …); any other: unknown."""
+    teammate's (replied, closed, assigned, noted, snoozed, …) and
+    ``conversation.operator.*`` Intercom's bot's (Operator, Fin); any other: unknown."""
     if topic.startswith("conversation.user.") or topic in INTERCOM_BY_CONTACT:
         return True
-    if topic.startswith("conversation.admin."):
+    if topic.startswith(("conversation.admin.", "conversation.operator.")):
         return False
     return None
 

@@ -220,6 +220,7 @@ def test_an_intercom_topic_says_whether_the_contact_or_a_teammate_acted():
         "conversation.admin.assigned",
         "conversation.admin.noted",
         "conversation.admin.snoozed",
+        "conversation.operator.replied",
         "conversation.priority.updated",
         "conversation.read",
     ):
@@ -234,6 +235,7 @@ def test_an_intercom_topic_says_whether_the_contact_or_a_teammate_acted():
         "conversation.admin.assigned": False,
         "conversation.admin.noted": False,
         "conversation.admin.snoozed": False,
+        "conversation.operator.replied": False,  # Intercom's bot (Operator, Fin)
         "conversation.priority.updated": None,  # the topic does not say who
         "conversation.read": None,
     }
