@@ -204,14 +204,16 @@ class Simulator:
         if isinstance(quote, Rejection):
             self.outputs.dead_letters.append((item.topic, quote))
             return
-        if not supersedes(quote, self.prices.get(quote.token)):
-            return  # older than the quote held (the worker counts it)
-        if quote.value is None:
+        held = self.prices.get(quote.token)
+        value = quote.value
+        if not supersedes(quote, held):
+            value = held[:3]  # older than the quote held (the worker counts it): that one
+        elif value is None:
             self.prices.pop(quote.token, None)
         else:
             self.prices[quote.token] = quote.held()
         for p in range(self.partitions):
-            self._enqueue("prices", ("profile", p), [Price(quote.token, quote.value)])
+            self._enqueue("prices", ("profile", p), [Price(quote.token, value)])
 
     def _dispatch(self, source: str, emit: _Emit) -> None:
         for (suffix, partition), messages in emit.groups.items():

@@ -287,16 +287,21 @@ def register_reference(c360: C360) -> Any:
         quote = price_entry(msg.key, msg.value)
         if isinstance(quote, Rejection):
             return quote
-        if not supersedes(quote, prices.get(quote.token)):
-            stale.inc()  # a valid quote older than the one held: counted, not applied
-            return None
-        if quote.value is None:
+        held = prices.get(quote.token)
+        value = quote.value
+        if not supersedes(quote, held):
+            # a valid quote older than the one held: counted, not applied, and the one
+            # held goes on instead (the compacted topic keeps the older as the token's
+            # last record: `c360 resend` must bring the partitions the price held)
+            stale.inc()
+            value = held[:3]
+        elif value is None:
             prices.pop(quote.token, None)
         else:
             prices[quote.token] = quote.held()
         # every profile partition values at the prices its own input brought
         for partition in range(profile_partitions):
-            outbox.internal_at(topics.PROFILE, partition, Price(quote.token, quote.value))
+            outbox.internal_at(topics.PROFILE, partition, Price(quote.token, value))
         return None
 
     def label(msg: Any, outbox: Outbox) -> Rejection | None:

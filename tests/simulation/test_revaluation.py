@@ -105,3 +105,20 @@ def test_an_older_quote_arriving_after_a_newer_one_is_not_applied():
     sim.run([price(None), price_input(TOKEN, 900.0, 18, "2026-09-01T00:00:00Z")])
     sim.run([Input("tick", now=T0 + 4 * HOUR)])  # a deletion forgets the time held
     assert worth(sim, a) == (900.0, [])
+
+
+def test_a_resend_brings_the_price_held_where_the_tokens_last_record_is_an_older_quote():
+    # the prices topic is compacted: once an older quote came after the newer one, it
+    # is the token's last record, and `c360 resend` produces it (what a profile state
+    # rebuilt without its copies of the prices needs): the price held must come back
+    sim = Simulator(partitions=3, seed=0, check_views=True)
+    older = price_input(TOKEN, 1000.0, 18, "2026-09-01T11:00:00Z")
+    sim.run([price_input(TOKEN, 2000.0, 18, "2026-09-01T12:00:00Z"), older])
+    for (stage, _), state in sim.states.items():
+        if stage == "profile":  # rebuilt without its copies of the prices
+            for key, _ in list(state.scan("pl:", "pl;")):
+                state.delete(key)
+            state.commit()
+    sim.run([older])  # c360 resend prices: the topic's last record of the token again
+    sim.run([holding(wallet(3), 10**18, HOUR)])
+    assert worth(sim, wallet(3)) == (2000.0, [])
