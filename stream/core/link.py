@@ -14,7 +14,8 @@ State (one writer, so the guards are exact):
 - ``l:{wallet}`` labels ``{chain: [categories]}`` (the profile stage learns them from
   this stage only: a label change's ``Refresh`` and every member list carry them),
   and ``lt:{wallet}`` ``{chain: updated_at}`` of the dated records applied: an older
-  record that comes after a newer one is not applied (``label_supersedes``);
+  record that comes after a newer one is not applied (``label_supersedes``), its
+  ``Refresh`` carries the labels held;
 - ``seq``: the last sequence number. Every recorded decision (merge, refusal,
   split) takes the next one; assignments carry it so that later beats earlier.
 
@@ -355,7 +356,10 @@ class LinkStage:
         # when each chain's labels were updated (``updated_at``), for records that come late
         dated = dict(state.get("lt:" + label.wallet) or {})
         if not label_supersedes(label, dated.get(chain)):
+            # not applied; the labels held go on instead: the compacted topic keeps the
+            # older record as the wallet's last, the one `c360 resend` produces again
             self.stats["labels_stale"] += 1
+            self._refresh(state, label.wallet, state.get(key) or {}, emit)
             return
         if label.at:
             dated[chain] = label.at
@@ -377,10 +381,7 @@ class LinkStage:
         if self.log is not None:
             self.log.append(("label", label.wallet, label.chain, tuple(label.categories)))
         category = self._label_block(labels) if labels else None
-        node = state.get("n:" + label.wallet)
-        person = node["p"] if node is not None else person_of(label.wallet)
-        seq = state.get("seq") or 0
-        emit.internal(topics.PROFILE, person, Refresh(person, seq, label.wallet, labels))
+        node = self._refresh(state, label.wallet, labels, emit)
         if category is not None:
             if node is not None and node.get("b") != "hub":
                 self.block(state, label.wallet, "blocked_label", f"label:{category}", emit)
@@ -391,6 +392,15 @@ class LinkStage:
             state.put("n:" + label.wallet, node)
             for other in partners:
                 self._forget_pair(state, label.wallet, other, emit)
+
+    @staticmethod
+    def _refresh(state: State, wallet: str, labels: dict, emit: Emit) -> dict | None:
+        """Tell the wallet's person (the profile stage) its labels; its node, if any."""
+        node = state.get("n:" + wallet)
+        person = node["p"] if node is not None else person_of(wallet)
+        seq = state.get("seq") or 0
+        emit.internal(topics.PROFILE, person, Refresh(person, seq, wallet, labels))
+        return node
 
     def block(self, state: State, ident: str, why: str, rule: str, emit: Emit) -> None:
         """Block an identifier and undo every merge its links caused."""

@@ -254,6 +254,28 @@ def test_an_older_label_record_after_a_newer_one_neither_blocks_nor_splits():
     assert sim.link.stats["labels_stale"] == 1
 
 
+def test_a_resend_brings_the_labels_held_where_the_wallets_last_record_is_an_older_one():
+    """The labels topic is compacted: an older record that came after the newer one is
+    the wallet's last record, the one `c360 resend labels` produces again for a
+    profile state rebuilt without its copies of the labels. The labels held must
+    reach the profile stage all the same."""
+    own = wallet(79)
+    ident = "wallet:" + own
+    sim = Simulator(partitions=2, seed=9, inject_probability=0.0)
+    older = _label(own, ["dao"], at="2026-10-01T00:00:00Z")
+    sim.run([siwe("s-1", "dev-79", own), _label(own, ["fund"], at="2026-10-02T00:00:00Z")])
+    sim.run([older])
+    for (stage, _), state in sim.states.items():
+        if stage == "profile":  # rebuilt without its copies of the labels
+            for key, _ in list(state.scan("lb:", "lb;")):
+                state.delete(key)
+            state.commit()
+    sim.run([older])  # c360 resend labels: the topic's last record of the wallet again
+    sim.run([web(type="page", messageId="v-1", anonymousId="dev-79")])
+    assert sim.persons()[sim.person_of(ident)]["w"]["labels"] == {ident: ["fund"]}
+    assert sim.link.stats["labels_stale"] == 2
+
+
 def test_a_refusal_kept_for_a_retry_survives_a_label_on_its_wallet():
     """A wallet shared by two users' devices is refused to the second (user limit), then
     labelled (split, and the kept refusal cannot be retried while the label blocks it),
