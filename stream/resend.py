@@ -1,7 +1,9 @@
 """``c360 resend prices|labels``: produce a reference topic's current records again.
 
-The prices and labels topics are compacted: what they hold is the current price of
-every token and the current labels of every wallet (an empty value: deleted). Their
+The prices and labels topics are compacted: what they hold is the last record of
+every token and of every wallet (an empty value: deleted), the current one or an older
+one (by its time) that came after it, for which the prices agent and the link stage
+send on what they hold instead (docs/profiles.md, "Time, prices and labels"). Their
 agents tag what they send on with each record's offset, and the receiving stages drop
 what they already applied by offset (exactly once), so reading the topic again from
 its start sends nothing anew. Producing the records again gives them new offsets:
