@@ -3,13 +3,14 @@ turned into what the stages use, or a rejection to dead-letter."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
 
 from stream.contract.inputs import Price, WalletLabels
 from stream.core.identifiers import IdentifierError, normalize_address
-from stream.core.ingest import Rejection, ms
+from stream.core.ingest import Reject, Rejection, in_range, ms
 from stream.core.messages import Label
 
 _labels = msgspec.json.Decoder(WalletLabels)
@@ -38,8 +39,29 @@ def _mismatch(key: bytes | None, chain: int, address: str) -> str | None:
     return f"the record key {found!r} is not {expected!r} (the value's, lower-case)"
 
 
-def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
-    """A labels record as a Label message (an empty value deletes), or why not."""
+AHEAD_MS = 3_600_000
+"""How far ahead of the caller's clock a reference record may be dated (``latest``)."""
+
+
+def _dated(dt: datetime, field: str, latest: int | None) -> int:
+    """``dt`` in ms, or a refusal: outside 2000 to 2100 (as event times), or after
+    ``latest`` (the caller's clock + :data:`AHEAD_MS`; None: not checked). A record
+    dated ahead would hold its key until then: every later record would be older."""
+    at = in_range(ms(dt), field)
+    if latest is not None and at > latest:
+        raise Reject(
+            "out_of_range",
+            f"{field} is {dt.isoformat()}: more than an hour ahead of this worker's clock "
+            "(it would hold its key until then)",
+        )
+    return at
+
+
+def wallet_label(
+    key: bytes | None, value: bytes | None, latest: int | None = None
+) -> Label | Rejection:
+    """A labels record as a Label message (an empty value deletes), or why not
+    (``latest``: see :func:`_dated`)."""
     try:
         if not value:
             chain, address = _key(key)
@@ -50,8 +72,10 @@ def wallet_label(key: bytes | None, value: bytes | None) -> Label | Rejection:
         if wrong is not None:
             return Rejection("invalid_field", wrong, value)
         wallet = "wallet:" + address
-        at = 0 if labels.updated_at is None else ms(labels.updated_at)
+        at = 0 if labels.updated_at is None else _dated(labels.updated_at, "updated_at", latest)
         return Label(wallet, labels.chain_id, sorted({x.category for x in labels.labels}), at)
+    except Reject as exc:
+        return Rejection(exc.reason, exc.message, value or b"")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejection("invalid_field", str(exc), value or b"")
     except (IdentifierError, ValueError, UnicodeDecodeError) as exc:
@@ -72,8 +96,11 @@ class Quote(NamedTuple):
         return None if self.value is None else [*self.value, self.at]
 
 
-def price_entry(key: bytes | None, value: bytes | None) -> Quote | Rejection:
-    """A prices record as a Quote (an empty value deletes), or why not."""
+def price_entry(
+    key: bytes | None, value: bytes | None, latest: int | None = None
+) -> Quote | Rejection:
+    """A prices record as a Quote (an empty value deletes), or why not (``latest``: see
+    :func:`_dated`)."""
     try:
         if not value:
             chain, token = _key(key)
@@ -84,7 +111,10 @@ def price_entry(key: bytes | None, value: bytes | None) -> Quote | Rejection:
         if wrong is not None:
             return Rejection("invalid_field", wrong, value)
         quoted = [price.price_usd, price.decimals, price.symbol]
-        return Quote(f"{price.chain_id}:{token}", quoted, ms(price.timestamp))
+        at = _dated(price.timestamp, "timestamp", latest)
+        return Quote(f"{price.chain_id}:{token}", quoted, at)
+    except Reject as exc:
+        return Rejection(exc.reason, exc.message, value or b"")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejection("invalid_field", str(exc), value or b"")
     except (IdentifierError, ValueError, UnicodeDecodeError) as exc:

@@ -20,7 +20,7 @@ from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
 from stream.core.messages import DECODERS, Price
 from stream.core.profile import ProfileStage
-from stream.core.reference import price_entry, supersedes, wallet_label
+from stream.core.reference import AHEAD_MS, price_entry, supersedes, wallet_label
 from stream.core.route import RouteStage
 from stream.shell import observe
 from stream.shell.batching import take_groups
@@ -283,8 +283,12 @@ def register_reference(c360: C360) -> Any:
 
     stale = METRICS.prices_stale
 
+    def latest() -> int:
+        """The latest time a reference record may be dated: this worker's clock + 1 h."""
+        return int(time.time() * 1000) + AHEAD_MS
+
     def price(msg: Any, outbox: Outbox) -> Rejection | None:
-        quote = price_entry(msg.key, msg.value)
+        quote = price_entry(msg.key, msg.value, latest())
         if isinstance(quote, Rejection):
             return quote
         held = prices.get(quote.token)
@@ -305,7 +309,7 @@ def register_reference(c360: C360) -> Any:
         return None
 
     def label(msg: Any, outbox: Outbox) -> Rejection | None:
-        label = wallet_label(msg.key, msg.value)
+        label = wallet_label(msg.key, msg.value, latest())
         if isinstance(label, Rejection):
             return label
         outbox.internal(topics.LINK, label.wallet, label)

@@ -109,7 +109,8 @@ def test_bad_reference_records_are_dead_lettered_and_the_good_ones_around_them_a
         topics.LABELS,
         [(exact, b"{not json"), (WALLET.encode(), label("fund")), (exact, label("dao"))],
     )
-    send(topics.PRICES, [(b"1:native", b"[]"), (b"1:native", price(2000.0))])
+    future = price(9000.0, at="2099-01-01T00:00:00Z")  # would hold the token's price until then
+    send(topics.PRICES, [(b"1:native", b"[]"), (b"1:native", future), (b"1:native", price(2000.0))])
     got = wait_for(
         profile, lambda p: p and p["labels"] == {IDENT: ["dao"]} and p["net_worth_usd"] == 2000.0
     )
@@ -123,7 +124,7 @@ def test_bad_reference_records_are_dead_lettered_and_the_good_ones_around_them_a
 
     dead = asyncio.run(
         read_until(
-            settings.kafka_bootstrap, topics.DEAD_LETTERS.name(settings), lambda rs: len(rs) >= 3
+            settings.kafka_bootstrap, topics.DEAD_LETTERS.name(settings), lambda rs: len(rs) >= 4
         )
     )
     letters = sorted(
@@ -134,4 +135,5 @@ def test_bad_reference_records_are_dead_lettered_and_the_good_ones_around_them_a
         (topics.LABELS.name(settings), 0, "invalid_field"),
         (topics.LABELS.name(settings), 1, "invalid_field"),
         (topics.PRICES.name(settings), 0, "invalid_field"),
+        (topics.PRICES.name(settings), 1, "out_of_range"),
     ]

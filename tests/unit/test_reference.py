@@ -100,3 +100,18 @@ def test_a_labels_record_replaces_the_one_held_unless_that_one_is_newer():
     old = orjson.dumps([["labels:0", 7, [["l", "wallet:" + WALLET, 1, ["exchange"]]]]])
     [(_, _, [decoded])] = DECODERS["link"].decode(old)
     assert decoded == Label("wallet:" + WALLET, 1, ["exchange"], 0)
+
+
+def test_a_record_dated_more_than_an_hour_ahead_of_the_clock_is_refused():
+    # a quote dated 2099 would make every later quote of its token stale until then
+    noon = 1_796_040_000_000
+    key = f"1:{USDC}".encode()
+    assert price_entry(key, price(), latest=noon).at == noon  # at the limit: accepted
+    for entry in (
+        price_entry(key, price(at="2026-11-30T12:00:00.001Z"), latest=noon),
+        wallet_label(f"1:{WALLET}".encode(), label(), latest=noon - 1),
+        price_entry(key, price(at="1999-12-31T23:59:59Z")),  # before 2000, as events
+    ):
+        assert isinstance(entry, Rejection) and entry.reason == "out_of_range", entry
+    assert "ahead of this worker's clock" in price_entry(key, price(), latest=0).message
+    assert price_entry(key, price(at="2099-01-01T00:00:00Z")).at > noon  # no clock: kept
