@@ -16,7 +16,7 @@ from faust.web import Request, Response, View, Web
 from stream import topics
 from stream.core import rules as rules_mod
 from stream.settings import Settings
-from stream.shell import gaps, store
+from stream.shell import gaps, isolation, store
 from stream.shell.api import json_errors
 from stream.shell.metrics import METRICS
 
@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 
 
 class App(faust.App):
-    """faust's App, whose consumer keeps the offsets it skipped without a rebuild per
-    skip (see :mod:`stream.shell.gaps`)."""
+    """faust's App, whose consumer reads committed records only (see
+    :mod:`stream.shell.isolation`) and keeps the offsets it skipped without a rebuild
+    per skip (see :mod:`stream.shell.gaps`)."""
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
+        isolation.install(consumer)
         gaps.install(consumer)
         return consumer
 

@@ -48,6 +48,7 @@ from typing import Any
 
 from faust.types import TP
 
+from stream.shell.isolation import ISOLATION
 from stream.shell.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -467,6 +468,7 @@ class Rewind:
             auto_offset_reset="earliest",  # below the log's start: from its first record
             request_timeout_ms=int(PROBE_SECONDS * 1000),
             max_partition_fetch_bytes=64 * 1024,  # a read's records (a batch comes whole)
+            isolation_level=ISOLATION,  # as the worker's: an aborted record is no record
         )
 
     async def stop(self) -> None:

@@ -169,3 +169,40 @@ def test_a_transaction_after_a_quiet_spell_flows_on_past_the_marker_unstick_soug
     assert send("b") == [3, 4]
     assert facts(4, 15.0) == ["a-0", "a-1", "b-0", "b-1"]
     assert redeliveries(settings, "hole") == 0.0  # the marker was read, not sought
+
+
+def test_an_aborted_transactions_events_are_not_ingested(settings, start_worker):
+    # A task of an exactly-once producer that fails aborts its transaction, whose records
+    # stay in the log: read uncommitted, they were ingested as if they had happened. Read
+    # committed, the consumer skips them and their markers: ingest sees a hole there,
+    # which the probe finds holds no committed record, and goes on unsought.
+    worker = start_worker(settings)
+    worker.wait_ready()
+    web = topics.WEB_EVENTS.name(settings)
+    transactions = [
+        [(b"device-7", orjson.dumps(page(f"t{n}-{i}"))) for i in range(2)] for n in range(3)
+    ]
+    offsets = asyncio.run(
+        produce_in_transactions(
+            settings.kafka_bootstrap, web, transactions, partition=0, aborted={1}
+        )
+    )
+    assert offsets == [0, 1, 3, 4, 6, 7]  # 2, 5, 8: the markers (5 the abort's)
+
+    def ids(records: list) -> list[str]:  # the facts' (the leader's ticks come too)
+        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
+
+    route = asyncio.run(
+        read_until(
+            settings.kafka_bootstrap,
+            topics.ROUTE.name(settings),
+            lambda rs: len(ids(rs)) >= 4,
+            timeout=30.0,
+        )
+    )
+    assert ids(route) == ["t0-0", "t0-1", "t2-0", "t2-1"]
+    assert redeliveries(settings, "hole") == 0.0
+    # and the group commits past the aborted records, up to the last marker
+    asyncio.run(
+        wait_committed(settings.kafka_bootstrap, settings.app_id, TopicPartition(web, 0), 8)
+    )

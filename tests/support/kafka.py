@@ -51,20 +51,27 @@ async def produce_in_transactions(
     topic: str,
     transactions: Iterable[Iterable[tuple[bytes | None, bytes]]],
     partition: int | None = None,
+    aborted: Iterable[int] = (),
 ) -> list[int]:
     """Produce each list of (key, value) records in a transaction of its own, as Kafka
-    Connect, Streams or Flink do with exactly-once; the offsets of the records."""
+    Connect, Streams or Flink do with exactly-once, and abort those whose index is in
+    ``aborted`` (a task that failed); the offsets of the records."""
     producer = AIOKafkaProducer(bootstrap_servers=address, transactional_id=f"{topic}-tx")
     await producer.start()
     offsets = []
+    aborted = set(aborted)
     try:
-        for records in transactions:
-            async with producer.transaction():
-                for key, value in records:
-                    sent = await producer.send_and_wait(
-                        topic, value=value, key=key, partition=partition
-                    )
-                    offsets.append(sent.offset)
+        for n, records in enumerate(transactions):
+            await producer.begin_transaction()
+            for key, value in records:
+                sent = await producer.send_and_wait(
+                    topic, value=value, key=key, partition=partition
+                )
+                offsets.append(sent.offset)
+            if n in aborted:
+                await producer.abort_transaction()
+            else:
+                await producer.commit_transaction()
     finally:
         await producer.stop()
     return offsets
