@@ -206,3 +206,45 @@ def test_an_aborted_transactions_events_are_not_ingested(settings, start_worker)
     asyncio.run(
         wait_committed(settings.kafka_bootstrap, settings.app_id, TopicPartition(web, 0), 8)
     )
+
+
+def test_the_group_commits_past_an_aborted_transaction_after_the_first_record(
+    settings, start_worker
+):
+    # faust records the offsets its fetcher passed over only after a record whose
+    # offset is truthy (``gap > 1 and r_offset``): after the record at offset 0, the
+    # aborted transaction's record and both markers (1..3) were no gap, and faust
+    # committed nothing of the partition again (the head of its acknowledgements more
+    # than one past the committed offset) until unstick, at a quiet spell, sought it
+    # back to the committed offset (read uncommitted, only the marker was missing).
+    worker = start_worker(settings)
+    worker.wait_ready()
+    web = topics.WEB_EVENTS.name(settings)
+    transactions = [[(b"device-7", orjson.dumps(page(f"t{n}")))] for n in range(3)]
+    offsets = asyncio.run(
+        produce_in_transactions(
+            settings.kafka_bootstrap, web, transactions, partition=0, aborted={1}
+        )
+    )
+    assert offsets == [0, 2, 4]  # 1, 3, 5: the markers (3 the abort's)
+    # a plain record ends the log: no marker there for unstick to seek
+    asyncio.run(produce(settings.kafka_bootstrap, web, [(b"device-7", orjson.dumps(page("p")))], 0))
+
+    def ids(records: list) -> list[str]:
+        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
+
+    route = asyncio.run(
+        read_until(
+            settings.kafka_bootstrap,
+            topics.ROUTE.name(settings),
+            lambda rs: len(ids(rs)) >= 3,
+            timeout=30.0,
+        )
+    )
+    assert ids(route) == ["t0", "t2", "p"]
+    asyncio.run(
+        wait_committed(
+            settings.kafka_bootstrap, settings.app_id, TopicPartition(web, 0), 7, timeout=15.0
+        )
+    )
+    assert redeliveries(settings, "unstick") == 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from types import SimpleNamespace
 
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -15,7 +16,7 @@ from faust.types import TP
 from intervaltree import Interval, IntervalTree
 
 from stream.settings import Settings
-from stream.shell.gaps import add_gap
+from stream.shell.gaps import add_gap, after_zero
 
 TPS = TP("in", 0)
 
@@ -97,3 +98,35 @@ def test_a_gap_at_or_below_the_committed_offset_is_not_kept():
     asyncio.run(add_gap(consumer, TPS, 5, 11))
     asyncio.run(add_gap(consumer, TPS, 3, 9))
     assert consumer._gap[TPS] == IntervalTree([Interval(11, 12)])
+
+
+def test_offsets_passed_over_after_the_record_at_offset_0_are_a_gap(tmp_path):
+    # faust records none after a read offset of 0 (``gap > 1 and r_offset``): read
+    # committed, an aborted transaction's record and two markers (1..3) at the head of
+    # its acknowledgements, and faust committed nothing of the partition again
+    from stream.app import create_app
+
+    app = create_app(Settings.from_env({}, data_dir=tmp_path)).app
+    assert app.consumer.callback.__qualname__.startswith(after_zero.__name__)
+
+    def commits(wrapped: bool) -> list[int | None]:
+        consumer = Bookkeeping(None)
+        consumer._read_offset = defaultdict(lambda: None)
+        consumer.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda t: True))
+        handed = []
+
+        async def callback(message):
+            handed.append(message.offset)
+            consumer._read_offset[TPS] = message.offset  # as faust's fetcher, after it
+
+        on_message = after_zero(consumer, callback) if wrapped else callback
+        out = []
+        for offset in (0, 4):
+            asyncio.run(on_message(SimpleNamespace(tp=TPS, topic="in", offset=offset)))
+            consumer.ack(offset)
+            out.append(consumer.commit())
+        assert handed == [0, 4]
+        return out
+
+    assert commits(wrapped=False) == [1, None]  # faust's own: stuck at 1
+    assert commits(wrapped=True) == [1, 5]
