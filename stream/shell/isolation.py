@@ -11,8 +11,12 @@ its consumer thread: :func:`install` has that consumer built with
 ``read_committed``, and has the thread's ``highwater`` answer the last stable offset
 (the end of what the consumer can read: the first offset of a transaction still
 open) instead of the log's end, as faust's does under exactly-once. c360's
-consumer-lag metric, faust's monitor and ``Rewind.unstick`` (which compares the
-next offset to apply with it) read it.
+consumer-lag metric and ``Rewind.unstick`` (which compares the next offset to apply
+with it) read it. faust's livelock check (``verify_event_path``, every 2.5 s) reads the
+log's end from aiokafka's state itself, even under exactly-once: behind a transaction
+left open it took a partition whose stream had no record for
+``stream_processing_timeout`` for a stream that stopped (an ERROR per partition at each
+check), so a partition read up to its last stable offset gets only its fetch checks.
 
 The records of an aborted transaction and the markers take offsets that the
 consumer skips: the stages and ingest see a hole there, which ``Rewind``'s probe
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 log = logging.getLogger(__name__)
@@ -61,5 +66,23 @@ def install(consumer: Any) -> None:
         # None before the first fetch of tp answered, -1 from a broker without it
         return stable if isinstance(stable, int) and stable >= 0 else kafka.highwater(tp)
 
+    verify = getattr(thread, "verify_event_path", None)
+    fetching = getattr(thread, "_verify_aiokafka_event_path", None)
+
+    def verify_event_path(now: float, tp: TP) -> None:
+        try:
+            assignment = ensure()._fetcher._subscriptions.subscription.assignment
+            state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+            stable, position = state.lso, state.position
+        except Exception:  # not as 0.14's aiokafka keeps it: faust's own check
+            stable = position = None
+        # read all it can: what is past (a transaction still open) is not to process yet
+        if isinstance(stable, int) and isinstance(position, int) and position >= stable >= 0:
+            fetching(now, tp)
+            return None
+        return verify(now, tp)
+
     thread._create_worker_consumer = _create_worker_consumer
     thread.highwater = highwater
+    if callable(verify) and callable(fetching):
+        thread.verify_event_path = verify_event_path

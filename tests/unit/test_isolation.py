@@ -72,3 +72,37 @@ def test_a_consumer_built_otherwise_is_left_as_it_is(caplog):
     consumer = type("Consumer", (), {"_thread": object()})()
     isolation.install(consumer)
     assert "uncommitted" in caplog.text
+
+
+def test_faust_says_no_stream_is_stalled_behind_an_open_transaction(tmp_path, caplog):
+    # faust's livelock check (every 2.5 s) compares the consumer's position with the log's
+    # end, not the last stable offset: behind a transaction left open, a partition that
+    # had no record for stream_processing_timeout (300 s) was "stopped processing"
+    # (an ERROR per partition every check) while nothing it could read was left
+    from time import monotonic, time
+
+    from stream.app import create_app
+
+    app = create_app(Settings.from_env({}, data_dir=tmp_path)).app
+    thread = app.consumer._thread
+    now = monotonic()
+    state = type("State", (), {"highwater": 12, "lso": 7, "position": 7})()
+    state.timestamp = time() * 1000
+    assignment = type("Assignment", (), {"active": True, "state_value": lambda s, tp: state})()
+    kafka = type("Kafka", (), {})()
+    kafka._fetcher = type("F", (), {})()
+    kafka._fetcher._subscriptions = type("S", (), {})()
+    kafka._fetcher._subscriptions.subscription = type("Sub", (), {"assignment": assignment})()
+    kafka.last_stable_offset = lambda tp: state.lso
+    kafka.highwater = lambda tp: state.highwater
+    thread._consumer = kafka
+    thread.time_started = now - 1000
+    app.topics._acking_topics.add(TPS.topic)
+    app.monitor.stream_inbound_time[TPS] = now - 1000
+
+    caplog.set_level("ERROR")
+    thread.verify_event_path(now, TPS)
+    assert "Stream stopped processing" not in caplog.text  # all it can read was read
+    state.position = 6  # a record before the open transaction not handed on: faust says so
+    thread.verify_event_path(now, TPS)
+    assert "Stream stopped processing" in caplog.text
