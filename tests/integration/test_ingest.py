@@ -248,3 +248,55 @@ def test_the_group_commits_past_an_aborted_transaction_after_the_first_record(
         )
     )
     assert redeliveries(settings, "unstick") == 0.0
+
+
+def test_an_open_transaction_holds_back_its_partition_quietly_until_it_commits(
+    settings, start_worker
+):
+    # Read committed, nothing past a transaction left open is handed over (a plain record
+    # after it neither): ingest must wait without seeking it over and over, and go on at
+    # once when it commits.
+    from aiokafka import AIOKafkaProducer
+
+    worker = start_worker(settings)
+    worker.wait_ready()
+    web = topics.WEB_EVENTS.name(settings)
+    route = topics.ROUTE.name(settings)
+
+    def ids(records: list) -> list[str]:
+        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
+
+    def facts(n: int, timeout: float) -> list[str]:
+        read = read_until(settings.kafka_bootstrap, route, lambda rs: len(ids(rs)) >= n, timeout)
+        return ids(asyncio.run(read))
+
+    batch = [[(b"device-7", orjson.dumps(page(f"a-{i}"))) for i in range(2)]]
+    assert asyncio.run(produce_in_transactions(settings.kafka_bootstrap, web, batch, 0)) == [0, 1]
+
+    async def open_then_commit() -> float:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, transactional_id=f"{web}-open"
+        )
+        await producer.start()
+        try:
+            await producer.begin_transaction()
+            for i in range(2):  # 3, 4
+                await producer.send_and_wait(web, orjson.dumps(page(f"b-{i}")), b"device-7", 0)
+            await produce(  # 5, a plain record past the open transaction
+                settings.kafka_bootstrap, web, [(b"device-7", orjson.dumps(page("p")))], 0
+            )
+            await asyncio.sleep(8.0)  # unstick's stall is 2 s; its timer runs 4x a second
+            await producer.commit_transaction()  # 6: the marker
+            return time.monotonic()
+        finally:
+            await producer.stop()
+
+    committed_at = asyncio.run(open_then_commit())
+    assert facts(5, 10.0) == ["a-0", "a-1", "b-0", "b-1", "p"]
+    assert time.monotonic() - committed_at < 5.0  # at once (allowing for the reads)
+    seeks = [line for line in worker.warnings().splitlines() if "seeking" in line]
+    assert len(seeks) <= 2, "\n".join(seeks)  # unstick at the markers 2 and 6, once each
+    assert redeliveries(settings, "hole") == 0.0
+    asyncio.run(
+        wait_committed(settings.kafka_bootstrap, settings.app_id, TopicPartition(web, 0), 6)
+    )
