@@ -94,3 +94,67 @@ def test_a_worker_that_lost_its_disk_rebuilds_its_state_from_the_changelogs(sett
     rebuilt.wait_ready(timeout=120)
     check_offsets(settings)
     check_final(settings, expected(settings, counts))
+
+
+def test_a_kill_while_input_comes_in_transactions_some_aborted(settings, start_worker):
+    # Read committed across a kill -9: every committed event counted once, none of an
+    # aborted transaction's (copies of web events under new message ids, which would
+    # count twice), while the input is written in transactions during the kill.
+    import threading
+
+    from aiokafka import AIOKafkaProducer
+
+    events = population_events()
+    counts = events_by_identifier(events)
+    worker = start_worker(settings)
+    worker.wait_ready()
+    records = batched(settings, events, batch=20)
+    web = topics.WEB_EVENTS.name(settings)
+    last = {(r.topic, r.partition): i for i, r in enumerate(records)}
+    plain = sorted(last.values())  # each partition's last record: no marker ends a log
+
+    def aborted_copy(value: bytes) -> bytes:
+        items = orjson.loads(value)
+        items = items if isinstance(items, list) else [items]
+        return orjson.dumps([{**e, "messageId": f"{e['messageId']}-aborted"} for e in items])
+
+    async def write() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, transactional_id=f"{web}-restart"
+        )
+        await producer.start()
+        try:
+            for n, start in enumerate(range(0, len(records), 3)):
+                chunk = [i for i in range(start, min(start + 3, len(records))) if i not in plain]
+                if n % 4 == 1:  # an aborted transaction before the committed one
+                    await producer.begin_transaction()
+                    for i in chunk:
+                        r = records[i]
+                        if r.topic == web:
+                            await producer.send(r.topic, aborted_copy(r.value), r.key, r.partition)
+                    await producer.abort_transaction()
+                await producer.begin_transaction()
+                for i in chunk:
+                    r = records[i]
+                    await producer.send(r.topic, r.value, key=r.key, partition=r.partition)
+                await producer.commit_transaction()
+                await asyncio.sleep(0.01)
+        finally:
+            await producer.stop()
+        await produce(settings, [records[i] for i in plain])
+
+    writer = threading.Thread(target=lambda: asyncio.run(write()))
+    writer.start()
+    try:
+        wait_for(lambda: metric_total(settings, "c360_stage_records_total"), lambda n: n > 20)
+        assert writer.is_alive(), "the input was all written before the kill"
+        worker.stop(signal.SIGKILL)
+        restarted = start_worker(settings, name="restarted")
+        restarted.wait_ready()
+    finally:
+        writer.join(120)
+    assert not writer.is_alive()
+    wait_applied(settings)
+    check_offsets(settings)
+    check_final(settings, expected(settings, counts))
+    check_redone_changes(settings)
