@@ -107,7 +107,7 @@ class Simulator:
         self.prices: dict[str, list] = {}  # the global prices table, as every worker sees it
         # the labels as the labels topic says them (what profiles should show in the end)
         self.labels: dict[str, dict[str, list[str]]] = {}
-        self._label_times: dict[str, dict[int, int]] = {}  # of the dated records applied
+        self._label_times: dict[str, dict[str, int]] = {}  # of the dated records applied
         self.aggregator = Aggregator(rules)
         self.profile = ProfileStage(self.aggregator, check_views=check_views)
         self.channel = ChannelStage()
@@ -177,20 +177,15 @@ class Simulator:
         self._dispatch(f"ingest:{item.topic}", emit)
 
     def _labels(self, item: Input) -> None:
-        from stream.core.reference import label_supersedes, wallet_label
+        from stream.core.reference import date_label, wallet_label
 
         message = wallet_label((item.key or "").encode(), item.value)
         if not isinstance(message, Label):
             self.outputs.dead_letters.append((item.topic, message))
             return
         self._enqueue("labels", ("link", 0), [message])  # the link stage decides
-        dated = self._label_times.setdefault(message.wallet, {})
-        if not label_supersedes(message, dated.get(message.chain)):
+        if not date_label(self._label_times.setdefault(message.wallet, {}), message):
             return  # older than the record held: not what profiles should show
-        if message.at:
-            dated[message.chain] = message.at
-        else:
-            dated.pop(message.chain, None)
         table = self.labels.setdefault(message.wallet, {})
         if message.categories:
             table[str(message.chain)] = message.categories
@@ -198,20 +193,13 @@ class Simulator:
             table.pop(str(message.chain), None)
 
     def _price(self, item: Input) -> None:
-        from stream.core.reference import price_entry, supersedes
+        from stream.core.reference import apply_quote, price_entry
 
         quote = price_entry((item.key or "").encode(), item.value)
         if isinstance(quote, Rejection):
             self.outputs.dead_letters.append((item.topic, quote))
             return
-        held = self.prices.get(quote.token)
-        value = quote.value
-        if not supersedes(quote, held):
-            value = held[:3]  # older than the quote held (the worker counts it): that one
-        elif value is None:
-            self.prices.pop(quote.token, None)
-        else:
-            self.prices[quote.token] = quote.held()
+        value, _ = apply_quote(self.prices, quote)  # stale: the worker counts it
         for p in range(self.partitions):
             self._enqueue("prices", ("profile", p), [Price(quote.token, value)])
 

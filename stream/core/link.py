@@ -85,7 +85,7 @@ from stream.core.messages import (
     person_of,
     split_person,
 )
-from stream.core.reference import label_supersedes
+from stream.core.reference import date_label
 from stream.core.rules import Compiled
 from stream.core.state import Emit, State
 
@@ -355,16 +355,12 @@ class LinkStage:
         chain = str(label.chain)
         # when each chain's labels were updated (``updated_at``), for records that come late
         dated = dict(state.get("lt:" + label.wallet) or {})
-        if not label_supersedes(label, dated.get(chain)):
+        if not date_label(dated, label):
             # not applied; the labels held go on instead: the compacted topic keeps the
             # older record as the wallet's last, the one `c360 resend` produces again
             self.stats["labels_stale"] += 1
             self._refresh(state, label.wallet, state.get(key) or {}, emit)
             return
-        if label.at:
-            dated[chain] = label.at
-        else:
-            dated.pop(chain, None)
         if dated:
             state.put("lt:" + label.wallet, dated)
         elif state.get("lt:" + label.wallet) is not None:

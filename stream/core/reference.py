@@ -3,8 +3,9 @@ turned into what the stages use, or a rejection to dead-letter."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -129,6 +130,35 @@ def label_supersedes(label: Label, held_at: int | None) -> bool:
     backfills can send an older record after a newer one, and an old ``exchange``
     label applied again would block the wallet and split its person."""
     return not label.at or held_at is None or label.at >= held_at
+
+
+def date_label(dated: dict[str, int], label: Label) -> bool:
+    """Apply ``label``'s time to ``dated`` (``{chain: updated_at}`` of the records applied
+    for its wallet) when it supersedes the one held (:func:`label_supersedes`): True, and
+    an undated record forgets the time held; False, a stale record, left unchanged."""
+    chain = str(label.chain)
+    if not label_supersedes(label, dated.get(chain)):
+        return False
+    if label.at:
+        dated[chain] = label.at
+    else:
+        dated.pop(chain, None)
+    return True
+
+
+def apply_quote(table: MutableMapping[str, Any], quote: Quote) -> tuple[list | None, bool]:
+    """Apply ``quote`` to a prices ``table`` (token -> :meth:`Quote.held`): (the price the
+    profile partitions get, whether it was stale). A stale quote changes nothing and
+    the price held goes on in its place: the topic is compacted, so an older quote that
+    came after the newer is the token's last record, the one ``c360 resend`` produces."""
+    held = table.get(quote.token)
+    if not supersedes(quote, held):
+        return held[:3], True
+    if quote.value is None:
+        table.pop(quote.token, None)
+    else:
+        table[quote.token] = quote.held()
+    return quote.value, False
 
 
 def supersedes(quote: Quote, held: list | None) -> bool:

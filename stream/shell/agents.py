@@ -20,7 +20,7 @@ from stream.core.ingest import Ingest, Rejection
 from stream.core.link import LinkStage
 from stream.core.messages import DECODERS, Price
 from stream.core.profile import ProfileStage
-from stream.core.reference import AHEAD_MS, price_entry, supersedes, wallet_label
+from stream.core.reference import AHEAD_MS, apply_quote, price_entry, wallet_label
 from stream.core.route import RouteStage
 from stream.shell import observe
 from stream.shell.batching import take_groups
@@ -291,18 +291,9 @@ def register_reference(c360: C360) -> Any:
         quote = price_entry(msg.key, msg.value, latest())
         if isinstance(quote, Rejection):
             return quote
-        held = prices.get(quote.token)
-        value = quote.value
-        if not supersedes(quote, held):
-            # a valid quote older than the one held: counted, not applied, and the one
-            # held goes on instead (the compacted topic keeps the older as the token's
-            # last record: `c360 resend` must bring the partitions the price held)
+        value, stale_quote = apply_quote(prices, quote)  # stale: the price held goes on
+        if stale_quote:
             stale.inc()
-            value = held[:3]
-        elif value is None:
-            prices.pop(quote.token, None)
-        else:
-            prices[quote.token] = quote.held()
         # every profile partition values at the prices its own input brought
         for partition in range(profile_partitions):
             outbox.internal_at(topics.PROFILE, partition, Price(quote.token, value))

@@ -27,6 +27,18 @@ def facts_of(records) -> list:
     return [m for r in records for _, _, items in DECODERS["route"].decode(r.value) for m in items]
 
 
+def fact_ids(records) -> list[str]:
+    """The ids of the facts in route-topic records (the leader's ticks come too)."""
+    return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
+
+
+def route_ids(settings, n: int, timeout: float) -> list[str]:
+    """The ids of the first ``n`` facts on the route topic (fail after ``timeout``)."""
+    route = topics.ROUTE.name(settings)
+    read = read_until(settings.kafka_bootstrap, route, lambda rs: len(fact_ids(rs)) >= n, timeout)
+    return fact_ids(asyncio.run(read))
+
+
 def page(message_id: str, device: str = "device-7", **extra) -> dict:
     return {
         "type": "page",
@@ -147,27 +159,19 @@ def test_a_transaction_after_a_quiet_spell_flows_on_past_the_marker_unstick_soug
     worker = start_worker(settings)
     worker.wait_ready()
     web = topics.WEB_EVENTS.name(settings)
-    route = topics.ROUTE.name(settings)
 
     def send(name: str) -> list[int]:
         batch = [[(b"device-7", orjson.dumps(page(f"{name}-{i}"))) for i in range(2)]]
         return asyncio.run(produce_in_transactions(settings.kafka_bootstrap, web, batch, 0))
 
-    def ids(records: list) -> list[str]:  # the facts' (the leader's ticks come too)
-        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
-
-    def facts(n: int, timeout: float) -> list[str]:
-        read = read_until(settings.kafka_bootstrap, route, lambda rs: len(ids(rs)) >= n, timeout)
-        return ids(asyncio.run(read))
-
     assert send("a") == [0, 1]  # 2: the marker, the log's end
-    assert facts(2, 30.0) == ["a-0", "a-1"]
+    assert route_ids(settings, 2, 30.0) == ["a-0", "a-1"]
     deadline = time.monotonic() + 30.0
     while redeliveries(settings, "unstick") < 1:  # idle at the marker: sought there
         assert time.monotonic() < deadline, "unstick never sought the marker"
         time.sleep(0.1)
     assert send("b") == [3, 4]
-    assert facts(4, 15.0) == ["a-0", "a-1", "b-0", "b-1"]
+    assert route_ids(settings, 4, 15.0) == ["a-0", "a-1", "b-0", "b-1"]
     assert redeliveries(settings, "hole") == 0.0  # the marker was read, not sought
 
 
@@ -189,18 +193,7 @@ def test_an_aborted_transactions_events_are_not_ingested(settings, start_worker)
     )
     assert offsets == [0, 1, 3, 4, 6, 7]  # 2, 5, 8: the markers (5 the abort's)
 
-    def ids(records: list) -> list[str]:  # the facts' (the leader's ticks come too)
-        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
-
-    route = asyncio.run(
-        read_until(
-            settings.kafka_bootstrap,
-            topics.ROUTE.name(settings),
-            lambda rs: len(ids(rs)) >= 4,
-            timeout=30.0,
-        )
-    )
-    assert ids(route) == ["t0-0", "t0-1", "t2-0", "t2-1"]
+    assert route_ids(settings, 4, 30.0) == ["t0-0", "t0-1", "t2-0", "t2-1"]
     assert redeliveries(settings, "hole") == 0.0
     # and the group commits past the aborted records, up to the last marker
     asyncio.run(
@@ -230,18 +223,7 @@ def test_the_group_commits_past_an_aborted_transaction_after_the_first_record(
     # a plain record ends the log: no marker there for unstick to seek
     asyncio.run(produce(settings.kafka_bootstrap, web, [(b"device-7", orjson.dumps(page("p")))], 0))
 
-    def ids(records: list) -> list[str]:
-        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
-
-    route = asyncio.run(
-        read_until(
-            settings.kafka_bootstrap,
-            topics.ROUTE.name(settings),
-            lambda rs: len(ids(rs)) >= 3,
-            timeout=30.0,
-        )
-    )
-    assert ids(route) == ["t0", "t2", "p"]
+    assert route_ids(settings, 3, 30.0) == ["t0", "t2", "p"]
     asyncio.run(
         wait_committed(
             settings.kafka_bootstrap, settings.app_id, TopicPartition(web, 0), 7, timeout=15.0
@@ -261,14 +243,6 @@ def test_an_open_transaction_holds_back_its_partition_quietly_until_it_commits(
     worker = start_worker(settings)
     worker.wait_ready()
     web = topics.WEB_EVENTS.name(settings)
-    route = topics.ROUTE.name(settings)
-
-    def ids(records: list) -> list[str]:
-        return [f.id for f in facts_of(records) if not isinstance(f, Tick)]
-
-    def facts(n: int, timeout: float) -> list[str]:
-        read = read_until(settings.kafka_bootstrap, route, lambda rs: len(ids(rs)) >= n, timeout)
-        return ids(asyncio.run(read))
 
     batch = [[(b"device-7", orjson.dumps(page(f"a-{i}"))) for i in range(2)]]
     assert asyncio.run(produce_in_transactions(settings.kafka_bootstrap, web, batch, 0)) == [0, 1]
@@ -292,7 +266,7 @@ def test_an_open_transaction_holds_back_its_partition_quietly_until_it_commits(
             await producer.stop()
 
     committed_at = asyncio.run(open_then_commit())
-    assert facts(5, 10.0) == ["a-0", "a-1", "b-0", "b-1", "p"]
+    assert route_ids(settings, 5, 10.0) == ["a-0", "a-1", "b-0", "b-1", "p"]
     assert time.monotonic() - committed_at < 5.0  # at once (allowing for the reads)
     seeks = [line for line in worker.warnings().splitlines() if "seeking" in line]
     assert len(seeks) <= 2, "\n".join(seeks)  # unstick at the markers 2 and 6, once each

@@ -12,6 +12,7 @@ import json
 import random
 from dataclasses import dataclass, field
 
+from stream.core.state import prefix_end
 from stream.sim import Input
 
 DAY = 86_400_000
@@ -41,6 +42,16 @@ def price_input(
         "timestamp": at,
     }
     return Input("prices", json.dumps(body).encode(), key=key)
+
+
+def forget(sim, stage: str, prefix: str) -> None:
+    """Delete ``prefix``'s keys from every partition of ``stage`` in ``sim``: a state
+    rebuilt without them (what ``c360 resend`` of prices or labels is for)."""
+    for (name, _), state in sim.states.items():
+        if name == stage:
+            for key, _ in list(state.scan(prefix, prefix_end(prefix))):
+                state.delete(key)
+            state.commit()
 
 
 def label_input(address: str, categories: list[str], chain: int = 1) -> Input:

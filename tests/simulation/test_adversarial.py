@@ -9,6 +9,7 @@ import pytest
 
 from stream.core.rules import Rules
 from stream.sim import Input, Simulator
+from tests.simulation.profile_scenarios import forget
 
 EXCHANGE = "0x28c6c06298d514db089934071355e5743bf21d60"  # a Binance hot wallet
 
@@ -265,11 +266,7 @@ def test_a_resend_brings_the_labels_held_where_the_wallets_last_record_is_an_old
     older = _label(own, ["dao"], at="2026-10-01T00:00:00Z")
     sim.run([siwe("s-1", "dev-79", own), _label(own, ["fund"], at="2026-10-02T00:00:00Z")])
     sim.run([older])
-    for (stage, _), state in sim.states.items():
-        if stage == "profile":  # rebuilt without its copies of the labels
-            for key, _ in list(state.scan("lb:", "lb;")):
-                state.delete(key)
-            state.commit()
+    forget(sim, "profile", "lb:")  # rebuilt without its copies of the labels
     sim.run([older])  # c360 resend labels: the topic's last record of the wallet again
     sim.run([web(type="page", messageId="v-1", anonymousId="dev-79")])
     assert sim.persons()[sim.person_of(ident)]["w"]["labels"] == {ident: ["fund"]}

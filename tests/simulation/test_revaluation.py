@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from stream.sim import Input, Simulator
-from tests.simulation.profile_scenarios import price_input
+from tests.simulation.profile_scenarios import forget, price_input
 
 HOUR = 3_600_000
 T0 = 1_788_048_000_000
@@ -114,11 +114,7 @@ def test_a_resend_brings_the_price_held_where_the_tokens_last_record_is_an_older
     sim = Simulator(partitions=3, seed=0, check_views=True)
     older = price_input(TOKEN, 1000.0, 18, "2026-09-01T11:00:00Z")
     sim.run([price_input(TOKEN, 2000.0, 18, "2026-09-01T12:00:00Z"), older])
-    for (stage, _), state in sim.states.items():
-        if stage == "profile":  # rebuilt without its copies of the prices
-            for key, _ in list(state.scan("pl:", "pl;")):
-                state.delete(key)
-            state.commit()
+    forget(sim, "profile", "pl:")  # rebuilt without its copies of the prices
     sim.run([older])  # c360 resend prices: the topic's last record of the token again
     sim.run([holding(wallet(3), 10**18, HOUR)])
     assert worth(sim, wallet(3)) == (2000.0, [])
